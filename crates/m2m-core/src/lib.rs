@@ -1,1 +1,55 @@
-//! placeholder
+//! m2m-core: the pure heart of m2m — keys, JWK/JWKS, compact JWS, and the private_key_jwt
+//! client-assertion builder and validator.
+//!
+//! Nothing in this crate does I/O: it never opens a file, a socket or reads the clock by itself
+//! (time is passed in through [`clock::Clock`] or as a [`clock::UnixTime`]), so every rule can be
+//! tested deterministically and reused by the client, the server and the CLI.
+//!
+//! # Layout
+//!
+//! - [`alg`]: the JOSE signature algorithms we support and how they map to key types.
+//! - [`key`]: private and public keys on aws-lc-rs — loading (PEM, encrypted PKCS#8, JWK),
+//!   generating, exporting, signing and verifying. Keys are parsed once.
+//! - [`jwk`]: the JWK / JWKS JSON model, private-member detection and RFC 7638 thumbprints.
+//! - [`signer`]: the [`signer::Signer`] seam, so a KMS or HSM can sign instead of a local key.
+//! - [`jws`]: compact JWS parsing, signing and verification (our thin layer over aws-lc-rs).
+//! - [`assertion`]: the RFC 7523 client-assertion builder (audience rules, lifetime, fresh `jti`).
+//! - [`nhs`]: NHS England API platform environments and token URLs.
+//! - [`validate`]: the assertion validator (server side) and the linter behind `m2m decode --lint`.
+//! - [`clock`]: injected time.
+//! - [`error`]: the crate's error type.
+//!
+//! # Example: an NHS-ready client assertion
+//!
+//! ```
+//! use std::sync::Arc;
+//! use m2m_core::{alg::Algorithm, assertion::{AssertionBuilder, Audience}, clock::{Clock, SystemClock},
+//!                key::{KeySpec, PrivateKey}, signer::KeySigner};
+//!
+//! # fn main() -> Result<(), m2m_core::Error> {
+//! let key = Arc::new(PrivateKey::generate(KeySpec::Rsa { bits: 2048 })?);
+//! let signer = KeySigner::new(key, Algorithm::Rs512, Some("int-1".into()))?;
+//! let builder = AssertionBuilder::new(
+//!     Arc::new(signer),
+//!     "my-api-key",
+//!     Audience::TokenUrl("https://int.api.service.nhs.uk/oauth2/token".into()),
+//! );
+//! let assertion = builder.build(SystemClock.now())?;
+//! assert_eq!(assertion.as_str().split('.').count(), 3);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod alg;
+pub mod assertion;
+mod b64;
+pub mod clock;
+pub mod error;
+pub mod jwk;
+pub mod jws;
+pub mod key;
+pub mod nhs;
+pub mod signer;
+pub mod validate;
+
+pub use error::Error;
