@@ -1,0 +1,593 @@
+//! The generic (RFC 7523 / RFC 10070) profile: configuration, the validator in SPEC §4 order,
+//! and its rules, each a small function the linter runs too.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::form::TokenForm;
+use super::rejection::{Reason, Rejection};
+use super::rules::{self, Parsed};
+use crate::alg::Algorithm;
+use crate::clock::UnixTime;
+use crate::key::PublicKey;
+
+/// The only grant this token endpoint serves (RFC 6749 §4.4).
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+/// RFC 7523 §2.2: the `client_assertion_type` for a JWT client assertion.
+pub const JWT_BEARER_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Why a client assertion that does not parse is refused.
+pub(crate) const MALFORMED_DESCRIPTION: &str = "client_assertion is not a compact JWS (three base64url parts with a JSON header and JSON claims)";
+/// What an opaque server says for every authentication failure.
+pub const OPAQUE_DESCRIPTION: &str = "client authentication failed";
+
+/// Which `aud` values the server accepts (RFC 10070 §3: the issuer identifier as the sole value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AudienceMode {
+    /// The issuer identifier, as a string or a one-element array (RFC 10070 default).
+    #[default]
+    Issuer,
+    /// The issuer identifier as a JSON string only; arrays are refused.
+    IssuerStringOnly,
+    /// Also the token endpoint URL — what many pre-RFC 10070 clients send. Dangerous because a
+    /// token URL is easier for an attacker to make a client sign for (audience injection).
+    DangerousLegacyTokenUrl,
+}
+
+/// Configuration of the rfc profile. Build it with [`RfcConfig::new`] and adjust the fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RfcConfig {
+    /// This server's issuer identifier (RFC 8414), the `aud` clients must use.
+    pub issuer: String,
+    /// This server's externally visible token endpoint URL.
+    pub token_url: String,
+    /// Which audiences are accepted.
+    pub audience: AudienceMode,
+    /// How far ahead `exp` may be (SPEC §1: at most 300 s).
+    pub max_lifetime: Duration,
+    /// Clock-skew allowance for `exp`, `iat`, `nbf`.
+    pub leeway: Duration,
+    /// Longest assertion accepted, in bytes (8 KiB: generous for RSA-4096, bounds parsing work).
+    pub max_assertion_len: usize,
+    /// Longest `jti` accepted, in bytes (bounds the replay store's keys).
+    pub max_jti_len: usize,
+    /// Say only "client authentication failed" for authentication failures, so an attacker learns
+    /// nothing about which client ids and kids exist. The precise reason stays in [`Rejection::reason`].
+    pub opaque_errors: bool,
+}
+
+impl RfcConfig {
+    /// Defaults: [`AudienceMode::Issuer`], 300 s max lifetime, 10 s leeway, 8 KiB assertions,
+    /// 256-byte `jti`, detailed errors.
+    pub fn new(issuer: impl Into<String>, token_url: impl Into<String>) -> Self {
+        RfcConfig {
+            issuer: issuer.into(),
+            token_url: token_url.into(),
+            audience: AudienceMode::Issuer,
+            max_lifetime: Duration::from_secs(300),
+            leeway: Duration::from_secs(10),
+            max_assertion_len: 8192,
+            max_jti_len: 256,
+            opaque_errors: false,
+        }
+    }
+}
+
+/// What the registry knows about a client, for verification.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientKeys<'a> {
+    /// The registered client id (`iss` and `sub` must equal it).
+    pub client_id: &'a str,
+    /// The algorithms pinned for this client.
+    pub allowed_algs: &'a [Algorithm],
+    /// The client's public keys with their `kid`s.
+    pub keys: &'a [(Option<String>, PublicKey)],
+}
+
+/// An assertion that passed [`RfcValidator::precheck`]: well-formed, signed with an acceptable
+/// algorithm, and naming a client. Nothing in it is authenticated yet.
+pub struct Pending {
+    parsed: Parsed,
+    alg: Algorithm,
+    sub: String,
+    form_client_id: Option<String>,
+    scope: Option<String>,
+}
+
+impl Pending {
+    /// The `sub` claim: the client id to look the client up by. Always `Some` after a successful
+    /// [`RfcValidator::precheck`] (which refuses an assertion without a string `sub`).
+    pub fn subject(&self) -> Option<&str> {
+        Some(&self.sub)
+    }
+    /// The `kid` header, if it is a string.
+    pub fn kid(&self) -> Option<&str> {
+        self.parsed.header_str("kid")
+    }
+    /// The `client_id` form parameter, if sent (already checked to equal `sub`).
+    pub fn form_client_id(&self) -> Option<&str> {
+        self.form_client_id.as_deref()
+    }
+    /// The `alg` header.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+    /// The requested `scope`, if any.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+}
+
+impl fmt::Debug for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the token or its signature.
+        f.debug_struct("Pending")
+            .field("sub", &self.sub)
+            .field("alg", &self.alg)
+            .field("kid", &self.kid())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An authenticated client assertion. The caller still has to record `(client_id, jti)` in its
+/// replay store until `exp` + leeway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The authenticated client.
+    pub client_id: String,
+    /// The assertion's `jti`.
+    pub jti: String,
+    /// The assertion's `exp`.
+    pub exp: UnixTime,
+    /// The `scope` form parameter, if any.
+    pub scope: Option<String>,
+}
+
+/// The rfc-profile validator: SPEC §4 order, first failing check wins, split where the server must
+/// do I/O (client lookup, JWKS fetch, replay store).
+#[derive(Clone, Debug)]
+pub struct RfcValidator {
+    config: RfcConfig,
+}
+
+impl RfcValidator {
+    /// A validator with this configuration.
+    pub fn new(config: RfcConfig) -> Self {
+        RfcValidator { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RfcConfig {
+        &self.config
+    }
+
+    /// grant_type → client_assertion_type → size/shape → header (none/HMAC/unknown alg refused,
+    /// crit refused) → `sub` present → `client_id` form field equals `sub`. Returns the parsed
+    /// assertion and the `sub` to look the client up by.
+    pub fn precheck(&self, form: &TokenForm) -> Result<Pending, Rejection> {
+        self.rule_grant_type(form.grant_type.as_deref())?;
+        self.rule_assertion_type(form.client_assertion_type.as_deref())?;
+        let parsed = self.rule_shape(form.client_assertion.as_deref())?;
+        let alg = self.rule_alg(parsed.header())?;
+        self.rule_crit(parsed.header())?;
+        let sub = self.rule_sub(&parsed.claims)?.to_owned();
+        self.rule_client_id(form.client_id.as_deref(), &sub)?;
+        Ok(Pending {
+            parsed,
+            alg,
+            sub,
+            form_client_id: form.client_id.clone(),
+            scope: form.scope.clone(),
+        })
+    }
+
+    /// After the client is found: alg pinned → typ → key by kid → signature → iss=sub=client →
+    /// aud → exp → iat/nbf → jti shape.
+    pub fn verify(
+        &self,
+        pending: &Pending,
+        client: &ClientKeys<'_>,
+        now: UnixTime,
+    ) -> Result<Verified, Rejection> {
+        let parsed = &pending.parsed;
+        self.rule_alg_pinned(pending.alg, client.allowed_algs)?;
+        self.rule_typ(parsed.header())?;
+        let key = self.rule_key(parsed.header(), client.keys)?;
+        self.rule_signature(parsed, key, pending.alg)?;
+        self.rule_iss_sub(&parsed.claims, client.client_id)?;
+        self.rule_aud(&parsed.claims)?;
+        let exp = self.rule_exp(&parsed.claims, now)?;
+        self.rule_iat(&parsed.claims, now)?;
+        self.rule_nbf(&parsed.claims, now)?;
+        let jti = self.rule_jti(&parsed.claims)?;
+        Ok(Verified {
+            client_id: client.client_id.to_owned(),
+            jti: jti.to_owned(),
+            exp: rules::to_unix_time(exp),
+            scope: pending.scope.clone(),
+        })
+    }
+
+    /// No registered client matches `sub`: 401 `invalid_client`.
+    pub fn unknown_client(&self) -> Rejection {
+        self.auth_failure(
+            Reason::UnknownClient,
+            "unknown client: no registered client matches the assertion 'sub'",
+        )
+    }
+
+    /// The client's `jwks_uri` could not be fetched: 401 `invalid_client` (the client cannot be
+    /// authenticated; the log says why).
+    pub fn jwks_unavailable(&self) -> Rejection {
+        self.auth_failure(
+            Reason::JwksUnavailable,
+            "the client's JWKS could not be retrieved",
+        )
+    }
+
+    /// The `(client_id, jti)` pair was seen before: 401 `invalid_client`.
+    pub fn replayed(&self) -> Rejection {
+        self.auth_failure(
+            Reason::Replayed,
+            "assertion 'jti' was already used: every request needs a fresh assertion",
+        )
+    }
+
+    /// A 401 `invalid_client`, opaque when configured so.
+    fn auth_failure(&self, reason: Reason, description: impl Into<Cow<'static, str>>) -> Rejection {
+        if self.config.opaque_errors {
+            Rejection::invalid_client(reason, OPAQUE_DESCRIPTION)
+        } else {
+            Rejection::invalid_client(reason, description)
+        }
+    }
+
+    // ---- rules, in SPEC §4 order; each is shared with `lint` ----
+
+    pub(crate) fn rule_grant_type(&self, grant_type: Option<&str>) -> Result<(), Rejection> {
+        match grant_type {
+            None => Err(Rejection::invalid_request(
+                Reason::GrantTypeMissing,
+                "grant_type is missing",
+            )),
+            Some(GRANT_CLIENT_CREDENTIALS) => Ok(()),
+            Some(_) => Err(Rejection::unsupported_grant_type(
+                "grant_type must be client_credentials",
+            )),
+        }
+    }
+
+    pub(crate) fn rule_assertion_type(
+        &self,
+        assertion_type: Option<&str>,
+    ) -> Result<(), Rejection> {
+        if assertion_type == Some(JWT_BEARER_ASSERTION_TYPE) {
+            Ok(())
+        } else {
+            Err(Rejection::invalid_request(
+                Reason::AssertionTypeInvalid,
+                "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ))
+        }
+    }
+
+    pub(crate) fn rule_size(&self, assertion: &str) -> Result<(), Rejection> {
+        if assertion.len() > self.config.max_assertion_len {
+            return Err(Rejection::invalid_request(
+                Reason::AssertionTooLarge,
+                format!(
+                    "client_assertion is longer than {} bytes",
+                    self.config.max_assertion_len
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn rule_shape(&self, assertion: Option<&str>) -> Result<Parsed, Rejection> {
+        let Some(assertion) = assertion else {
+            return Err(Rejection::invalid_request(
+                Reason::AssertionMissing,
+                "client_assertion is missing",
+            ));
+        };
+        self.rule_size(assertion)?;
+        Parsed::parse(assertion)
+            .ok_or_else(|| Rejection::invalid_request(Reason::Malformed, MALFORMED_DESCRIPTION))
+    }
+
+    pub(crate) fn rule_alg(&self, header: &Map<String, Value>) -> Result<Algorithm, Rejection> {
+        let refuse = |d: Cow<'static, str>| Err(self.auth_failure(Reason::AlgRefused, d));
+        match header.get("alg") {
+            None => refuse("assertion header has no 'alg'".into()),
+            Some(Value::String(name)) => {
+                if let Some(alg) = Algorithm::from_name(name) {
+                    return Ok(alg);
+                }
+                if name.eq_ignore_ascii_case("none") {
+                    refuse("assertion 'alg' \"none\" is refused: the assertion must be signed with the client's private key".into())
+                } else if matches!(name.as_str(), "HS256" | "HS384" | "HS512") {
+                    refuse(format!(
+                        "assertion 'alg' {name} is refused: HMAC is not private_key_jwt; use an asymmetric algorithm"
+                    )
+                    .into())
+                } else {
+                    refuse(
+                        "assertion 'alg' is not supported (supported: RS256/384/512, PS256/384/512, \
+                         ES256/384/512, EdDSA)"
+                            .into(),
+                    )
+                }
+            }
+            Some(_) => refuse("assertion 'alg' must be a string".into()),
+        }
+    }
+
+    pub(crate) fn rule_crit(&self, header: &Map<String, Value>) -> Result<(), Rejection> {
+        if header.contains_key("crit") {
+            return Err(self.auth_failure(
+                Reason::CritRefused,
+                "assertion header 'crit' is not supported: no critical extensions are understood",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn rule_sub<'c>(
+        &self,
+        claims: &'c Map<String, Value>,
+    ) -> Result<&'c str, Rejection> {
+        match claims.get("sub").and_then(Value::as_str) {
+            Some(sub) if !sub.is_empty() => Ok(sub),
+            _ => Err(self.auth_failure(
+                Reason::IssSubInvalid,
+                "assertion 'sub' is missing or not a string: it must be the client id",
+            )),
+        }
+    }
+
+    pub(crate) fn rule_client_id(
+        &self,
+        form_client_id: Option<&str>,
+        sub: &str,
+    ) -> Result<(), Rejection> {
+        match form_client_id {
+            Some(id) if id != sub => Err(self.auth_failure(
+                Reason::ClientIdMismatch,
+                "the client_id parameter does not match the assertion 'sub'",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn rule_alg_pinned(
+        &self,
+        alg: Algorithm,
+        allowed: &[Algorithm],
+    ) -> Result<(), Rejection> {
+        if allowed.contains(&alg) {
+            return Ok(());
+        }
+        let names: Vec<&str> = allowed.iter().map(|a| a.name()).collect();
+        Err(self.auth_failure(
+            Reason::AlgNotAllowed,
+            format!(
+                "assertion 'alg' {alg} is not allowed for this client (allowed: {})",
+                names.join(", ")
+            ),
+        ))
+    }
+
+    pub(crate) fn rule_typ(&self, header: &Map<String, Value>) -> Result<(), Rejection> {
+        if rules::typ_ok_rfc(header.get("typ")) {
+            return Ok(());
+        }
+        Err(self.auth_failure(
+            Reason::TypInvalid,
+            "assertion header 'typ' must be absent, \"JWT\" or \"client-authentication+jwt\"",
+        ))
+    }
+
+    pub(crate) fn rule_key<'k>(
+        &self,
+        header: &Map<String, Value>,
+        keys: &'k [(Option<String>, PublicKey)],
+    ) -> Result<&'k PublicKey, Rejection> {
+        match header.get("kid") {
+            None => match keys {
+                [] => {
+                    Err(self.auth_failure(Reason::NoKeys, "no keys are registered for this client"))
+                }
+                [(_, key)] => Ok(key),
+                _ => Err(self.auth_failure(
+                    Reason::KidMissing,
+                    format!(
+                        "assertion header has no 'kid' and the client has {} keys: set 'kid'",
+                        keys.len()
+                    ),
+                )),
+            },
+            Some(kid) => {
+                let kid = kid.as_str();
+                keys.iter()
+                    .find(|(k, _)| kid.is_some() && k.as_deref() == kid)
+                    .map(|(_, key)| key)
+                    .ok_or_else(|| {
+                        self.auth_failure(
+                            Reason::UnknownKid,
+                            "assertion 'kid' matches no key registered for this client",
+                        )
+                    })
+            }
+        }
+    }
+
+    pub(crate) fn rule_signature(
+        &self,
+        parsed: &Parsed,
+        key: &PublicKey,
+        alg: Algorithm,
+    ) -> Result<(), Rejection> {
+        parsed.jws.verify(key, alg).map_err(|_| {
+            self.auth_failure(
+                Reason::BadSignature,
+                "assertion signature verification failed",
+            )
+        })
+    }
+
+    pub(crate) fn rule_iss_sub(
+        &self,
+        claims: &Map<String, Value>,
+        client_id: &str,
+    ) -> Result<(), Rejection> {
+        let iss = claims.get("iss").and_then(Value::as_str);
+        let sub = claims.get("sub").and_then(Value::as_str);
+        if iss == Some(client_id) && sub == Some(client_id) {
+            return Ok(());
+        }
+        Err(self.auth_failure(
+            Reason::IssSubInvalid,
+            "assertion 'iss' and 'sub' must both be the client id",
+        ))
+    }
+
+    pub(crate) fn rule_aud(&self, claims: &Map<String, Value>) -> Result<(), Rejection> {
+        let cfg = &self.config;
+        let accepts = |s: &str| {
+            s == cfg.issuer
+                || (cfg.audience == AudienceMode::DangerousLegacyTokenUrl && s == cfg.token_url)
+        };
+        let ok = match claims.get("aud") {
+            Some(Value::String(s)) => accepts(s),
+            Some(Value::Array(items)) if cfg.audience != AudienceMode::IssuerStringOnly => {
+                matches!(items.as_slice(), [Value::String(s)] if accepts(s))
+            }
+            _ => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        let description = match (cfg.audience, claims.get("aud")) {
+            (AudienceMode::IssuerStringOnly, Some(Value::Array(_))) => format!(
+                "assertion 'aud' must be a JSON string (not an array): the issuer identifier \"{}\"",
+                cfg.issuer
+            ),
+            (_, Some(Value::Array(items))) if items.len() > 1 => format!(
+                "assertion 'aud' must have a single value, the issuer identifier \"{}\"",
+                cfg.issuer
+            ),
+            (AudienceMode::DangerousLegacyTokenUrl, _) => format!(
+                "assertion 'aud' must be the issuer identifier \"{}\" or the token endpoint URL \"{}\"",
+                cfg.issuer, cfg.token_url
+            ),
+            _ => format!(
+                "assertion 'aud' must be the issuer identifier \"{}\"",
+                cfg.issuer
+            ),
+        };
+        Err(self.auth_failure(Reason::AudInvalid, description))
+    }
+
+    pub(crate) fn rule_exp(
+        &self,
+        claims: &Map<String, Value>,
+        now: UnixTime,
+    ) -> Result<f64, Rejection> {
+        let Some(exp) = claims.get("exp") else {
+            return Err(self.auth_failure(Reason::ExpMissing, "assertion has no 'exp' claim"));
+        };
+        let Some(exp) = rules::numeric_date(exp) else {
+            return Err(self.auth_failure(
+                Reason::ExpInvalid,
+                "assertion 'exp' must be a NumericDate (a JSON number of seconds since the epoch)",
+            ));
+        };
+        let now = rules::now_secs(now);
+        let leeway = self.config.leeway.as_secs_f64();
+        // RFC 7519 §4.1.4: the current time must be before `exp`.
+        if now >= exp + leeway {
+            return Err(self.auth_failure(
+                Reason::Expired,
+                "assertion has expired ('exp' is in the past)",
+            ));
+        }
+        if exp > now + self.config.max_lifetime.as_secs_f64() + leeway {
+            return Err(self.auth_failure(
+                Reason::ExpTooFar,
+                format!(
+                    "assertion 'exp' is more than {} s in the future (the maximum assertion lifetime)",
+                    self.config.max_lifetime.as_secs()
+                ),
+            ));
+        }
+        Ok(exp)
+    }
+
+    pub(crate) fn rule_iat(
+        &self,
+        claims: &Map<String, Value>,
+        now: UnixTime,
+    ) -> Result<(), Rejection> {
+        self.rule_not_future(claims, "iat", now, Reason::IatInvalid, Reason::IatFuture)
+    }
+
+    pub(crate) fn rule_nbf(
+        &self,
+        claims: &Map<String, Value>,
+        now: UnixTime,
+    ) -> Result<(), Rejection> {
+        self.rule_not_future(claims, "nbf", now, Reason::NbfInvalid, Reason::NbfFuture)
+    }
+
+    fn rule_not_future(
+        &self,
+        claims: &Map<String, Value>,
+        name: &'static str,
+        now: UnixTime,
+        invalid: Reason,
+        future: Reason,
+    ) -> Result<(), Rejection> {
+        let Some(value) = claims.get(name) else {
+            return Ok(());
+        };
+        let Some(t) = rules::numeric_date(value) else {
+            return Err(self.auth_failure(
+                invalid,
+                format!("assertion '{name}' must be a NumericDate (a JSON number of seconds since the epoch)"),
+            ));
+        };
+        if t > rules::now_secs(now) + self.config.leeway.as_secs_f64() {
+            return Err(self.auth_failure(
+                future,
+                format!("assertion '{name}' is in the future (check the client's clock)"),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn rule_jti<'c>(
+        &self,
+        claims: &'c Map<String, Value>,
+    ) -> Result<&'c str, Rejection> {
+        let invalid = |d: Cow<'static, str>| Err(self.auth_failure(Reason::JtiInvalid, d));
+        match claims.get("jti") {
+            None => Err(self.auth_failure(Reason::JtiMissing, "assertion has no 'jti' claim")),
+            Some(Value::String(jti)) if jti.is_empty() => {
+                invalid("assertion 'jti' must not be empty".into())
+            }
+            Some(Value::String(jti)) if jti.len() > self.config.max_jti_len => invalid(
+                format!(
+                    "assertion 'jti' is longer than {} bytes",
+                    self.config.max_jti_len
+                )
+                .into(),
+            ),
+            Some(Value::String(jti)) => Ok(jti),
+            Some(_) => invalid("assertion 'jti' must be a string".into()),
+        }
+    }
+}
