@@ -1,1 +1,45 @@
-//! placeholder
+//! m2m-server: a strict `private_key_jwt` authorization server — the token endpoint behind
+//! `m2m serve` and `m2m demo`, with an NHS England emulation profile.
+//!
+//! # Layout
+//!
+//! - [`config`]: [`ServerConfig`], every knob of the server with its default.
+//! - [`app`]: [`Server::start`] / [`RunningServer`] — binds, wires the router, graceful shutdown.
+//! - [`token`]: `POST /oauth2/token`, the rfc and nhs flows (validator + registry + replay store).
+//! - [`introspect`]: `POST /oauth2/introspect` (RFC 7662), callers authenticate with
+//!   `private_key_jwt` too.
+//! - [`metadata`]: RFC 8414 metadata and the server's public JWKS.
+//! - [`health`]: `/healthz` and `/readyz`.
+//! - [`metrics`]: counters and the latency histogram, rendered as Prometheus text.
+//! - [`ratelimit`]: per-client token buckets (pure; time passed in).
+//! - [`registry`]: the client registry file (TOML) — loading with precise errors.
+//! - [`registry_edit`]: comment-preserving edits of that file, for `m2m clients`.
+//! - [`jwks_fetch`]: fetching clients' `jwks_uri` (cache, single-flight, stale-if-error).
+//! - [`issuer`]: the server's signing keys on disk and RFC 9068 access tokens.
+//! - [`replay`]: the replay stores (memory, SQLite, Redis).
+//! - [`response`]: how a refusal becomes an HTTP response in each profile.
+//! - [`error`]: this crate's start-up/configuration error type.
+//!
+//! Pure rules (assertion validation) live in `m2m_core::validate`; this crate does the I/O
+//! around them in the order SPEC §4 fixes.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod introspect;
+pub mod issuer;
+pub mod jwks_fetch;
+pub mod metadata;
+pub mod metrics;
+pub mod ratelimit;
+pub mod registry;
+pub mod registry_edit;
+pub mod replay;
+pub mod response;
+pub mod token;
+
+pub use app::{RunningServer, Server, run_until_signal};
+pub use config::{Profile, ServerConfig};
+pub use error::Error;

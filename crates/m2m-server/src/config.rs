@@ -1,0 +1,93 @@
+//! [`ServerConfig`]: every setting of the authorization server, with the defaults SPEC §4 fixes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use m2m_core::clock::{Clock, SystemClock};
+use m2m_core::validate::AudienceMode;
+
+/// Which token-endpoint behaviour the server emulates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// RFC 6749 / 7523 / 10070, strict (SPEC §4 "generic profile").
+    #[default]
+    Rfc,
+    /// The NHS England API platform: its check order, status codes and exact strings.
+    Nhs,
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "rfc" => Ok(Profile::Rfc),
+            "nhs" => Ok(Profile::Nhs),
+            other => Err(format!("unknown profile {other:?} (expected `rfc` or `nhs`)")),
+        }
+    }
+}
+
+/// Default request body cap: a token request is three short fields and an assertion of at most
+/// 8 KiB, so 16 KiB is generous and keeps memory per request bounded.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Default per-client limit: NHS's quota for its identity service (300 token requests/min/app).
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 300;
+
+/// Default access-token lifetime: 10 minutes, like NHS (which reports `expires_in` "599").
+pub const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(600);
+
+/// Everything [`crate::Server::start`] needs. Build with [`ServerConfig::new`] and change fields.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where to listen; `127.0.0.1:0` picks a free port (tests, `m2m demo`).
+    pub listen: SocketAddr,
+    /// The external base URL (RFC 8414 issuer identifier). The token endpoint is
+    /// `{issuer}/oauth2/token`. `None`: `http://{bound address}`, for local use.
+    pub issuer: Option<String>,
+    /// The client registry (TOML).
+    pub clients_file: PathBuf,
+    /// Replay store spec: `sqlite` (default, in `data_dir`), `sqlite:PATH`, `memory`, `redis://…`.
+    pub replay_store: String,
+    /// rfc or nhs.
+    pub profile: Profile,
+    /// Where the server keeps its keys and the SQLite replay file.
+    pub data_dir: PathBuf,
+    /// Server-wide per-client limit (token requests per minute); `0` turns limiting off.
+    /// A client's own `rate_limit` in the registry overrides it.
+    pub rate_limit_per_minute: u32,
+    /// Access-token lifetime unless the client sets `token_lifetime`.
+    pub access_token_lifetime: Duration,
+    /// Which `aud` values client assertions may carry (rfc profile).
+    pub audience: AudienceMode,
+    /// Send generic `error_description`s (the precise reason is still logged).
+    pub opaque_errors: bool,
+    /// Requests with a larger body get 413.
+    pub max_body_bytes: usize,
+    /// The clock for every time decision (tests inject a `ManualClock`).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ServerConfig {
+    /// A configuration with the defaults: rfc profile on `127.0.0.1:8080`, SQLite replay store in
+    /// `./m2m-data`, 300 requests/min per client, 600 s tokens, issuer-only `aud`.
+    pub fn new(clients_file: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: None,
+            clients_file: clients_file.into(),
+            replay_store: "sqlite".to_owned(),
+            profile: Profile::Rfc,
+            data_dir: PathBuf::from("./m2m-data"),
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            access_token_lifetime: DEFAULT_ACCESS_TOKEN_LIFETIME,
+            audience: AudienceMode::Issuer,
+            opaque_errors: false,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}

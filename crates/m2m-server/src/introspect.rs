@@ -1,0 +1,99 @@
+//! `POST /oauth2/introspect` (RFC 7662). Callers authenticate with `private_key_jwt` exactly as
+//! at the token endpoint (rfc validator: `aud` = the issuer, single-use `jti`), and the form
+//! carries `token` (and optionally `token_type_hint`, ignored).
+//!
+//! Visibility rule (RFC 7662 §4 leaves it to the server): a caller sees a token as active only
+//! if the token was issued to it (`client_id` = caller) or is addressed to it (the caller's id is
+//! the token's `aud`, i.e. a resource server registered as a client under its audience URI).
+//! Everything else — invalid, expired, foreign, someone else's — is `{"active": false}`, so the
+//! endpoint cannot be used to probe other clients' tokens.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use m2m_core::validate::{GRANT_CLIENT_CREDENTIALS, Reason, Rejection, parse_token_form};
+use serde_json::{Map, Value, json};
+
+use crate::app::AppState;
+use crate::config::Profile;
+use crate::response::{RequestId, json_response, method_not_allowed, rejection_response};
+use crate::token::{Refusal, authenticate_rfc, log_refusal, rate_limit, read_body};
+
+/// Claims copied into an active introspection response (RFC 7662 §2.2).
+const EXPOSED_CLAIMS: [&str; 8] = ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"];
+
+/// The handler.
+pub(crate) async fn handle(
+    State(state): State<Arc<AppState>>,
+    Extension(request_id): Extension<RequestId>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if method != Method::POST {
+        return method_not_allowed();
+    }
+    let started = Instant::now();
+    match introspect(&state, &headers, uri.query(), body).await {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(refusal) => {
+            log_refusal(&refusal, "introspect");
+            tracing::debug!(elapsed = ?started.elapsed(), "introspection refused");
+            // Introspection is not an NHS endpoint: always RFC bodies.
+            rejection_response(Profile::Rfc, state.config.opaque_errors, &refusal.rejection, &request_id, refusal.retry_after)
+        }
+    }
+}
+
+async fn introspect(state: &AppState, headers: &HeaderMap, query: Option<&str>, body: Body) -> Result<Value, Refusal> {
+    let body = read_body(headers, body, state.config.max_body_bytes).await?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let mut form = parse_token_form(content_type, query, &body, false)?;
+    // The assertion is checked exactly as for a token request; introspection has no grant_type.
+    if form.grant_type.is_some() {
+        return Err(Refusal::from(Rejection::invalid_request(
+            Reason::Other,
+            "grant_type is not an introspection parameter",
+        )));
+    }
+    form.grant_type = Some(GRANT_CLIENT_CREDENTIALS.to_owned());
+    let token = form.extra.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone());
+    let now = state.config.clock.now();
+    let (caller, _) = authenticate_rfc(state, &form, now).await?;
+    rate_limit(state, &caller, now)?;
+    let Some(token) = token else {
+        return Err(Refusal::from(Rejection::invalid_request(Reason::Other, "the token parameter is missing")));
+    };
+    let claims = match state.tokens.verify(&token, now) {
+        Ok(claims) => claims,
+        Err(why) => {
+            tracing::info!(caller = %caller.id, why, "introspection: inactive token");
+            return Ok(json!({ "active": false }));
+        }
+    };
+    let issued_to_caller = claims.get("client_id").and_then(Value::as_str) == Some(caller.id.as_str());
+    let addressed_to_caller = match claims.get("aud") {
+        Some(Value::String(aud)) => aud == &caller.id,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(caller.id.as_str())),
+        _ => false,
+    };
+    if !issued_to_caller && !addressed_to_caller {
+        tracing::info!(caller = %caller.id, "introspection: token not visible to this caller");
+        return Ok(json!({ "active": false }));
+    }
+    let mut out = Map::new();
+    out.insert("active".to_owned(), Value::Bool(true));
+    for name in EXPOSED_CLAIMS {
+        if let Some(v) = claims.get(name) {
+            out.insert(name.to_owned(), v.clone());
+        }
+    }
+    out.insert("token_type".to_owned(), json!("Bearer"));
+    Ok(Value::Object(out))
+}

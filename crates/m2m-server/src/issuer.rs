@@ -1,0 +1,263 @@
+//! The server's own signing keys (on disk, generated on first start, current + previous for
+//! rotation) and the RFC 9068 JWT access tokens it signs with them.
+//!
+//! Layout of `{data_dir}/keys/`: `current.pem` signs; `previous.pem`, when present, is still
+//! published in the JWKS so tokens signed before a rotation stay verifiable until they expire.
+//! Both are PKCS#8 PEM, mode 0600, in a 0700 directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use m2m_core::alg::Algorithm;
+use m2m_core::clock::UnixTime;
+use m2m_core::jwk::{Jwk, Jwks};
+use m2m_core::jws::{UnverifiedJws, sign_compact};
+use m2m_core::key::{KeySpec, PrivateKey, PublicKey};
+use m2m_core::signer::KeySigner;
+use serde_json::{Map, Value, json};
+
+use crate::error::Error;
+
+/// Sub-directory of the data dir holding the keys.
+pub const KEYS_DIR: &str = "keys";
+/// The signing key's file name.
+pub const CURRENT_KEY_FILE: &str = "current.pem";
+/// The retired key's file name (published, not used to sign).
+pub const PREVIOUS_KEY_FILE: &str = "previous.pem";
+/// The JOSE `typ` of RFC 9068 access tokens.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// One server key: the private key, its `kid` (RFC 7638 thumbprint) and the alg it signs with.
+#[derive(Debug)]
+struct ServerKey {
+    signer: KeySigner,
+    public: PublicKey,
+    kid: String,
+    alg: Algorithm,
+}
+
+impl ServerKey {
+    fn new(key: PrivateKey) -> Result<ServerKey, Error> {
+        let public = key.public_key().clone();
+        let kid = public.thumbprint();
+        let alg = key.jwk_alg().unwrap_or_else(|| key.kind().default_alg());
+        let signer = KeySigner::new(Arc::new(key), alg, Some(kid.clone()))?;
+        Ok(ServerKey { signer, public, kid, alg })
+    }
+
+    fn jwk(&self) -> Jwk {
+        let mut jwk = self.public.to_jwk();
+        jwk.kid = Some(self.kid.clone());
+        jwk.alg = Some(self.alg.name().to_owned());
+        jwk.use_ = Some("sig".to_owned());
+        jwk
+    }
+}
+
+/// The keys the server signs access tokens with.
+#[derive(Debug)]
+pub struct ServerKeys {
+    current: ServerKey,
+    previous: Option<ServerKey>,
+}
+
+impl ServerKeys {
+    /// Loads `{data_dir}/keys/current.pem` (and `previous.pem`), generating a P-256 (ES256)
+    /// current key when there is none.
+    pub fn load_or_generate(data_dir: &Path) -> Result<ServerKeys, Error> {
+        let dir = data_dir.join(KEYS_DIR);
+        create_private_dir(&dir)?;
+        let current_path = dir.join(CURRENT_KEY_FILE);
+        let current = match read_key(&current_path)? {
+            Some(key) => key,
+            None => {
+                let key = PrivateKey::generate(KeySpec::P256)?;
+                write_private_key(&current_path, &key)?;
+                tracing::info!(path = %current_path.display(), "generated a new server signing key (ES256)");
+                key
+            }
+        };
+        let previous = read_key(&dir.join(PREVIOUS_KEY_FILE))?.map(ServerKey::new).transpose()?;
+        Ok(ServerKeys { current: ServerKey::new(current)?, previous })
+    }
+
+    /// Rotation: `current.pem` becomes `previous.pem` (replacing an older one) and a new
+    /// current key is generated. Restart the server to use it.
+    pub fn rotate(data_dir: &Path) -> Result<(), Error> {
+        let dir = data_dir.join(KEYS_DIR);
+        create_private_dir(&dir)?;
+        let current = dir.join(CURRENT_KEY_FILE);
+        if current.exists() {
+            std::fs::rename(&current, dir.join(PREVIOUS_KEY_FILE)).map_err(|e| keys_err(&current, e))?;
+        }
+        let key = PrivateKey::generate(KeySpec::P256)?;
+        write_private_key(&current, &key)
+    }
+
+    /// The `kid` of the signing key.
+    pub fn current_kid(&self) -> &str {
+        &self.current.kid
+    }
+
+    /// The public JWKS: current key first, then the previous one.
+    pub fn jwks(&self) -> Jwks {
+        let mut keys = vec![self.current.jwk()];
+        if let Some(prev) = &self.previous {
+            keys.push(prev.jwk());
+        }
+        Jwks { keys }
+    }
+
+    /// Algorithms of the published keys.
+    pub fn algorithms(&self) -> Vec<Algorithm> {
+        let mut algs = vec![self.current.alg];
+        if let Some(prev) = &self.previous {
+            if prev.alg != self.current.alg {
+                algs.push(prev.alg);
+            }
+        }
+        algs
+    }
+
+    fn by_kid(&self, kid: &str) -> Option<&ServerKey> {
+        std::iter::once(&self.current).chain(self.previous.as_ref()).find(|k| k.kid == kid)
+    }
+}
+
+/// What a token is issued for.
+#[derive(Clone, Debug)]
+pub struct TokenRequest<'a> {
+    /// `sub` and `client_id`.
+    pub client_id: &'a str,
+    /// `aud`.
+    pub audience: &'a str,
+    /// Granted scopes (empty: no `scope` claim).
+    pub scopes: &'a [String],
+    /// Lifetime.
+    pub lifetime: Duration,
+}
+
+/// A signed access token. `Debug` does not show it.
+pub struct IssuedToken {
+    /// The compact JWS.
+    pub token: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// `iat`.
+    pub issued_at: UnixTime,
+    /// Lifetime in seconds (`exp - iat`).
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken").field("jti", &self.jti).field("expires_in", &self.expires_in).finish_non_exhaustive()
+    }
+}
+
+/// Signs and verifies RFC 9068 access tokens.
+#[derive(Debug)]
+pub struct AccessTokenIssuer {
+    keys: ServerKeys,
+    issuer: String,
+}
+
+impl AccessTokenIssuer {
+    /// An issuer for the `iss` identifier.
+    pub fn new(keys: ServerKeys, issuer: impl Into<String>) -> Self {
+        AccessTokenIssuer { keys, issuer: issuer.into() }
+    }
+
+    /// The server keys.
+    pub fn keys(&self) -> &ServerKeys {
+        &self.keys
+    }
+
+    /// Signs a token: header `typ: at+jwt`; claims `iss, sub, client_id, aud, iat, exp, jti`
+    /// and `scope` when scopes were granted (RFC 9068 §2.2).
+    pub fn issue(&self, request: &TokenRequest<'_>, now: UnixTime) -> Result<IssuedToken, Error> {
+        let iat = now.as_secs();
+        let expires_in = request.lifetime.as_secs().max(1);
+        let jti = m2m_core::assertion::new_jti();
+        let mut claims = Map::new();
+        claims.insert("iss".to_owned(), json!(self.issuer));
+        claims.insert("sub".to_owned(), json!(request.client_id));
+        claims.insert("client_id".to_owned(), json!(request.client_id));
+        claims.insert("aud".to_owned(), json!(request.audience));
+        claims.insert("iat".to_owned(), json!(iat));
+        claims.insert("exp".to_owned(), json!(iat + expires_in));
+        claims.insert("jti".to_owned(), json!(jti));
+        if !request.scopes.is_empty() {
+            claims.insert("scope".to_owned(), json!(request.scopes.join(" ")));
+        }
+        let mut header = Map::new();
+        header.insert("typ".to_owned(), json!(ACCESS_TOKEN_TYP));
+        let token = sign_compact(&header, &claims, &self.keys.current.signer)?;
+        Ok(IssuedToken { token, jti, issued_at: UnixTime::from_secs(iat), expires_in })
+    }
+
+    /// The claims of a token this server issued and that is still valid at `now`; `Err` says
+    /// why not (for the log only — introspection answers just `active: false`).
+    pub fn verify(&self, token: &str, now: UnixTime) -> Result<Map<String, Value>, &'static str> {
+        let jws = UnverifiedJws::parse(token).map_err(|_| "not a compact JWS")?;
+        if !jws.typ().is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)) {
+            return Err("typ is not at+jwt");
+        }
+        let key = jws.kid().and_then(|kid| self.keys.by_kid(kid)).ok_or("kid is not one of ours")?;
+        if jws.alg() != Some(key.alg.name()) {
+            return Err("alg does not match our key");
+        }
+        jws.verify(&key.public, key.alg).map_err(|_| "bad signature")?;
+        let claims = jws.claims().map_err(|_| "claims are not a JSON object")?;
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err("issued by another issuer");
+        }
+        let exp = claims.get("exp").and_then(Value::as_u64).ok_or("no exp")?;
+        if now.as_secs() >= exp {
+            return Err("expired");
+        }
+        Ok(claims)
+    }
+}
+
+fn keys_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Keys { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+fn read_key(path: &Path) -> Result<Option<PrivateKey>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let bytes = zeroize::Zeroizing::new(bytes);
+            PrivateKey::from_bytes(&bytes, None, None).map(Some).map_err(|e| keys_err(path, e))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(keys_err(path, e)),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), Error> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| keys_err(dir, e))
+}
+
+/// Writes a new key file, 0600, refusing to overwrite (two servers starting at once on one data
+/// dir must not replace each other's key).
+fn write_private_key(path: &Path, key: &PrivateKey) -> Result<(), Error> {
+    use std::io::Write;
+    let pem = key.to_pkcs8_pem()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| keys_err(path, e))?;
+    file.write_all(pem.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| keys_err(path, e))
+}
+
+/// The key file path for a data dir (for `m2m serve` messages).
+pub fn current_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(KEYS_DIR).join(CURRENT_KEY_FILE)
+}

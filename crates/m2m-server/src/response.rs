@@ -1,0 +1,82 @@
+//! How a refusal becomes an HTTP response: RFC 6749 §5.2 JSON in the rfc profile (generic
+//! descriptions under `opaque_errors`), NHS's exact body with `message_id` in the nhs profile.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use m2m_core::validate::Rejection;
+use serde_json::{Map, Value, json};
+
+use crate::config::Profile;
+
+/// The request id of the current request, set by the request-id middleware; also the NHS
+/// `message_id` (prefixed `rrt-` like NHS's), so a user's bug report points at our log line.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// A JSON response with the headers RFC 6749 §5.1 requires on token responses.
+pub fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A JSON body with members in the given order (serde_json keeps insertion order).
+pub fn ordered(members: &[(&str, Value)]) -> Value {
+    let mut map = Map::new();
+    for (k, v) in members {
+        map.insert((*k).to_owned(), v.clone());
+    }
+    Value::Object(map)
+}
+
+/// The response for a refusal.
+pub fn rejection_response(
+    profile: Profile,
+    opaque: bool,
+    rejection: &Rejection,
+    request_id: &RequestId,
+    retry_after: Option<Duration>,
+) -> Response {
+    let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = match profile {
+        Profile::Nhs => ordered(&[
+            ("error", json!(rejection.error)),
+            ("error_description", json!(rejection.description)),
+            ("message_id", json!(format!("rrt-{}", request_id.0))),
+        ]),
+        Profile::Rfc => {
+            let description = if opaque { opaque_description(rejection.status) } else { &rejection.description };
+            ordered(&[("error", json!(rejection.error)), ("error_description", json!(description))])
+        }
+    };
+    let mut response = json_response(status, &body);
+    if let Some(wait) = retry_after {
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    response
+}
+
+/// What `opaque_errors` says instead of the precise reason (which stays in the log).
+fn opaque_description(status: u16) -> &'static str {
+    match status {
+        401 => "client authentication failed",
+        413 => "request body too large",
+        415 => "unsupported media type",
+        429 => "rate limit exceeded",
+        503 => "temporarily unavailable",
+        _ => "invalid request",
+    }
+}
+
+/// 405 with `Allow: POST` and an empty body (NHS row 2; RFC 9110 §15.5.6).
+pub fn method_not_allowed() -> Response {
+    let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}

@@ -1,0 +1,326 @@
+//! `POST /oauth2/token`: the rfc and nhs flows — the validator's pure checks with the registry
+//! lookup, JWKS fetch, replay store, rate limit and token issuance between them, in the order
+//! SPEC §4 (rfc) and reference §2.1 (nhs) fix.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use m2m_core::clock::UnixTime;
+use m2m_core::validate::{ClientKeys, Reason, Rejection, TokenForm, Verified, parse_token_form};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::config::Profile;
+use crate::jwks_fetch::KeySet;
+use crate::registry::{Client, ClientKeySource};
+use crate::response::{RequestId, json_response, method_not_allowed, ordered, rejection_response};
+
+/// How long NHS remembers a `jti` (reference §1.7: 30 days, whatever the assertion's `exp`).
+pub const NHS_JTI_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The scope prefix NHS requires among an app's products (reference row 42).
+pub const NHS_LEVEL3_SCOPE_PREFIX: &str = "urn:nhsd:apim:app:level3:";
+
+/// A refusal on its way out: the rejection, a `Retry-After` for 429, and the client when known
+/// (for the log).
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) rejection: Rejection,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) client: Option<String>,
+}
+
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Self {
+        Refusal { rejection, retry_after: None, client: None }
+    }
+}
+
+impl Refusal {
+    fn for_client(mut self, client: &str) -> Self {
+        self.client = Some(client.to_owned());
+        self
+    }
+}
+
+/// The 503 every replay-store failure becomes: no token is issued unchecked (fail closed).
+pub(crate) fn store_unavailable(state: &AppState, error: &crate::replay::StoreError) -> Refusal {
+    state.metrics.store_error();
+    tracing::error!(store = state.replay.kind(), error = %error, "replay store failed: refusing (fail closed)");
+    Refusal::from(Rejection::new(
+        503,
+        "temporarily_unavailable",
+        "the replay store is unavailable, so the assertion cannot be checked; no token was issued — retry later",
+        Reason::StoreUnavailable,
+    ))
+}
+
+/// The request's body, at most `cap` bytes; `Err` is the 413.
+pub(crate) async fn read_body(headers: &HeaderMap, body: Body, cap: usize) -> Result<Bytes, Refusal> {
+    let too_large = || {
+        Refusal::from(Rejection::new(
+            413,
+            "invalid_request",
+            format!("request body is larger than {cap} bytes"),
+            Reason::AssertionTooLarge,
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > cap as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, cap).await.map_err(|_| too_large())
+}
+
+/// Logs a refusal with its precise reason and counts it.
+pub(crate) fn log_refusal(refusal: &Refusal, endpoint: &'static str) {
+    let r = &refusal.rejection;
+    let client = refusal.client.as_deref().unwrap_or("");
+    if r.status >= 500 {
+        tracing::warn!(endpoint, status = r.status, reason = r.reason.as_str(), client, detail = %r.description, "refused");
+    } else {
+        tracing::info!(endpoint, status = r.status, reason = r.reason.as_str(), client, detail = %r.description, "refused");
+    }
+}
+
+/// The handler.
+pub(crate) async fn handle(
+    State(state): State<Arc<AppState>>,
+    Extension(request_id): Extension<RequestId>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if method != Method::POST {
+        return method_not_allowed();
+    }
+    let started = Instant::now();
+    let result = match read_body(&headers, body, state.config.max_body_bytes).await {
+        Err(refusal) => Err(refusal),
+        Ok(body) => {
+            let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            match state.config.profile {
+                Profile::Rfc => rfc_flow(&state, content_type, uri.query(), &body).await,
+                Profile::Nhs => nhs_flow(&state, content_type, &body).await,
+            }
+        }
+    };
+    match result {
+        Ok((response, client)) => {
+            state.metrics.token_request("issued", "ok", started.elapsed());
+            tracing::info!(client = %client, "access token issued");
+            response
+        }
+        Err(refusal) => {
+            let outcome = if refusal.rejection.status >= 500 { "error" } else { "rejected" };
+            state.metrics.token_request(outcome, refusal.rejection.reason.as_str(), started.elapsed());
+            log_refusal(&refusal, "token");
+            rejection_response(
+                state.config.profile,
+                state.config.opaque_errors,
+                &refusal.rejection,
+                &request_id,
+                refusal.retry_after,
+            )
+        }
+    }
+}
+
+/// Client authentication with the rfc validator, shared with introspection: precheck → client
+/// lookup → keys → verify → replay insert-if-absent (until `exp` + leeway).
+pub(crate) async fn authenticate_rfc(
+    state: &AppState,
+    form: &TokenForm,
+    now: UnixTime,
+) -> Result<(Arc<Client>, Verified), Refusal> {
+    let pending = state.rfc.precheck(form)?;
+    let sub = pending.subject().unwrap_or_default();
+    let Some(client) = state.registry.get(sub) else {
+        return Err(Refusal::from(state.rfc.unknown_client()).for_client(sub));
+    };
+    let keys = match client_keys(state, &client, pending.kid()).await {
+        Ok(keys) => keys,
+        Err(KeysProblem::None) => {
+            return Err(Refusal::from(Rejection::invalid_client(
+                Reason::NoKeys,
+                "the client has no registered public keys",
+            ))
+            .for_client(&client.id));
+        }
+        Err(KeysProblem::Unreachable) => {
+            return Err(Refusal::from(state.rfc.jwks_unavailable()).for_client(&client.id));
+        }
+    };
+    let client_keys = ClientKeys { client_id: &client.id, allowed_algs: &client.algs, keys: &keys };
+    let verified = state.rfc.verify(&pending, &client_keys, now).map_err(|r| Refusal::from(r).for_client(&client.id))?;
+    let until = verified.exp.add(state.rfc.config().leeway);
+    match state.replay.insert_if_absent(&client.id, &verified.jti, until, now).await {
+        Ok(true) => Ok((client, verified)),
+        Ok(false) => Err(Refusal::from(state.rfc.replayed()).for_client(&client.id)),
+        Err(e) => Err(store_unavailable(state, &e).for_client(&client.id)),
+    }
+}
+
+enum KeysProblem {
+    None,
+    Unreachable,
+}
+
+async fn client_keys(state: &AppState, client: &Client, kid: Option<&str>) -> Result<KeySet, KeysProblem> {
+    match &client.keys {
+        ClientKeySource::Static(keys) => Ok(Arc::clone(keys)),
+        ClientKeySource::None => Err(KeysProblem::None),
+        ClientKeySource::Remote(url) => state.fetcher.keys(url, kid).await.map_err(|e| {
+            state.metrics.jwks_fetch_error();
+            tracing::warn!(client = %client.id, jwks_uri = %url, error = %e, "client JWKS unavailable");
+            KeysProblem::Unreachable
+        }),
+    }
+}
+
+/// The per-client rate limit (client override, else server-wide).
+pub(crate) fn rate_limit(state: &AppState, client: &Client, now: UnixTime) -> Result<(), Refusal> {
+    let limit = client.rate_limit.unwrap_or(state.config.rate_limit_per_minute);
+    state.limiter.check(&client.id, limit, now).map_err(|retry_after| Refusal {
+        rejection: Rejection::new(
+            429,
+            "temporarily_unavailable",
+            format!(
+                "rate limit exceeded: at most {limit} token requests per minute for this client; retry after {} s",
+                retry_after.as_secs()
+            ),
+            Reason::RateLimited,
+        ),
+        retry_after: Some(retry_after),
+        client: Some(client.id.clone()),
+    })
+}
+
+/// Requested scopes must be a subset of the client's; none requested → all of them.
+fn granted_scopes(client: &Client, requested: Option<&str>) -> Result<Vec<String>, Refusal> {
+    let Some(requested) = requested else {
+        return Ok(client.scopes.clone());
+    };
+    let mut granted: Vec<String> = Vec::new();
+    for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !client.scopes.iter().any(|s| s == scope) {
+            return Err(Refusal::from(Rejection::new(
+                400,
+                "invalid_scope",
+                format!("scope {scope:?} is not allowed for this client"),
+                Reason::Other,
+            ))
+            .for_client(&client.id));
+        }
+        if !granted.iter().any(|g| g == scope) {
+            granted.push(scope.to_owned());
+        }
+    }
+    Ok(granted)
+}
+
+async fn rfc_flow(
+    state: &AppState,
+    content_type: Option<&str>,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<(Response, String), Refusal> {
+    let form = parse_token_form(content_type, query, body, false)?;
+    let now = state.config.clock.now();
+    let (client, verified) = authenticate_rfc(state, &form, now).await?;
+    rate_limit(state, &client, now)?;
+    let scopes = granted_scopes(&client, verified.scope.as_deref())?;
+    let lifetime = client.token_lifetime.unwrap_or(state.config.access_token_lifetime);
+    let issued = issue(state, &client, &scopes, lifetime, now)?;
+    let mut members = vec![
+        ("access_token", json!(issued.token)),
+        ("token_type", json!("Bearer")),
+        ("expires_in", json!(issued.expires_in)),
+    ];
+    if !scopes.is_empty() {
+        members.push(("scope", json!(scopes.join(" "))));
+    }
+    Ok((json_response(StatusCode::OK, &ordered(&members)), client.id.clone()))
+}
+
+fn issue(
+    state: &AppState,
+    client: &Client,
+    scopes: &[String],
+    lifetime: Duration,
+    now: UnixTime,
+) -> Result<crate::issuer::IssuedToken, Refusal> {
+    let request = crate::issuer::TokenRequest {
+        client_id: &client.id,
+        audience: client.audience.as_deref().unwrap_or(&state.issuer),
+        scopes,
+        lifetime,
+    };
+    state.tokens.issue(&request, now).map_err(|e| {
+        tracing::error!(error = %e, "signing the access token failed");
+        Refusal::from(Rejection::new(500, "server_error", "the access token could not be signed", Reason::Other))
+    })
+}
+
+/// NHS reference §2.1: 415 → grant → assertion type → decode → header/claim checks → replay
+/// (before the app lookup: failures later still burn the jti) → app lookup (401) → rate limit
+/// → JWKS (403s) → VerifyJWT → level-3 scope check → token.
+async fn nhs_flow(state: &AppState, content_type: Option<&str>, body: &[u8]) -> Result<(Response, String), Refusal> {
+    let form = state.nhs.parse_form(content_type, body)?;
+    let now = state.config.clock.now();
+    let pending = state.nhs.precheck(&form, now)?;
+    let (sub, jti) = (pending.sub(), pending.jti());
+    if pending.far_future() {
+        return match state.replay.contains(sub, jti, now).await {
+            Ok(true) => Err(Refusal::from(state.nhs.non_unique_jti()).for_client(sub)),
+            Ok(false) => Err(Refusal::from(pending.far_future_rejection()).for_client(sub)),
+            Err(e) => Err(store_unavailable(state, &e).for_client(sub)),
+        };
+    }
+    match state.replay.insert_if_absent(sub, jti, now.add(NHS_JTI_TTL), now).await {
+        Ok(true) => {}
+        Ok(false) => return Err(Refusal::from(state.nhs.non_unique_jti()).for_client(sub)),
+        Err(e) => return Err(store_unavailable(state, &e).for_client(sub)),
+    }
+    let Some(client) = state.registry.get(sub) else {
+        return Err(Refusal::from(state.nhs.unknown_app()).for_client(sub));
+    };
+    rate_limit(state, &client, now)?;
+    let keys = match client_keys(state, &client, pending.kid()).await {
+        Ok(keys) => keys,
+        Err(KeysProblem::None) => return Err(Refusal::from(state.nhs.no_public_key()).for_client(sub)),
+        Err(KeysProblem::Unreachable) => return Err(Refusal::from(state.nhs.jwks_unreachable()).for_client(sub)),
+    };
+    state.nhs.verify(&pending, &keys).map_err(|r| Refusal::from(r).for_client(sub))?;
+    if !client.scopes.is_empty() && !client.scopes.iter().any(|s| s.starts_with(NHS_LEVEL3_SCOPE_PREFIX)) {
+        return Err(Refusal::from(state.nhs.unauthorized_client()).for_client(sub));
+    }
+    let mut lifetime = client.token_lifetime.unwrap_or(state.config.access_token_lifetime);
+    // NHS's test hook `_access_token_expiry_ms` may only shorten the token (reference row 44).
+    if let Some(ms) = form
+        .extra
+        .iter()
+        .find(|(k, _)| k == "_access_token_expiry_ms")
+        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+    {
+        lifetime = lifetime.min(Duration::from_millis(ms)).max(Duration::from_secs(1));
+    }
+    let issued = issue(state, &client, &client.scopes, lifetime, now)?;
+    // NHS reports one second less than the lifetime ("599" for 600 s), as strings.
+    let body = ordered(&[
+        ("access_token", json!(issued.token)),
+        ("expires_in", json!(issued.expires_in.saturating_sub(1).to_string())),
+        ("token_type", json!("Bearer")),
+        ("issued_at", json!(now.as_millis().to_string())),
+    ]);
+    Ok((json_response(StatusCode::OK, &body), client.id.clone()))
+}
