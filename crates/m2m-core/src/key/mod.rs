@@ -304,12 +304,14 @@ impl PrivateKey {
 }
 
 fn ec_kind(k: &EcdsaKeyPair) -> Result<KeyKind, Error> {
+    // Compare by value: aws-lc-rs declares these algorithms as `const`, so two references to
+    // one of them need not share an address and `ptr::eq` would spuriously fail.
     let alg = k.algorithm();
-    if std::ptr::eq(alg, &signature::ECDSA_P256_SHA256_FIXED_SIGNING) {
+    if *alg == signature::ECDSA_P256_SHA256_FIXED_SIGNING {
         Ok(KeyKind::P256)
-    } else if std::ptr::eq(alg, &signature::ECDSA_P384_SHA384_FIXED_SIGNING) {
+    } else if *alg == signature::ECDSA_P384_SHA384_FIXED_SIGNING {
         Ok(KeyKind::P384)
-    } else if std::ptr::eq(alg, &signature::ECDSA_P521_SHA512_FIXED_SIGNING) {
+    } else if *alg == signature::ECDSA_P521_SHA512_FIXED_SIGNING {
         Ok(KeyKind::P521)
     } else {
         Err(Error::InvalidKey("unsupported EC curve".to_owned()))
