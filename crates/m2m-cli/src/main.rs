@@ -1,1 +1,45 @@
-fn main() {}
+//! The `m2m` binary: parses the command line and hands over to one command module; every
+//! failure becomes `error: …` (+ `hint: …`) on stderr and a documented exit code (see `exit`).
+// A command-line tool's job is to print: results on stdout, messages on stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+mod commands;
+mod config;
+mod exit;
+mod keyfile;
+mod settings;
+mod spinner;
+mod times;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(cli.verbose);
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(e.exit as u8)
+        }
+    }
+}
+
+/// Logs go to stderr so stdout stays the result alone; quiet unless -v or RUST_LOG.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

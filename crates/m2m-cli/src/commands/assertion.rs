@@ -1,0 +1,40 @@
+//! `m2m assertion`: prints one signed client assertion (SPEC §1) on stdout, and nothing else.
+
+use std::sync::Arc;
+
+use m2m_core::assertion::AssertionBuilder;
+use m2m_core::clock::{Clock as _, SystemClock};
+use m2m_core::nhs::NHS_ALG;
+use m2m_core::signer::Signer as _;
+
+use crate::cli::AssertionArgs;
+use crate::commands::print_result;
+use crate::exit::CliResult;
+use crate::settings;
+
+/// Runs `m2m assertion`.
+pub(crate) fn run(args: &AssertionArgs) -> CliResult {
+    let s = settings::resolve(&args.client, None)?;
+    let audience = s.audience()?;
+    let client_id = s.require_client_id()?.to_owned();
+    let nhs = s.endpoint.as_ref().is_some_and(settings::Endpoint::is_nhs);
+    let signer = s.signer(nhs)?;
+    if nhs {
+        // Still print it (it is a debugging tool), but say why NHS would refuse it.
+        if signer.algorithm() != NHS_ALG {
+            eprintln!(
+                "warning: NHS accepts only RS512; this assertion is signed {}",
+                signer.algorithm()
+            );
+        }
+        if signer.key_id().is_none() {
+            eprintln!("warning: NHS requires a kid header; pass --kid");
+        }
+    }
+    let mut builder = AssertionBuilder::new(Arc::new(signer), client_id, audience);
+    if let Some(lifetime) = s.lifetime {
+        builder = builder.lifetime(lifetime)?;
+    }
+    let assertion = builder.build(SystemClock.now())?;
+    print_result(assertion.as_str())
+}

@@ -1,0 +1,200 @@
+//! `m2m demo`: the whole private_key_jwt flow in one process on 127.0.0.1, in a temporary
+//! directory, with no setup — server, fresh client key, registration, token, cache hit, and a
+//! replayed assertion refused. The README's first command.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use m2m_client::TokenClient;
+use m2m_client::source::TokenSource;
+use m2m_core::alg::Algorithm;
+use m2m_core::assertion::CLIENT_ASSERTION_TYPE;
+use m2m_core::clock::{Clock as _, SystemClock};
+use m2m_core::jwk::Jwks;
+use m2m_core::key::{KeySpec, PrivateKey};
+use m2m_core::signer::KeySigner;
+use m2m_server::registry_edit::{NewClient, NewClientKeys, add_client};
+use m2m_server::{Server, ServerConfig};
+use serde_json::Value;
+
+use crate::cli::DemoArgs;
+use crate::commands::decode::decoded_text;
+use crate::commands::{print_result, runtime};
+use crate::exit::{CliError, CliResult};
+use crate::spinner::with_spinner;
+
+/// The demo client's id and key id.
+const CLIENT_ID: &str = "demo-client";
+const KID: &str = "demo-1";
+
+/// Runs `m2m demo`.
+pub(crate) fn run(args: &DemoArgs) -> CliResult {
+    let dir = tempfile::Builder::new()
+        .prefix("m2m-demo-")
+        .tempdir()
+        .map_err(|e| CliError::local(format!("cannot create a temporary directory: {e}")))?;
+    let started = Instant::now();
+
+    // 1. The client's key: what `m2m keygen` makes (RSA, RS512 for NHS).
+    let key = with_spinner(
+        &format!("generating an RSA-{} client key", args.bits),
+        || PrivateKey::generate(KeySpec::Rsa { bits: args.bits }),
+    )?;
+    let key = Arc::new(key);
+    say(&format!(
+        "1. generated the client key: RSA-{} (kid \"{KID}\", RS512) in {:.1}s",
+        args.bits,
+        started.elapsed().as_secs_f32()
+    ))?;
+
+    // 2. Register its public JWKS (`m2m clients add`).
+    let clients = dir.path().join("clients.toml");
+    let mut jwk = key.public_key().to_jwk();
+    jwk.kid = Some(KID.to_owned());
+    jwk.alg = Some(Algorithm::Rs512.name().to_owned());
+    jwk.use_ = Some("sig".to_owned());
+    let client = NewClient::new(CLIENT_ID, NewClientKeys::Jwks(Jwks { keys: vec![jwk] }));
+    add_client(&clients, &client)
+        .map_err(|e| CliError::local(format!("registering the client: {e}")))?;
+    say(&format!(
+        "2. registered client \"{CLIENT_ID}\" with its public JWKS in {}",
+        clients.display()
+    ))?;
+
+    let rt = runtime()?;
+    rt.block_on(flow(dir.path(), &clients, key))?;
+    say(&format!(
+        "done in {:.1}s; the temporary directory is removed.",
+        started.elapsed().as_secs_f32()
+    ))?;
+    drop(dir);
+    Ok(())
+}
+
+async fn flow(dir: &std::path::Path, clients: &std::path::Path, key: Arc<PrivateKey>) -> CliResult {
+    // 3. The server: rfc profile, SQLite replay store, keys in the temp dir, a free port.
+    let mut config = ServerConfig::new(clients);
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.data_dir = dir.join("data");
+    let server = Server::start(config)
+        .await
+        .map_err(|e| CliError::local(format!("starting the server: {e}")))?;
+    let issuer = server.issuer().to_owned();
+    let token_url = server.token_url();
+    say(&format!(
+        "3. started the authorization server: issuer {issuer}, token endpoint {token_url}"
+    ))?;
+
+    let result = client_side(&issuer, &token_url, key).await;
+    server
+        .shutdown()
+        .await
+        .map_err(|e| CliError::local(format!("stopping the server: {e}")))?;
+    result
+}
+
+async fn client_side(issuer: &str, token_url: &str, key: Arc<PrivateKey>) -> CliResult {
+    // 4. The m2m client finds the token endpoint by discovery (RFC 8414), so the assertion's
+    //    aud is the issuer and typ is client-authentication+jwt (RFC 10070).
+    let metadata = m2m_client::discover(issuer).await?;
+    let signer = Arc::new(KeySigner::new(key, Algorithm::Rs512, Some(KID.to_owned()))?);
+    let client = TokenClient::builder()
+        .discovered(metadata)
+        .client_id(CLIENT_ID)
+        .signer(signer)
+        .build()?;
+    let example = client.assertion_builder().build(SystemClock.now())?;
+    say("4. the client assertion m2m signs for each request (decoded):")?;
+    print_result(&decoded_text(example.as_str(), SystemClock.now())?)?;
+
+    let source = TokenSource::new(client.clone());
+    let t0 = Instant::now();
+    let first = source
+        .token()
+        .await
+        .map_err(|e| CliError::local(e.to_string()))?;
+    let fetch_time = t0.elapsed();
+    say(&format!(
+        "5. got an access token from {token_url} in {} ms (decoded):",
+        fetch_time.as_millis()
+    ))?;
+    print_result(&decoded_text(first.secret(), SystemClock.now())?)?;
+
+    let t1 = Instant::now();
+    let second = source
+        .token()
+        .await
+        .map_err(|e| CliError::local(e.to_string()))?;
+    let cached_time = t1.elapsed();
+    let same = first.secret() == second.secret();
+    say(&format!(
+        "6. asked again: {} in {} µs — no request sent (TokenSource refreshes ahead of expiry, one request in flight)",
+        if same {
+            "the same token, from the cache,"
+        } else {
+            "a different token (unexpected)"
+        },
+        cached_time.as_micros()
+    ))?;
+    if !same {
+        return Err(CliError::local(
+            "the second call was not answered from the cache",
+        ));
+    }
+
+    // 7. Replay: send one assertion twice, as an attacker who captured it would.
+    let assertion = client.assertion_builder().build(SystemClock.now())?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| CliError::local(format!("HTTP client: {e}")))?;
+    let send = || async {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+            ("client_assertion", assertion.as_str()),
+        ];
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let response = http
+            .post(token_url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                CliError::new(crate::exit::Exit::Transport, format!("token request: {e}"))
+            })?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        Ok::<_, CliError>((status, body))
+    };
+    let (status1, _) = send().await?;
+    let (status2, body2) = send().await?;
+    let field = |name: &str| {
+        body2
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    say(&format!(
+        "7. sent one assertion (jti {}) twice: first HTTP {status1}, replay HTTP {status2} {}: \"{}\"",
+        assertion.jti,
+        field("error"),
+        field("error_description")
+    ))?;
+    if status1 != 200 || status2 == 200 {
+        return Err(CliError::local("the replay was not refused as expected"));
+    }
+    Ok(())
+}
+
+/// Demo narration is the demo's result, so it goes to stdout with the decoded tokens.
+fn say(line: &str) -> CliResult {
+    print_result(line)
+}

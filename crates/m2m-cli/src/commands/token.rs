@@ -1,0 +1,124 @@
+//! `m2m token`: gets an access token with m2m_client and prints it (or the JSON response, or an
+//! `Authorization` header line), through the per-profile file cache unless `--no-cache`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use m2m_client::{RetryPolicy, TokenClient, TokenResponse};
+use serde_json::{Map, Value};
+
+use crate::cli::TokenArgs;
+use crate::commands::{print_result, runtime};
+use crate::exit::{CliError, CliResult};
+use crate::settings::{self, Endpoint, Settings};
+
+/// Connect limit: a token endpoint that does not accept a TCP/TLS connection in this time is down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `m2m token`.
+pub(crate) fn run(args: &TokenArgs) -> CliResult {
+    let s = settings::resolve(&args.client, args.scope.as_deref())?;
+    let endpoint = s.require_endpoint()?.clone();
+    s.require_client_id()?;
+    let signer = s.signer(endpoint.is_nhs())?;
+    let rt = runtime()?;
+    let response = rt.block_on(fetch(args, &s, endpoint, signer))?;
+    print_result(&render(args, &response)?)
+}
+
+async fn fetch(
+    args: &TokenArgs,
+    s: &Settings,
+    endpoint: Endpoint,
+    signer: m2m_core::signer::KeySigner,
+) -> CliResult<TokenResponse> {
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let mut builder = TokenClient::builder()
+        .client_id(s.require_client_id()?)
+        .signer(Arc::new(signer))
+        .timeout(Some(timeout))
+        .connect_timeout(Some(CONNECT_TIMEOUT.min(timeout)))
+        .retry_policy(RetryPolicy::default().max_attempts(args.attempts))
+        .user_agent(concat!("m2m/", env!("CARGO_PKG_VERSION")));
+    if s.allow_insecure_http {
+        eprintln!(
+            "warning: --dangerous-allow-insecure-http: the assertion and token may travel in clear text"
+        );
+        builder = builder.dangerous_allow_insecure_http();
+    }
+    builder = match &endpoint {
+        Endpoint::Nhs(env) => builder.nhs(*env),
+        Endpoint::TokenUrl { url, issuer } => {
+            let b = builder.token_url(url.as_str());
+            match issuer {
+                Some(issuer) => b.audience(issuer.clone()),
+                None => b,
+            }
+        }
+        Endpoint::Issuer(issuer) => {
+            let metadata = m2m_client::discover(issuer).await?;
+            builder.discovered(metadata)
+        }
+    };
+    if let Some(aud) = &s.aud {
+        builder = builder.audience(aud.clone());
+    }
+    if let Some(lifetime) = s.lifetime {
+        builder = builder.assertion_lifetime(lifetime);
+    }
+    if let Some(scope) = &s.scope {
+        builder = builder.scope(scope.clone());
+    }
+    let client = builder.build()?;
+    if args.no_cache {
+        return Ok(client.fetch().await?);
+    }
+    crate::commands::cache::fetch_cached(&client, s).await
+}
+
+fn render(args: &TokenArgs, response: &TokenResponse) -> CliResult<String> {
+    let token = response.access_token().secret();
+    if args.header {
+        let kind = match response.token_type() {
+            Some(t) if !t.eq_ignore_ascii_case("bearer") => t,
+            _ => "Bearer",
+        };
+        return Ok(format!("Authorization: {kind} {token}"));
+    }
+    if args.json {
+        return serde_json::to_string_pretty(&Value::Object(response_json(response)))
+            .map_err(|e| CliError::local(format!("cannot encode JSON: {e}")));
+    }
+    Ok(token.to_owned())
+}
+
+/// The token response as JSON: the standard members as parsed, then every other member verbatim.
+pub(crate) fn response_json(response: &TokenResponse) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert(
+        "access_token".to_owned(),
+        Value::String(response.access_token().secret().to_owned()),
+    );
+    if let Some(t) = response.token_type() {
+        out.insert("token_type".to_owned(), Value::String(t.to_owned()));
+    }
+    if let Some(e) = response.expires_in() {
+        out.insert("expires_in".to_owned(), Value::from(e.as_secs()));
+    }
+    if let Some(ms) = response.issued_at_millis() {
+        out.insert("issued_at".to_owned(), Value::String(ms.to_string()));
+    }
+    if let Some(scope) = response.scope() {
+        out.insert("scope".to_owned(), Value::String(scope.to_owned()));
+    }
+    if let Some(rt) = response.refresh_token() {
+        out.insert(
+            "refresh_token".to_owned(),
+            Value::String(rt.secret().to_owned()),
+        );
+    }
+    for (k, v) in response.extra() {
+        out.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    out
+}

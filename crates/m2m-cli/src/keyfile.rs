@@ -1,0 +1,87 @@
+//! Reading private key files for signing: precise messages for the ways a key file goes wrong,
+//! and the passphrase of an encrypted key from `M2M_KEY_PASSPHRASE` or a prompt on a terminal.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use m2m_core::key::PrivateKey;
+use zeroize::Zeroizing;
+
+use crate::exit::{CliError, CliResult};
+
+/// Environment variable holding the passphrase of an encrypted PKCS#8 key.
+pub(crate) const PASSPHRASE_ENV: &str = "M2M_KEY_PASSPHRASE";
+
+/// Reads a file, turning I/O errors into messages that name the file and the fix.
+pub(crate) fn read_file(path: &Path, what: &str) -> CliResult<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        let err = CliError::local(format!(
+            "cannot read {what} {}: {}",
+            path.display(),
+            io_reason(&e)
+        ));
+        match e.kind() {
+            std::io::ErrorKind::NotFound if what == "key file" => {
+                err.with_hint("create one with `m2m keygen --kid KID --out DIR`, or fix --key")
+            }
+            std::io::ErrorKind::PermissionDenied => err.with_hint(
+                "check the file's owner and mode (a private key should be 0600 and yours)",
+            ),
+            _ => err,
+        }
+    })
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        std::io::ErrorKind::IsADirectory => "it is a directory, not a file".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// Loads the private key at `path` (`kid` chooses a key in a JWKS file), asking for a passphrase
+/// only when the key turns out to be encrypted.
+pub(crate) fn load_private_key(path: &Path, kid: Option<&str>) -> CliResult<PrivateKey> {
+    let bytes = Zeroizing::new(read_file(path, "key file")?);
+    let from_env = std::env::var(PASSPHRASE_ENV).ok().map(Zeroizing::new);
+    let first = PrivateKey::from_bytes(&bytes, kid, from_env.as_ref().map(|p| p.as_bytes()));
+    let result = match first {
+        Err(m2m_core::Error::PassphraseRequired)
+            if from_env.is_none()
+                && std::io::stdin().is_terminal()
+                && std::io::stderr().is_terminal() =>
+        {
+            let prompt = format!("passphrase for {}: ", path.display());
+            let pass = rpassword::prompt_password(prompt)
+                .map(Zeroizing::new)
+                .map_err(|e| CliError::local(format!("cannot read the passphrase: {e}")))?;
+            PrivateKey::from_bytes(&bytes, kid, Some(pass.as_bytes()))
+        }
+        other => other,
+    };
+    result.map_err(|e| {
+        let hint = match &e {
+            m2m_core::Error::PassphraseRequired => Some(format!(
+                "export {PASSPHRASE_ENV}=… (or run in a terminal to be prompted)"
+            )),
+            m2m_core::Error::PublicKeyGiven => Some(
+                "pass the private .pem written by `m2m keygen`, not the .jwks.json or a public key"
+                    .to_owned(),
+            ),
+            m2m_core::Error::RsaKeyTooSmall { .. } => {
+                Some("generate a new key: m2m keygen --kid KID --out DIR (RSA-4096)".to_owned())
+            }
+            m2m_core::Error::KidRequired(_) | m2m_core::Error::KidNotFound { .. } => {
+                Some("pass --kid with one of the kids in the file".to_owned())
+            }
+            _ => None,
+        };
+        let err = CliError::local(format!("key file {}: {e}", path.display()));
+        match hint {
+            Some(h) => err.with_hint(h),
+            None => err,
+        }
+    })
+}

@@ -1,0 +1,285 @@
+//! Turns flags, `M2M_*` variables and a config profile into one set of client settings
+//! (flag > env > profile), and from them the signer and audience every client command uses.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use m2m_client::{TokenUrl, UrlPolicy};
+use m2m_core::alg::Algorithm;
+use m2m_core::assertion::Audience;
+use m2m_core::key::PrivateKey;
+use m2m_core::nhs::{Environment, NHS_ALG};
+use m2m_core::signer::KeySigner;
+
+use crate::cli::ClientArgs;
+use crate::config::{Profile, expand_tilde, load_profile};
+use crate::exit::{CliError, CliResult};
+use crate::keyfile;
+
+/// Where assertions go, after resolution.
+#[derive(Clone, Debug)]
+pub(crate) enum Endpoint {
+    /// An NHS environment (its token URL, NHS profile).
+    Nhs(Environment),
+    /// A token URL (checked: https or loopback http), and optionally an issuer for `aud`.
+    TokenUrl {
+        url: TokenUrl,
+        issuer: Option<String>,
+    },
+    /// Only an issuer: `aud` = issuer; `m2m token` discovers the token URL.
+    Issuer(String),
+}
+
+impl Endpoint {
+    /// Whether the NHS profile applies (RS512 by default, kid required).
+    pub(crate) fn is_nhs(&self) -> bool {
+        match self {
+            Endpoint::Nhs(_) => true,
+            Endpoint::TokenUrl { url, .. } => url.is_nhs(),
+            Endpoint::Issuer(_) => false,
+        }
+    }
+
+    /// The token URL, when known without discovery.
+    pub(crate) fn token_url(&self) -> Option<String> {
+        match self {
+            Endpoint::Nhs(env) => Some(env.token_url().to_owned()),
+            Endpoint::TokenUrl { url, .. } => Some(url.as_str().to_owned()),
+            Endpoint::Issuer(_) => None,
+        }
+    }
+}
+
+/// Client settings after flag > env > profile resolution.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) endpoint: Option<Endpoint>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) key: Option<PathBuf>,
+    pub(crate) kid: Option<String>,
+    pub(crate) alg: Option<Algorithm>,
+    pub(crate) aud: Option<String>,
+    pub(crate) lifetime: Option<Duration>,
+    pub(crate) scope: Option<String>,
+    pub(crate) allow_insecure_http: bool,
+}
+
+/// The endpoint-related values of one precedence level.
+struct EndpointInput<'a> {
+    token_url: Option<&'a str>,
+    env: Option<&'a str>,
+    issuer: Option<&'a str>,
+}
+
+impl EndpointInput<'_> {
+    fn is_empty(&self) -> bool {
+        self.token_url.is_none() && self.env.is_none() && self.issuer.is_none()
+    }
+}
+
+/// Resolves `args` (flags and env, already merged by clap) over the config profile.
+pub(crate) fn resolve(args: &ClientArgs, scope: Option<&str>) -> CliResult<Settings> {
+    let profile = load_profile(args.profile.as_deref())?;
+    resolve_with(args, scope, &profile)
+}
+
+fn resolve_with(args: &ClientArgs, scope: Option<&str>, p: &Profile) -> CliResult<Settings> {
+    let allow_insecure_http = args.dangerous_allow_insecure_http;
+    // The endpoint is resolved as a unit: `--token-url` on the command line must not be mixed
+    // with `env = "prod"` from a profile.
+    let cli = EndpointInput {
+        token_url: args.token_url.as_deref(),
+        env: args.env.as_deref(),
+        issuer: args.issuer.as_deref(),
+    };
+    let from_profile = EndpointInput {
+        token_url: p.token_url.as_deref(),
+        env: p.env.as_deref(),
+        issuer: p.issuer.as_deref(),
+    };
+    let endpoint = if cli.is_empty() {
+        endpoint(&from_profile, allow_insecure_http)?
+    } else {
+        endpoint(&cli, allow_insecure_http)?
+    };
+    let alg = match (args.alg, p.alg.as_deref()) {
+        (Some(a), _) => Some(a),
+        (None, Some(name)) => Some(
+            name.parse::<Algorithm>()
+                .map_err(|e| CliError::local(format!("profile setting alg: {e}")))?,
+        ),
+        (None, None) => None,
+    };
+    let lifetime = args.lifetime.or(p.lifetime).map(Duration::from_secs);
+    Ok(Settings {
+        endpoint,
+        client_id: args.client_id.clone().or_else(|| p.client_id.clone()),
+        key: args
+            .key
+            .clone()
+            .or_else(|| p.key.as_deref().map(expand_tilde)),
+        kid: args.kid.clone().or_else(|| p.kid.clone()),
+        alg,
+        aud: args.aud.clone().or_else(|| p.aud.clone()),
+        lifetime,
+        scope: scope.map(str::to_owned).or_else(|| p.scope.clone()),
+        allow_insecure_http,
+    })
+}
+
+fn endpoint(input: &EndpointInput<'_>, allow_insecure_http: bool) -> CliResult<Option<Endpoint>> {
+    let env = input
+        .env
+        .map(|e| e.parse::<Environment>().map_err(CliError::from))
+        .transpose()?;
+    let policy = if allow_insecure_http {
+        UrlPolicy::default().dangerous_allow_insecure_http()
+    } else {
+        UrlPolicy::default()
+    };
+    let url = input
+        .token_url
+        .map(|u| TokenUrl::parse_with(u, policy).map_err(url_error))
+        .transpose()?;
+    let issuer = input.issuer.map(str::to_owned);
+    Ok(match (env, url, issuer) {
+        (Some(env), Some(url), _) if url.as_str() != env.token_url() => {
+            return Err(CliError::usage(format!(
+                "both --env {env} and --token-url {url} are set and disagree; choose one"
+            )));
+        }
+        (Some(env), _, _) => Some(Endpoint::Nhs(env)),
+        (None, Some(url), issuer) => Some(Endpoint::TokenUrl { url, issuer }),
+        (None, None, Some(issuer)) => {
+            check_issuer(&issuer, allow_insecure_http)?;
+            Some(Endpoint::Issuer(issuer))
+        }
+        (None, None, None) => None,
+    })
+}
+
+fn url_error(e: m2m_client::ConfigError) -> CliError {
+    let err = CliError::local(e.to_string());
+    match e {
+        m2m_client::ConfigError::InsecureHttp { .. } => err.with_hint(
+            "use https; for a closed test network only, pass --dangerous-allow-insecure-http",
+        ),
+        _ => err,
+    }
+}
+
+fn check_issuer(issuer: &str, allow_insecure_http: bool) -> CliResult {
+    let policy = if allow_insecure_http {
+        UrlPolicy::default().dangerous_allow_insecure_http()
+    } else {
+        UrlPolicy::default()
+    };
+    // The issuer follows the token URL's transport rule: it is where discovery goes.
+    TokenUrl::parse_with(issuer, policy)
+        .map(|_| ())
+        .map_err(|e| CliError::local(format!("issuer: {e}")))
+}
+
+impl Settings {
+    /// The endpoint, or a usage error naming the ways to give one.
+    pub(crate) fn require_endpoint(&self) -> CliResult<&Endpoint> {
+        self.endpoint.as_ref().ok_or_else(|| {
+            CliError::usage("no token endpoint: pass --token-url URL, --env sandbox|dev|int|prod or --issuer URL")
+                .with_hint("or set M2M_TOKEN_URL, or token_url/env in a --profile")
+        })
+    }
+
+    /// The client id, or a usage error.
+    pub(crate) fn require_client_id(&self) -> CliResult<&str> {
+        self.client_id
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                CliError::usage(
+                    "no client id: pass --client-id ID (for NHS: the application's API key)",
+                )
+                .with_hint("or set M2M_CLIENT_ID, or client_id in a --profile")
+            })
+    }
+
+    /// Loads the key and builds the signer, choosing the algorithm as SPEC §1 says: `--alg`,
+    /// else the JWK's `alg`, else the profile's (NHS: RS512), else the key type's default.
+    /// An algorithm that does not fit the key fails here, before anything is sent.
+    pub(crate) fn signer(&self, nhs: bool) -> CliResult<KeySigner> {
+        let path = self.key.as_ref().ok_or_else(|| {
+            CliError::usage("no key: pass --key FILE (the private key, e.g. from `m2m keygen`)")
+                .with_hint("or set M2M_KEY, or key in a --profile")
+        })?;
+        let key = keyfile::load_private_key(path, self.kid.as_deref())?;
+        let alg = self.choose_alg(&key, nhs);
+        key.kind().check(alg).map_err(|e| {
+            CliError::from(e).with_hint(format!(
+                "drop --alg to use the key's default, or use a key made for {alg} (m2m keygen --alg {alg})"
+            ))
+        })?;
+        let kid = self.kid.clone().or_else(|| key.kid().map(str::to_owned));
+        Ok(KeySigner::new(Arc::new(key), alg, kid)?)
+    }
+
+    fn choose_alg(&self, key: &PrivateKey, nhs: bool) -> Algorithm {
+        self.alg
+            .or(key.jwk_alg())
+            .or_else(|| (nhs && key.kind().fits(NHS_ALG)).then_some(NHS_ALG))
+            .unwrap_or_else(|| key.kind().default_alg())
+    }
+
+    /// The assertion's audience: `--aud`, else the issuer (RFC 10070), else the token URL.
+    pub(crate) fn audience(&self) -> CliResult<Audience> {
+        if let Some(aud) = &self.aud {
+            return Ok(Audience::Explicit(aud.clone()));
+        }
+        Ok(match self.require_endpoint()? {
+            Endpoint::Nhs(env) => Audience::TokenUrl(env.token_url().to_owned()),
+            Endpoint::TokenUrl {
+                issuer: Some(issuer),
+                ..
+            }
+            | Endpoint::Issuer(issuer) => Audience::Issuer(issuer.clone()),
+            Endpoint::TokenUrl { url, issuer: None } => Audience::TokenUrl(url.as_str().to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ClientArgs {
+        ClientArgs::default()
+    }
+
+    #[test]
+    fn flag_beats_profile_and_endpoint_is_a_unit() {
+        let profile = Profile {
+            env: Some("prod".into()),
+            client_id: Some("from-profile".into()),
+            kid: Some("p-kid".into()),
+            ..Profile::default()
+        };
+        let mut a = args();
+        a.token_url = Some("http://127.0.0.1:9/oauth2/token".into());
+        a.client_id = Some("from-flag".into());
+        let s = resolve_with(&a, None, &profile).unwrap();
+        assert!(matches!(s.endpoint, Some(Endpoint::TokenUrl { .. })));
+        assert_eq!(s.client_id.as_deref(), Some("from-flag"));
+        assert_eq!(s.kid.as_deref(), Some("p-kid"));
+        let s = resolve_with(&args(), None, &profile).unwrap();
+        assert!(matches!(s.endpoint, Some(Endpoint::Nhs(Environment::Prod))));
+    }
+
+    #[test]
+    fn env_and_url_must_agree() {
+        let mut a = args();
+        a.env = Some("int".into());
+        a.token_url = Some("https://example.org/token".into());
+        assert!(resolve_with(&a, None, &Profile::default()).is_err());
+        a.token_url = Some("https://int.api.service.nhs.uk/oauth2/token".into());
+        assert!(resolve_with(&a, None, &Profile::default()).is_ok());
+    }
+}
