@@ -1,1 +1,81 @@
-//! placeholder
+//! m2m-client: get OAuth 2.0 access tokens with the client-credentials grant and a signed JWT
+//! client assertion (RFC 7523 `private_key_jwt`), ready for the NHS England API platform and any
+//! other server that speaks it.
+//!
+//! # Example: a token from NHS INT
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use m2m_client::TokenClient;
+//! use m2m_core::{key::PrivateKey, nhs::Environment, signer::KeySigner, alg::Algorithm};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = Arc::new(PrivateKey::from_bytes(&std::fs::read("int-1.pem")?, None, None)?);
+//! let signer = KeySigner::new(key, Algorithm::Rs512, Some("int-1".into()))?;
+//! let client = TokenClient::builder()
+//!     .nhs(Environment::Int) // token URL, aud = token URL, RS512 + kid enforced
+//!     .client_id("your-api-key")
+//!     .signer(Arc::new(signer))
+//!     .build()?;
+//! let token = client.fetch().await?;
+//! println!("expires in {:?}", token.expires_in()); // the token itself prints as [redacted]
+//! # let _ = token.access_token().secret();
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`TokenClient`] (`client`): the builder, one `fetch` call, retries with a fresh assertion
+//!   per attempt.
+//! - [`TokenUrl`] (`token_url`): the https-only rule (loopback http allowed, anything else only
+//!   through `dangerous_allow_insecure_http`).
+//! - [`Profile`] (`profile`): NHS rules (RS512, kid, `aud` = exact token URL) and algorithm choice.
+//! - [`discover`] (`discovery`): RFC 8414 metadata, issuer checked exactly, `aud` = issuer.
+//! - [`TokenResponse`] (`response`): success and error bodies, NHS's string-typed numbers.
+//! - [`Error`] (`error`), [`Hint`] (`hint`): what failed, whether to retry, what to do.
+//! - [`RetryPolicy`] (`retry`): bounded exponential backoff, full jitter, `Retry-After`.
+//! - [`TokenTransport`] (`transport`) and [`ReqwestTransport`] (`reqwest_transport`): the HTTP
+//!   seam and its default.
+//!
+//! # Redirects are never followed
+//!
+//! The token request carries a signed client assertion that any recipient can replay until it
+//! expires. Following a redirect would send it to whichever host the response names, so the
+//! default transport disables redirects, and a custom [`TokenTransport`] must too. A 3xx answer
+//! is returned as an error.
+//!
+//! # Logging
+//!
+//! The client emits `tracing` events (request sent with its `jti`, retries with their delay and
+//! reason, token received with its lifetime). Assertions, tokens and keys never appear in events,
+//! errors or `Debug` output.
+#![forbid(unsafe_code)]
+// Unit tests may unwrap: a panic there is a test failure with a useful message.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod client;
+mod discovery;
+mod error;
+mod hint;
+mod profile;
+mod reqwest_transport;
+mod response;
+mod retry;
+mod token_url;
+mod transport;
+pub mod file_cache;
+pub mod integrations;
+pub mod source;
+
+pub use client::{TokenClient, TokenClientBuilder};
+pub use discovery::{AuthServerMetadata, discover, discover_with, metadata_urls, parse_metadata};
+pub use error::{ConfigError, Error, TransportKind};
+pub use hint::{Hint, hint_for};
+pub use profile::Profile;
+pub use reqwest_transport::{ReqwestTransport, TransportConfig};
+pub use response::{AccessToken, RefreshToken, ResponseParts, TokenResponse, parse_response};
+pub use retry::{RetryDecision, RetryPolicy, parse_retry_after};
+pub use token_url::{TokenUrl, UrlPolicy};
+pub use transport::{
+    BoxFuture, FORM_CONTENT_TYPE, FormPost, TokenTransport, TransportError, TransportResponse,
+};

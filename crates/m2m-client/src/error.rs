@@ -1,0 +1,340 @@
+//! The crate's one error type: what went wrong while getting a token, and whether to try again.
+//!
+//! Every message says what failed and, where possible, what to do about it. None of them ever
+//! contains a client assertion, an access token or key material: bodies are only kept when they
+//! cannot carry a token (see [`Error::UnparseableBody`]).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::hint::Hint;
+
+/// Why getting a token failed.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The token endpoint answered with an HTTP error status (RFC 6749 §5.2 error response).
+    ///
+    /// The server's fields are kept verbatim; `hint` explains known NHS messages.
+    #[error("{}", display_rejected(*.status, .error.as_deref(), .error_description.as_deref(), .error_uri.as_deref(), .message_id.as_deref(), *.hint))]
+    ServerRejected {
+        /// HTTP status code.
+        status: u16,
+        /// RFC 6749 `error` code, e.g. `invalid_client` (absent if the body was empty).
+        error: Option<String>,
+        /// RFC 6749 `error_description`, verbatim.
+        error_description: Option<String>,
+        /// RFC 6749 `error_uri`, verbatim.
+        error_uri: Option<String>,
+        /// NHS `message_id`, to quote to NHS support.
+        message_id: Option<String>,
+        /// Explanation of a known NHS message.
+        hint: Option<Hint>,
+        /// The server's `Retry-After`, when it sent one that could be read.
+        retry_after: Option<Duration>,
+    },
+    /// No HTTP response was received (connection, TLS, timeout, …).
+    #[error("{message}")]
+    Transport {
+        /// Which part of the exchange failed.
+        kind: TransportKind,
+        /// Why, in words (e.g. "TLS handshake with … failed: invalid peer certificate: UnknownIssuer").
+        message: String,
+    },
+    /// The response body was not the JSON the status called for (e.g. an HTML page from a proxy).
+    #[error(
+        "token endpoint answered HTTP {status} with a body that is not an OAuth JSON response \
+         (content-type {}): {body_prefix:?}",
+        content_type.as_deref().unwrap_or("none")
+    )]
+    UnparseableBody {
+        /// HTTP status code.
+        status: u16,
+        /// The response's Content-Type, if any.
+        content_type: Option<String>,
+        /// The first 256 bytes of the body, decoded lossily as UTF-8 (redacted when a successful
+        /// response mentions `access_token`, as it could then hold a token).
+        body_prefix: String,
+        /// The server's `Retry-After`, when it sent one that could be read.
+        retry_after: Option<Duration>,
+    },
+    /// A successful JSON response without an `access_token` string.
+    #[error(
+        "token endpoint answered HTTP {status} without an access_token (members present: {})",
+        if members.is_empty() { "none".to_owned() } else { members.join(", ") }
+    )]
+    MissingAccessToken {
+        /// HTTP status code.
+        status: u16,
+        /// Names (never values) of the members the response had.
+        members: Vec<String>,
+    },
+    /// A successful response whose members are unusable (e.g. negative `expires_in`).
+    #[error("token endpoint answered HTTP {status} with an invalid token response: {reason}")]
+    InvalidResponse {
+        /// HTTP status code.
+        status: u16,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Authorization-server metadata (RFC 8414) could not be used.
+    #[error("discovery for issuer {issuer:?} failed: {reason}")]
+    Discovery {
+        /// The configured issuer.
+        issuer: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The client is configured wrongly; nothing was sent.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The client assertion could not be built or signed; nothing was sent.
+    #[error("could not create the client assertion: {0}")]
+    Assertion(#[source] m2m_core::Error),
+}
+
+/// Which part of the HTTP exchange failed, for [`Error::Transport`].
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// The connect or total timeout elapsed.
+    Timeout,
+    /// No connection could be made (refused, unreachable, DNS failure).
+    Connect,
+    /// The TLS handshake failed (e.g. untrusted certificate). Not retried: it will fail again.
+    Tls,
+    /// Anything else (connection reset mid-response, protocol error, body read error).
+    Other,
+}
+
+/// A configuration mistake found before anything was sent.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required builder part was not set.
+    #[error("token client configuration is missing the {0}")]
+    Missing(&'static str),
+    /// The token URL does not parse.
+    #[error("token URL {url:?} is not a valid URL: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// The token URL uses plain http to a non-loopback host.
+    #[error(
+        "token URL {url:?} uses plain http to a non-loopback host; use https (plain http would \
+         expose the client assertion and the token), or allow it explicitly with \
+         dangerous_allow_insecure_http()"
+    )]
+    InsecureHttp {
+        /// The URL as given.
+        url: String,
+    },
+    /// The token URL has a scheme other than http(s), or has no host.
+    #[error("token URL {url:?} must be an https URL with a host")]
+    UnsupportedUrl {
+        /// The URL as given.
+        url: String,
+    },
+    /// The token URL carries a fragment or credentials, which have no place in a token request.
+    #[error("token URL {url:?} must not contain {what}")]
+    UrlHasForbiddenPart {
+        /// The URL as given (credentials removed).
+        url: String,
+        /// "a fragment" or "user credentials".
+        what: &'static str,
+    },
+    /// The signer does not fit the profile (e.g. NHS needs RS512 and a kid).
+    #[error("{0}")]
+    Profile(String),
+    /// Any other invalid setting.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// Whether trying again (with a fresh assertion) can succeed: network errors, timeouts, 5xx
+    /// and 429, but never `invalid_client`, `invalid_request` or `unauthorized_client`.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::ServerRejected { status, error, .. } => {
+                let final_code = matches!(
+                    error.as_deref(),
+                    Some("invalid_client" | "invalid_request" | "unauthorized_client")
+                );
+                !final_code && retryable_status(*status)
+            }
+            Error::UnparseableBody { status, .. } => retryable_status(*status),
+            Error::Transport { kind, .. } => {
+                matches!(
+                    kind,
+                    TransportKind::Timeout | TransportKind::Connect | TransportKind::Other
+                )
+            }
+            _ => false,
+        }
+    }
+
+    /// How long the server asked to wait before the next attempt (`Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::ServerRejected { retry_after, .. }
+            | Error::UnparseableBody { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The hint for a known server message, if any.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Error::ServerRejected { hint, .. } => *hint,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when a response was received.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::ServerRejected { status, .. }
+            | Error::UnparseableBody { status, .. }
+            | Error::MissingAccessToken { status, .. }
+            | Error::InvalidResponse { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+fn retryable_status(status: u16) -> bool {
+    status == 429 || (500..=599).contains(&status)
+}
+
+fn display_rejected(
+    status: u16,
+    error: Option<&str>,
+    description: Option<&str>,
+    uri: Option<&str>,
+    message_id: Option<&str>,
+    hint: Option<Hint>,
+) -> String {
+    struct Out(String);
+    impl fmt::Write for Out {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0.push_str(s);
+            Ok(())
+        }
+    }
+    use fmt::Write as _;
+    let mut out = Out(format!(
+        "token endpoint rejected the request: HTTP {status}"
+    ));
+    // Writing to a String cannot fail; the results are ignored deliberately.
+    match error {
+        Some(e) => {
+            let _ = write!(out, " {e}");
+        }
+        None => {
+            let _ = write!(out, " (no OAuth error body)");
+        }
+    }
+    if let Some(d) = description {
+        let _ = write!(out, ": {d}");
+    }
+    if let Some(u) = uri {
+        let _ = write!(out, " (see {u})");
+    }
+    if let Some(m) = message_id {
+        let _ = write!(out, " [message_id {m}]");
+    }
+    if let Some(h) = hint {
+        let _ = write!(out, "\n  hint: {h}");
+    }
+    out.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(status: u16, error: Option<&str>) -> Error {
+        Error::ServerRejected {
+            status,
+            error: error.map(str::to_owned),
+            error_description: None,
+            error_uri: None,
+            message_id: None,
+            hint: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn retry_rules() {
+        assert!(rejected(503, None).is_retryable());
+        assert!(rejected(500, Some("server_error")).is_retryable());
+        assert!(rejected(429, None).is_retryable());
+        assert!(!rejected(400, Some("invalid_grant")).is_retryable());
+        assert!(!rejected(401, None).is_retryable());
+        for code in ["invalid_client", "invalid_request", "unauthorized_client"] {
+            assert!(!rejected(503, Some(code)).is_retryable(), "{code}");
+            assert!(!rejected(429, Some(code)).is_retryable(), "{code}");
+        }
+        let tls = Error::Transport {
+            kind: TransportKind::Tls,
+            message: String::new(),
+        };
+        assert!(!tls.is_retryable());
+        let timeout = Error::Transport {
+            kind: TransportKind::Timeout,
+            message: String::new(),
+        };
+        assert!(timeout.is_retryable());
+        let html = Error::UnparseableBody {
+            status: 502,
+            content_type: None,
+            body_prefix: String::new(),
+            retry_after: None,
+        };
+        assert!(html.is_retryable());
+        assert!(
+            !Error::MissingAccessToken {
+                status: 200,
+                members: vec![]
+            }
+            .is_retryable()
+        );
+    }
+
+    #[test]
+    fn display_is_specific() {
+        let e = Error::ServerRejected {
+            status: 401,
+            error: Some("invalid_request".into()),
+            error_description: Some(
+                "Missing or invalid 'aud' claim in client_assertion JWT".into(),
+            ),
+            error_uri: None,
+            message_id: Some("rrt-123".into()),
+            hint: Some(Hint::Audience),
+            retry_after: None,
+        };
+        let s = e.to_string();
+        assert!(
+            s.contains("HTTP 401 invalid_request: Missing or invalid 'aud' claim"),
+            "{s}"
+        );
+        assert!(s.contains("[message_id rrt-123]"), "{s}");
+        assert!(s.contains("hint: the assertion's aud"), "{s}");
+    }
+
+    /// Keeps `Result<_, Error>` cheap to move and clippy's `result_large_err` quiet for callers.
+    #[test]
+    fn error_stays_small() {
+        assert!(
+            size_of::<Error>() <= 128,
+            "{}",
+            size_of::<Error>()
+        );
+    }
+}

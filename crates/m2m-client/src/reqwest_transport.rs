@@ -1,0 +1,198 @@
+//! The default [`TokenTransport`]: reqwest over rustls (aws-lc-rs), redirects off, connect and
+//! total timeouts, bounded response size, and error messages that say why a request failed.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use url::Url;
+
+use crate::error::{ConfigError, TransportKind};
+use crate::transport::{
+    BoxFuture, FORM_CONTENT_TYPE, FormPost, TokenTransport, TransportError, TransportResponse,
+};
+
+/// Largest response body read; token responses are a few hundred bytes, and an endless body must
+/// not exhaust memory.
+const MAX_BODY: usize = 256 * 1024;
+
+/// Timeouts and identification of the default transport.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// Limit for establishing the connection (TCP + TLS); `None` waits forever.
+    pub connect_timeout: Option<Duration>,
+    /// Limit for the whole exchange; `None` waits forever.
+    pub timeout: Option<Duration>,
+    /// `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            connect_timeout: Some(Duration::from_secs(10)),
+            timeout: Some(Duration::from_secs(30)),
+            user_agent: concat!("m2m-client/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// [`TokenTransport`] over a `reqwest::Client` that never follows redirects.
+#[derive(Clone, Debug)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+}
+
+impl ReqwestTransport {
+    /// Builds the transport.
+    pub fn new(config: &TransportConfig) -> Result<Self, ConfigError> {
+        let mut builder = reqwest::Client::builder()
+            // Redirects would resend the assertion to wherever the response points.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(config.user_agent.clone());
+        if let Some(t) = config.connect_timeout {
+            builder = builder.connect_timeout(t);
+        }
+        if let Some(t) = config.timeout {
+            builder = builder.timeout(t);
+        }
+        let client = builder.build().map_err(|e| {
+            ConfigError::Invalid(format!("cannot build the HTTP client: {}", chain(&e)))
+        })?;
+        Ok(ReqwestTransport { client })
+    }
+
+    /// Wraps an existing client. It must have redirects disabled (`redirect::Policy::none()`).
+    pub fn from_client(client: reqwest::Client) -> Self {
+        ReqwestTransport { client }
+    }
+
+    async fn send(
+        &self,
+        url: &Url,
+        request: reqwest::RequestBuilder,
+    ) -> Result<TransportResponse, TransportError> {
+        let mut response = request.send().await.map_err(|e| classify(url, &e))?;
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header(CONTENT_TYPE);
+        let retry_after = header(RETRY_AFTER);
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(url, &e))? {
+            let room = MAX_BODY - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() >= MAX_BODY {
+                break;
+            }
+        }
+        Ok(TransportResponse {
+            status,
+            content_type,
+            retry_after,
+            body,
+        })
+    }
+}
+
+impl TokenTransport for ReqwestTransport {
+    fn post_form<'a>(
+        &'a self,
+        request: &'a FormPost,
+    ) -> BoxFuture<'a, Result<TransportResponse, TransportError>> {
+        Box::pin(async move {
+            let builder = self
+                .client
+                .post(request.url.clone())
+                .header(CONTENT_TYPE, HeaderValue::from_static(FORM_CONTENT_TYPE))
+                .header(ACCEPT, HeaderValue::from_static("application/json"))
+                .body(request.body.clone());
+            self.send(&request.url, builder).await
+        })
+    }
+
+    fn get<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, Result<TransportResponse, TransportError>> {
+        Box::pin(async move {
+            let builder = self
+                .client
+                .get(url.clone())
+                .header(ACCEPT, HeaderValue::from_static("application/json"));
+            self.send(url, builder).await
+        })
+    }
+}
+
+/// Turns a reqwest error into a kind and a message that says why, e.g.
+/// "TLS handshake with host:443 failed: invalid peer certificate: UnknownIssuer".
+fn classify(url: &Url, e: &reqwest::Error) -> TransportError {
+    let target = match (url.host_str(), url.port_or_known_default()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => url.to_string(),
+    };
+    let why = chain(e);
+    let tls = looks_like_tls(e);
+    let (kind, message) = if e.is_timeout() {
+        (
+            TransportKind::Timeout,
+            format!("request to {url} timed out ({why})"),
+        )
+    } else if tls {
+        (
+            TransportKind::Tls,
+            format!("TLS handshake with {target} failed: {why}"),
+        )
+    } else if e.is_connect() {
+        (
+            TransportKind::Connect,
+            format!("could not connect to {target}: {why}"),
+        )
+    } else {
+        (
+            TransportKind::Other,
+            format!("request to {url} failed: {why}"),
+        )
+    };
+    TransportError { kind, message }
+}
+
+/// The innermost useful causes, joined with ": ", skipping reqwest's and hyper's generic wrappers
+/// ("error sending request for url …", "client error (Connect)").
+fn chain(e: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        let generic = s.starts_with("error sending request")
+            || s.starts_with("client error (")
+            || s.starts_with("error decoding response body")
+            || s.starts_with("request or response body error");
+        if !generic && !parts.iter().any(|p| p == &s) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+fn looks_like_tls(e: &(dyn StdError + 'static)) -> bool {
+    // The outermost error names the URL, which must not decide the kind.
+    let mut cur: Option<&(dyn StdError + 'static)> = e.source();
+    while let Some(err) = cur {
+        let s = err.to_string().to_ascii_lowercase();
+        if s.contains("certificate") || s.contains("tls") || s.contains("handshake") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
