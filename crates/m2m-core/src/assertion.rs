@@ -156,7 +156,8 @@ impl AssertionBuilder {
     /// Signs a new assertion issued at `now`, with a fresh random `jti`.
     pub fn build(&self, now: UnixTime) -> Result<Assertion, Error> {
         let iat = now.as_secs();
-        let exp = iat + self.lifetime.as_secs();
+        // Saturating: dangerous_lifetime accepts any Duration, and overflow must not panic.
+        let exp = iat.saturating_add(self.lifetime.as_secs());
         let jti = new_jti();
         let mut header = Map::new();
         header.insert(
