@@ -3,7 +3,10 @@
 mod validate_support;
 
 use m2m_core::alg::Algorithm;
-use m2m_core::validate::{Finding, LintContext, LintProfile, Reason, lint, nhs_messages as msg};
+use m2m_core::validate::{
+    Finding, LintContext, LintProfile, NhsConfig, NhsValidator, Reason, RfcConfig, RfcValidator,
+    lint, nhs_messages as msg,
+};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use validate_support::{NOW_SECS, Sig, encode, keys, now, obj};
@@ -289,7 +292,12 @@ proptest! {
         let profile = if nhs { LintProfile::Nhs } else { LintProfile::Rfc };
         let h = m2m_core::jws::base64url_encode(header.to_string());
         let c = m2m_core::jws::base64url_encode(claims.to_string());
-        let _ = lint(&format!("{h}.{c}.c2ln"), &LintContext { profile, issuer: Some(ISSUER), ..nhs_ctx() });
+        let token = format!("{h}.{c}.c2ln");
+        let _ = lint(&token, &LintContext { profile, issuer: Some(ISSUER), ..nhs_ctx() });
+        // The validators' prechecks run the same rules and must not panic either.
+        let form = validate_support::form(&token);
+        let _ = NhsValidator::new(NhsConfig::new(TOKEN_URL)).precheck(&form, now());
+        let _ = RfcValidator::new(RfcConfig::new(ISSUER, TOKEN_URL)).precheck(&form);
     }
 }
 
