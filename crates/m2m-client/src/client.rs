@@ -112,6 +112,7 @@ impl TokenClient {
             status: response.status,
             content_type: response.content_type.as_deref(),
             retry_after: response.retry_after.as_deref(),
+            location: response.location.as_deref(),
             body: &response.body,
         };
         let result = parse_response(parts, now);

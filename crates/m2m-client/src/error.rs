@@ -33,6 +33,18 @@ pub enum Error {
         /// The server's `Retry-After`, when it sent one that could be read.
         retry_after: Option<Duration>,
     },
+    /// The token endpoint answered with a redirect, which is never followed: it would resend the
+    /// client assertion to another URL.
+    #[error(
+        "token endpoint answered HTTP {status} redirecting to {}; redirects are not followed (they          would resend the client assertion): configure the final token URL",
+        location.as_deref().unwrap_or("(no Location)")
+    )]
+    Redirected {
+        /// HTTP status code (3xx).
+        status: u16,
+        /// The `Location` header, if any.
+        location: Option<String>,
+    },
     /// No HTTP response was received (connection, TLS, timeout, …).
     #[error("{message}")]
     Transport {
@@ -200,7 +212,8 @@ impl Error {
             Error::ServerRejected { status, .. }
             | Error::UnparseableBody { status, .. }
             | Error::MissingAccessToken { status, .. }
-            | Error::InvalidResponse { status, .. } => Some(*status),
+            | Error::InvalidResponse { status, .. }
+            | Error::Redirected { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -331,10 +344,6 @@ mod tests {
     /// Keeps `Result<_, Error>` cheap to move and clippy's `result_large_err` quiet for callers.
     #[test]
     fn error_stays_small() {
-        assert!(
-            size_of::<Error>() <= 128,
-            "{}",
-            size_of::<Error>()
-        );
+        assert!(size_of::<Error>() <= 128, "{}", size_of::<Error>());
     }
 }

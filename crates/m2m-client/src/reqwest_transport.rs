@@ -4,7 +4,7 @@
 use std::error::Error as StdError;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER};
 use url::Url;
 
 use crate::error::{ConfigError, TransportKind};
@@ -82,6 +82,7 @@ impl ReqwestTransport {
         };
         let content_type = header(CONTENT_TYPE);
         let retry_after = header(RETRY_AFTER);
+        let location = header(LOCATION);
         let status = response.status().as_u16();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| classify(url, &e))? {
@@ -95,6 +96,7 @@ impl ReqwestTransport {
             status,
             content_type,
             retry_after,
+            location,
             body,
         })
     }

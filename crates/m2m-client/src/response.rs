@@ -156,6 +156,8 @@ pub struct ResponseParts<'a> {
     pub content_type: Option<&'a str>,
     /// `Retry-After`, if present.
     pub retry_after: Option<&'a str>,
+    /// `Location`, if present.
+    pub location: Option<&'a str>,
     /// The body.
     pub body: &'a [u8],
 }
@@ -263,6 +265,12 @@ fn read_u64(v: &Value) -> Option<u64> {
 }
 
 fn parse_failure(parts: ResponseParts<'_>, now: SystemTime) -> Error {
+    if (300..400).contains(&parts.status) {
+        return Error::Redirected {
+            status: parts.status,
+            location: parts.location.map(str::to_owned),
+        };
+    }
     let retry_after = parts.retry_after.and_then(|v| parse_retry_after(v, now));
     let body = parts.body.trim_ascii();
     let map = if body.is_empty() {
@@ -317,6 +325,7 @@ mod tests {
             status,
             content_type: Some("application/json"),
             retry_after: None,
+            location: None,
             body: body.as_bytes(),
         }
     }
@@ -387,6 +396,7 @@ mod tests {
             status: 502,
             content_type: Some("text/html"),
             retry_after: None,
+            location: None,
             body: html.as_bytes(),
         };
         match parse_response(p, now()).unwrap_err() {
@@ -437,6 +447,7 @@ mod tests {
             status: 429,
             content_type: None,
             retry_after: Some("3"),
+            location: None,
             body: b"",
         };
         let err = parse_response(p, now()).unwrap_err();

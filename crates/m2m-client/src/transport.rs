@@ -49,6 +49,8 @@ pub struct TransportResponse {
     pub content_type: Option<String>,
     /// The `Retry-After` header, if present and readable.
     pub retry_after: Option<String>,
+    /// The `Location` header of a redirect, if present and readable (reported, never followed).
+    pub location: Option<String>,
     /// The body (a transport may truncate very large bodies).
     pub body: Vec<u8>,
 }
