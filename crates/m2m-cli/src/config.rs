@@ -122,6 +122,7 @@ pub(crate) fn expand_tilde(path: &str) -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

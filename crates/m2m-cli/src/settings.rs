@@ -40,15 +40,6 @@ impl Endpoint {
             Endpoint::Issuer(_) => false,
         }
     }
-
-    /// The token URL, when known without discovery.
-    pub(crate) fn token_url(&self) -> Option<String> {
-        match self {
-            Endpoint::Nhs(env) => Some(env.token_url().to_owned()),
-            Endpoint::TokenUrl { url, .. } => Some(url.as_str().to_owned()),
-            Endpoint::Issuer(_) => None,
-        }
-    }
 }
 
 /// Client settings after flag > env > profile resolution.
@@ -247,6 +238,7 @@ impl Settings {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

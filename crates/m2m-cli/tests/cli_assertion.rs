@@ -1,6 +1,8 @@
 //! `m2m assertion`: the output contract, algorithm choice, and every bad input with its own
 //! message and exit code.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 mod support;
 
 use std::process::Command;

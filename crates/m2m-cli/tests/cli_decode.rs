@@ -1,5 +1,7 @@
 //! `m2m decode`: JSON output with human times, and `--lint` findings on stderr with exit 1.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 mod support;
 
 use support::{Sandbox, assert_fails, stderr, stdout};

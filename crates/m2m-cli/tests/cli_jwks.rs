@@ -1,6 +1,8 @@
 //! `m2m jwks`: merging for rotation, refusing private members and duplicate kids; and
 //! `m2m jwks check` against a local server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 mod support;
 
 use support::{Endpoint, Mode, Sandbox, assert_fails, stderr, stdout};

@@ -1,5 +1,7 @@
 //! `m2m keygen`: file modes, no overwrite, public-only JWKS, defaults.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 mod support;
 
 use support::{Sandbox, assert_fails, stderr};

@@ -1,5 +1,7 @@
 //! Completions, man page, help texts and the demo.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 mod support;
 
 use support::{Sandbox, stderr, stdout};

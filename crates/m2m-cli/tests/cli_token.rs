@@ -1,6 +1,8 @@
 //! `m2m token` against a real token endpoint on 127.0.0.1 that verifies the assertion: output
 //! formats, NHS-style answers, and each failure with its exit code.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 mod support;
 
 use std::path::PathBuf;
@@ -176,4 +178,61 @@ fn plain_http_to_remote_host_is_refused_before_sending() {
         pem.to_str().unwrap(),
     ]);
     assert_fails(&o, 3, "not a valid URL");
+}
+
+#[test]
+fn file_cache_saves_the_second_request() {
+    let s = setup(Mode::Standard);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "token",
+            "--token-url",
+            &s.endpoint.url,
+            "--client-id",
+            CLIENT,
+            "--key",
+            s.pem.to_str().unwrap(),
+            "--kid",
+            "k1",
+            "--attempts",
+            "1",
+        ];
+        args.extend(extra);
+        let o = s.sb.run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    assert_eq!(run(&[]), "token-1\n");
+    assert_eq!(run(&[]), "token-1\n", "second run answered from the cache");
+    assert_eq!(s.endpoint.requests(), 1, "the endpoint saw one request");
+    // The cache file: 0600, holds the token but no key material.
+    let dir = s.sb.path().join("cache/m2m");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        !text.contains("PRIVATE") && !text.contains("\"d\""),
+        "{text}"
+    );
+    // Another scope is another cache entry.
+    assert_eq!(run(&["--scope", "read"]), "token-2\n");
+    // --no-cache: two more requests.
+    assert_eq!(run(&["--no-cache"]), "token-3\n");
+    assert_eq!(run(&["--no-cache"]), "token-4\n");
+    assert_eq!(s.endpoint.requests(), 4);
+    // `m2m cache clear` empties it: the next run fetches again.
+    let o = s.sb.run(&["cache", "clear"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(run(&[]), "token-5\n");
 }

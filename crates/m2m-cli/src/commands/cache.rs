@@ -1,26 +1,69 @@
-//! `m2m cache` and the file cache behind `m2m token`.
-//!
-//! Until `m2m_client::file_cache` lands this is a pass-through: every `m2m token` run fetches.
+//! `m2m cache clear|path` and the file cache behind `m2m token` (m2m_client::file_cache):
+//! one 0600 file per token URL + client id + kid + scope under `$XDG_CACHE_HOME/m2m`, so scripts
+//! calling `m2m token` in a loop stay under the token endpoint's rate limit.
 
+use m2m_client::file_cache::{CacheKey, FileCache};
 use m2m_client::{TokenClient, TokenResponse};
+use m2m_core::clock::{Clock as _, SystemClock};
 
 use crate::cli::{CacheArgs, CacheCommand};
+use crate::commands::print_result;
 use crate::exit::{CliError, CliResult};
-use crate::settings::Settings;
 
-/// Gets a token through the file cache.
+/// Gets a token through the file cache: a cached one while it is still usable, else a fresh one
+/// (then stored; a cache that cannot be written only warns).
 pub(crate) async fn fetch_cached(
     client: &TokenClient,
-    _settings: &Settings,
+    kid: Option<&str>,
+    scope: Option<&str>,
 ) -> CliResult<TokenResponse> {
-    Ok(client.fetch().await?)
+    let Some(cache) = FileCache::user_default() else {
+        tracing::warn!("no cache directory on this platform; fetching without the cache");
+        return Ok(client.fetch().await?);
+    };
+    let key = CacheKey::new(
+        client.token_url().as_str(),
+        client.assertion_builder().client_id(),
+        kid,
+        scope,
+    );
+    if let Some(cached) = cache.load(&key, SystemClock.now()) {
+        tracing::info!(path = %cache.path(&key).display(), "token from the cache");
+        return Ok(cached.to_response(SystemClock.now()));
+    }
+    let response = client.fetch().await?;
+    if let Err(e) = cache.store(&key, &response, SystemClock.now()) {
+        eprintln!(
+            "warning: cannot write the token cache in {}: {e}",
+            cache.dir().display()
+        );
+    }
+    Ok(response)
+}
+
+fn user_cache() -> CliResult<FileCache> {
+    FileCache::user_default().ok_or_else(|| {
+        CliError::local("this platform has no user cache directory (set XDG_CACHE_HOME)")
+    })
 }
 
 /// Runs `m2m cache …`.
 pub(crate) fn run(args: &CacheArgs) -> CliResult {
+    let cache = user_cache()?;
     match args.command {
-        CacheCommand::Clear | CacheCommand::Path => Err(CliError::local(
-            "the token file cache is not available in this build yet",
-        )),
+        CacheCommand::Clear => {
+            let removed = cache.clear().map_err(|e| {
+                CliError::local(format!(
+                    "cannot clear the token cache in {}: {e}",
+                    cache.dir().display()
+                ))
+            })?;
+            eprintln!(
+                "removed {removed} cached token(s) from {}",
+                cache.dir().display()
+            );
+            Ok(())
+        }
+        CacheCommand::Path => print_result(&cache.dir().display().to_string()),
     }
 }

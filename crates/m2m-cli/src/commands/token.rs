@@ -32,6 +32,7 @@ async fn fetch(
     endpoint: Endpoint,
     signer: m2m_core::signer::KeySigner,
 ) -> CliResult<TokenResponse> {
+    let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
     let timeout = Duration::from_secs(args.timeout.max(1));
     let mut builder = TokenClient::builder()
         .client_id(s.require_client_id()?)
@@ -73,7 +74,7 @@ async fn fetch(
     if args.no_cache {
         return Ok(client.fetch().await?);
     }
-    crate::commands::cache::fetch_cached(&client, s).await
+    crate::commands::cache::fetch_cached(&client, kid.as_deref(), s.scope.as_deref()).await
 }
 
 fn render(args: &TokenArgs, response: &TokenResponse) -> CliResult<String> {

@@ -1,6 +1,6 @@
 //! Shared helpers for the CLI tests: run the real `m2m` binary in an isolated environment, make
 //! keys with it, and a real token endpoint on 127.0.0.1 that verifies assertions.
-#![allow(dead_code, missing_docs, unreachable_pub)]
+#![allow(dead_code, missing_docs, unreachable_pub, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -80,7 +80,7 @@ impl Sandbox {
     pub fn keygen(&self, kid: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
         let out = self.path().join("keys");
         let mut args = vec!["keygen", "--kid", kid, "--out", out.to_str().unwrap()];
-        if !extra.iter().any(|a| *a == "--alg") {
+        if !extra.contains(&"--alg") {
             args.extend(["--bits", "2048"]);
         }
         args.extend(extra);
