@@ -186,10 +186,35 @@ fn chain(e: &(dyn StdError + 'static)) -> String {
     }
 }
 
-fn looks_like_tls(e: &(dyn StdError + 'static)) -> bool {
+/// Whether `err` is a rustls error, possibly inside nested `io::Error`s (tokio-rustls wraps it
+/// twice: `Other` around `InvalidData`). `io::Error::source` skips the wrapped error itself, so
+/// the ordinary source chain never shows it.
+fn is_rustls(err: &(dyn StdError + 'static)) -> bool {
+    let mut cur: &(dyn StdError + 'static) = err;
+    for _ in 0..8 {
+        if cur.is::<rustls::Error>() {
+            return true;
+        }
+        match cur
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => cur = inner,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Whether a failure came from TLS: a `rustls::Error` in the chain, bare or inside the
+/// `io::Error` that tokio-rustls wraps it in; the words are a fallback for other wrappings.
+fn looks_like_tls(e: &reqwest::Error) -> bool {
     // The outermost error names the URL, which must not decide the kind.
     let mut cur: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(err) = cur {
+        if is_rustls(err) {
+            return true;
+        }
         let s = err.to_string().to_ascii_lowercase();
         if s.contains("certificate") || s.contains("tls") || s.contains("handshake") {
             return true;

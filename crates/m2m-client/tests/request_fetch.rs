@@ -656,3 +656,28 @@ async fn the_test_server_really_verifies() {
         "{problems:?}"
     );
 }
+
+/// https to a plain-http server: a real TLS handshake failure, reported as such and not retried.
+#[tokio::test]
+async fn tls_failure_is_reported_as_tls() {
+    let server = TestServer::start(vec![Reply::nhs_ok()]).await;
+    let client = TokenClient::builder()
+        .token_url(server.url.replace("http://", "https://"))
+        .client_id(CLIENT_ID)
+        .signer(signer(Algorithm::Rs256))
+        .build()
+        .unwrap();
+    let err = client.fetch().await.unwrap_err();
+    match &err {
+        Error::Transport { kind, message } => {
+            assert_eq!(*kind, TransportKind::Tls, "{message}");
+            assert!(
+                message.starts_with("TLS handshake with 127.0.0.1:"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!err.is_retryable());
+    assert_eq!(server.requests(), 0);
+}
