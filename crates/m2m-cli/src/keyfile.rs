@@ -85,3 +85,18 @@ pub(crate) fn load_private_key(path: &Path, kid: Option<&str>) -> CliResult<Priv
         }
     })
 }
+
+/// The `alg` recorded for this key in the public JWKS `m2m keygen` writes beside it
+/// (`DIR/KID.pem` → `DIR/KID.jwks.json`): a PEM cannot say which algorithm it was made for, but
+/// the registered JWKS does, and a server pins that algorithm. Anything unexpected gives `None`.
+pub(crate) fn sibling_jwks_alg(
+    key_path: &Path,
+    kid: Option<&str>,
+) -> Option<m2m_core::alg::Algorithm> {
+    let stem = key_path.file_name()?.to_str()?.strip_suffix(".pem")?;
+    let jwks_path = key_path.with_file_name(format!("{stem}.jwks.json"));
+    let bytes = std::fs::read(jwks_path).ok()?;
+    let jwks = m2m_core::jwk::Jwks::from_slice(&bytes).ok()?;
+    let jwk = jwks.find(kid.unwrap_or(stem))?;
+    m2m_core::alg::Algorithm::from_name(jwk.alg.as_deref()?)
+}

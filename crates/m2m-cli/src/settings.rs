@@ -195,7 +195,9 @@ impl Settings {
     }
 
     /// Loads the key and builds the signer, choosing the algorithm as SPEC §1 says: `--alg`,
-    /// else the JWK's `alg`, else the profile's (NHS: RS512), else the key type's default.
+    /// else the JWK's `alg` (of the key file, or of the public `KID.jwks.json` that
+    /// `m2m keygen` wrote next to a `KID.pem`, so the key signs with what was registered), else
+    /// the profile's (NHS: RS512), else the key type's default.
     /// An algorithm that does not fit the key fails here, before anything is sent.
     pub(crate) fn signer(&self, nhs: bool) -> CliResult<KeySigner> {
         let path = self.key.as_ref().ok_or_else(|| {
@@ -203,7 +205,15 @@ impl Settings {
                 .with_hint("or set M2M_KEY, or key in a --profile")
         })?;
         let key = keyfile::load_private_key(path, self.kid.as_deref())?;
-        let alg = self.choose_alg(&key, nhs);
+        let sibling_alg = if self.alg.is_none() && key.jwk_alg().is_none() {
+            keyfile::sibling_jwks_alg(path, self.kid.as_deref()).filter(|a| key.kind().fits(*a))
+        } else {
+            None
+        };
+        let alg = self
+            .alg
+            .or(sibling_alg)
+            .unwrap_or_else(|| self.choose_alg(&key, nhs));
         key.kind().check(alg).map_err(|e| {
             CliError::from(e).with_hint(format!(
                 "drop --alg to use the key's default, or use a key made for {alg} (m2m keygen --alg {alg})"

@@ -46,9 +46,17 @@ fn prints_exactly_one_verifiable_jwt_and_a_newline() {
         claims["exp"].as_u64().unwrap(),
     );
     assert_eq!(exp - iat, 60, "default lifetime");
-    // Not NHS: an RSA key without a JWK alg signs with the key type default.
+    // Not NHS: the alg recorded in the JWKS keygen wrote beside the key (RS512)...
     let header: serde_json::Value = decode_header(jwt);
-    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["alg"], "RS512");
+    // ...and without it, the key type's default.
+    std::fs::remove_file(&jwks).unwrap();
+    let o = assertion(
+        &sb,
+        pem.to_str().unwrap(),
+        &["--kid", "k1", "--token-url", LOCAL],
+    );
+    assert_eq!(decode_header(stdout(&o).trim())["alg"], "RS256");
     assert_eq!(header["kid"], "k1");
 }
 

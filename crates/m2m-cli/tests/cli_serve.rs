@@ -1,0 +1,217 @@
+//! `m2m clients` and `m2m serve` end to end: register a client from its keygen JWKS, start the
+//! real server binary, get a token from it with `m2m token` (discovery and NHS profile).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
+mod support;
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use support::{Sandbox, assert_fails, closed_port, stderr, stdout};
+
+/// Kills the server child (only the process this test started) when the test ends.
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_until_listening(port: u16) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("m2m serve did not start listening on {port}");
+}
+
+#[test]
+fn clients_add_list_remove() {
+    let sb = Sandbox::new();
+    let (_, jwks) = sb.keygen("k1", &[]);
+    let add = |id: &str| {
+        sb.run(&[
+            "clients",
+            "add",
+            "--clients",
+            "clients.toml",
+            "--id",
+            id,
+            "--jwks",
+            jwks.to_str().unwrap(),
+            "--scope",
+            "read,write",
+        ])
+    };
+    let o = add("svc");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_fails(&add("svc"), 3, "already exists");
+    let o = sb.run(&["clients", "list", "--clients", "clients.toml"]);
+    assert!(
+        stdout(&o).starts_with("svc\tinline JWKS (1 keys)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("scopes=read,write"));
+    let o = sb.run(&[
+        "clients",
+        "remove",
+        "--clients",
+        "clients.toml",
+        "--id",
+        "svc",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_fails(
+        &sb.run(&[
+            "clients",
+            "remove",
+            "--clients",
+            "clients.toml",
+            "--id",
+            "svc",
+        ]),
+        3,
+        "no client \"svc\"",
+    );
+}
+
+fn serve(sb: &Sandbox, profile: &str) -> (ServerProcess, u16) {
+    let port = closed_port();
+    let child = sb
+        .cmd()
+        .args([
+            "serve",
+            "--clients",
+            "clients.toml",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--profile",
+            profile,
+        ])
+        .args(["--replay-store", "memory", "--data-dir", "data"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn m2m serve");
+    let server = ServerProcess(child);
+    wait_until_listening(port);
+    (server, port)
+}
+
+#[test]
+fn token_from_m2m_serve_by_discovery() {
+    let sb = Sandbox::new();
+    let (pem, jwks) = sb.keygen("k1", &[]);
+    let o = sb.run(&[
+        "clients",
+        "add",
+        "--clients",
+        "clients.toml",
+        "--id",
+        "svc",
+        "--jwks",
+        jwks.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_server, port) = serve(&sb, "rfc");
+    let issuer = format!("http://127.0.0.1:{port}");
+    let o = sb.run(&[
+        "token",
+        "--issuer",
+        &issuer,
+        "--client-id",
+        "svc",
+        "--key",
+        pem.to_str().unwrap(),
+        "--kid",
+        "k1",
+        "--json",
+        "--no-cache",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let token = v["access_token"].as_str().unwrap();
+    let o = sb.run(&["decode", token]);
+    let decoded: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(decoded["header"]["typ"], "at+jwt");
+    assert_eq!(decoded["claims"]["sub"], "svc");
+    // Default rfc profile refuses aud = token URL: a server rejection, exit 5.
+    let o = sb.run(&[
+        "token",
+        "--token-url",
+        &format!("{issuer}/oauth2/token"),
+        "--client-id",
+        "svc",
+        "--key",
+        pem.to_str().unwrap(),
+        "--kid",
+        "k1",
+        "--no-cache",
+        "--attempts",
+        "1",
+    ]);
+    assert_fails(&o, 5, "aud");
+}
+
+#[test]
+fn token_from_m2m_serve_in_nhs_profile() {
+    let sb = Sandbox::new();
+    let (pem, jwks) = sb.keygen("k1", &[]);
+    let o = sb.run(&[
+        "clients",
+        "add",
+        "--clients",
+        "clients.toml",
+        "--id",
+        "svc",
+        "--jwks",
+        jwks.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_server, port) = serve(&sb, "nhs");
+    let url = format!("http://127.0.0.1:{port}/oauth2/token");
+    // RS512 because the JWKS from keygen says so; NHS-style "expires_in": "599" parsed.
+    let o = sb.run(&[
+        "token",
+        "--token-url",
+        &url,
+        "--client-id",
+        "svc",
+        "--key",
+        pem.to_str().unwrap(),
+        "--kid",
+        "k1",
+        "--alg",
+        "RS512",
+        "--json",
+        "--no-cache",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["expires_in"], 599);
+    // RS256 is refused with NHS's message and our hint.
+    let o = sb.run(&[
+        "token",
+        "--token-url",
+        &url,
+        "--client-id",
+        "svc",
+        "--key",
+        pem.to_str().unwrap(),
+        "--kid",
+        "k1",
+        "--alg",
+        "RS256",
+        "--no-cache",
+        "--attempts",
+        "1",
+    ]);
+    let err = assert_fails(&o, 5, "RS512");
+    assert!(err.contains("\nhint: "), "{err}");
+}
