@@ -36,6 +36,11 @@
 //! - [`RetryPolicy`] (`retry`): bounded exponential backoff, full jitter, `Retry-After`.
 //! - [`TokenTransport`] (`transport`) and [`ReqwestTransport`] (`reqwest_transport`): the HTTP
 //!   seam and its default.
+//! - [`source`]: `TokenSource`, the shared cache for long-running services (refresh-ahead,
+//!   single flight) over a [`TokenClient`].
+//! - [`integrations`]: putting the cached token on outgoing requests (reqwest-middleware, tower,
+//!   blocking), each behind a cargo feature.
+//! - [`file_cache`]: the CLI's on-disk token cache.
 //!
 //! # Redirects are never followed
 //!
@@ -56,16 +61,16 @@
 mod client;
 mod discovery;
 mod error;
+pub mod file_cache;
 mod hint;
+pub mod integrations;
 mod profile;
 mod reqwest_transport;
 mod response;
 mod retry;
+pub mod source;
 mod token_url;
 mod transport;
-pub mod file_cache;
-pub mod integrations;
-pub mod source;
 
 pub use client::{TokenClient, TokenClientBuilder};
 pub use discovery::{AuthServerMetadata, discover, discover_with, metadata_urls, parse_metadata};
