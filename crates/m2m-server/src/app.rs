@@ -54,10 +54,14 @@ impl Server {
     pub async fn start(config: ServerConfig) -> Result<RunningServer, Error> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| Error::Io { context: format!("cannot listen on {}", config.listen), source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| Error::Io { context: "cannot read the bound address".to_owned(), source })?;
+            .map_err(|source| Error::Io {
+                context: format!("cannot listen on {}", config.listen),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Io {
+            context: "cannot read the bound address".to_owned(),
+            source,
+        })?;
         let issuer = normalise_issuer(config.issuer.as_deref(), local_addr)?;
         let token_url = format!("{issuer}/oauth2/token");
 
@@ -108,7 +112,12 @@ impl Server {
                 })
                 .await
         });
-        Ok(RunningServer { local_addr, issuer, shutdown: Some(tx), task })
+        Ok(RunningServer {
+            local_addr,
+            issuer,
+            shutdown: Some(tx),
+            task,
+        })
     }
 }
 
@@ -158,8 +167,14 @@ impl RunningServer {
 
     async fn join(&mut self) -> Result<(), Error> {
         match (&mut self.task).await {
-            Ok(result) => result.map_err(|source| Error::Io { context: "server failed".to_owned(), source }),
-            Err(join) => Err(Error::Io { context: "server task failed".to_owned(), source: std::io::Error::other(join) }),
+            Ok(result) => result.map_err(|source| Error::Io {
+                context: "server failed".to_owned(),
+                source,
+            }),
+            Err(join) => Err(Error::Io {
+                context: "server task failed".to_owned(),
+                source: std::io::Error::other(join),
+            }),
         }
     }
 }
@@ -199,9 +214,12 @@ fn normalise_issuer(issuer: Option<&str>, local_addr: SocketAddr) -> Result<Stri
     let Some(issuer) = issuer else {
         return Ok(format!("http://{local_addr}"));
     };
-    let url = Url::parse(issuer).map_err(|e| Error::Config(format!("issuer {issuer:?} is not a URL: {e}")))?;
+    let url = Url::parse(issuer)
+        .map_err(|e| Error::Config(format!("issuer {issuer:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "https" | "http") {
-        return Err(Error::Config(format!("issuer {issuer:?} must be an https URL")));
+        return Err(Error::Config(format!(
+            "issuer {issuer:?} must be an https URL"
+        )));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::Config(format!(
@@ -216,7 +234,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/oauth2/token", any(token::handle))
         .route("/oauth2/introspect", any(introspect::handle))
         .route("/oauth2/{*rest}", any(oauth_not_found))
-        .route("/.well-known/oauth-authorization-server", get(metadata::authorization_server))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(metadata::authorization_server),
+        )
         .route("/.well-known/jwks.json", get(metadata::jwks))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -259,5 +280,12 @@ async fn oauth_not_found(
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let body = state.metrics.render(state.fetcher.fetch_count());
-    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }

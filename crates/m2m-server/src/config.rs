@@ -24,7 +24,9 @@ impl std::str::FromStr for Profile {
         match s {
             "rfc" => Ok(Profile::Rfc),
             "nhs" => Ok(Profile::Nhs),
-            other => Err(format!("unknown profile {other:?} (expected `rfc` or `nhs`)")),
+            other => Err(format!(
+                "unknown profile {other:?} (expected `rfc` or `nhs`)"
+            )),
         }
     }
 }

@@ -22,7 +22,10 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         Err(e) => {
             state.metrics.store_error();
             tracing::warn!(store = state.replay.kind(), error = %e, "readiness: replay store unhealthy");
-            (StatusCode::SERVICE_UNAVAILABLE, format!("replay store ({}) unavailable\n", state.replay.kind()))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("replay store ({}) unavailable\n", state.replay.kind()),
+            )
                 .into_response()
         }
     }

@@ -25,7 +25,16 @@ use crate::response::{RequestId, json_response, method_not_allowed, rejection_re
 use crate::token::{Refusal, authenticate_rfc, log_refusal, rate_limit, read_body};
 
 /// Claims copied into an active introspection response (RFC 7662 §2.2).
-const EXPOSED_CLAIMS: [&str; 8] = ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"];
+const EXPOSED_CLAIMS: [&str; 8] = [
+    "scope",
+    "client_id",
+    "sub",
+    "aud",
+    "iss",
+    "exp",
+    "iat",
+    "jti",
+];
 
 /// The handler.
 pub(crate) async fn handle(
@@ -46,14 +55,27 @@ pub(crate) async fn handle(
             log_refusal(&refusal, "introspect");
             tracing::debug!(elapsed = ?started.elapsed(), "introspection refused");
             // Introspection is not an NHS endpoint: always RFC bodies.
-            rejection_response(Profile::Rfc, state.config.opaque_errors, &refusal.rejection, &request_id, refusal.retry_after)
+            rejection_response(
+                Profile::Rfc,
+                state.config.opaque_errors,
+                &refusal.rejection,
+                &request_id,
+                refusal.retry_after,
+            )
         }
     }
 }
 
-async fn introspect(state: &AppState, headers: &HeaderMap, query: Option<&str>, body: Body) -> Result<Value, Refusal> {
+async fn introspect(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Body,
+) -> Result<Value, Refusal> {
     let body = read_body(headers, body, state.config.max_body_bytes).await?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let mut form = parse_token_form(content_type, query, &body, false)?;
     // The assertion is checked exactly as for a token request; introspection has no grant_type.
     if form.grant_type.is_some() {
@@ -63,12 +85,19 @@ async fn introspect(state: &AppState, headers: &HeaderMap, query: Option<&str>, 
         )));
     }
     form.grant_type = Some(GRANT_CLIENT_CREDENTIALS.to_owned());
-    let token = form.extra.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone());
+    let token = form
+        .extra
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.clone());
     let now = state.config.clock.now();
     let (caller, _) = authenticate_rfc(state, &form, now).await?;
     rate_limit(state, &caller, now)?;
     let Some(token) = token else {
-        return Err(Refusal::from(Rejection::invalid_request(Reason::Other, "the token parameter is missing")));
+        return Err(Refusal::from(Rejection::invalid_request(
+            Reason::Other,
+            "the token parameter is missing",
+        )));
     };
     let claims = match state.tokens.verify(&token, now) {
         Ok(claims) => claims,
@@ -77,7 +106,8 @@ async fn introspect(state: &AppState, headers: &HeaderMap, query: Option<&str>, 
             return Ok(json!({ "active": false }));
         }
     };
-    let issued_to_caller = claims.get("client_id").and_then(Value::as_str) == Some(caller.id.as_str());
+    let issued_to_caller =
+        claims.get("client_id").and_then(Value::as_str) == Some(caller.id.as_str());
     let addressed_to_caller = match claims.get("aud") {
         Some(Value::String(aud)) => aud == &caller.id,
         Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(caller.id.as_str())),

@@ -43,7 +43,12 @@ impl ServerKey {
         let kid = public.thumbprint();
         let alg = key.jwk_alg().unwrap_or_else(|| key.kind().default_alg());
         let signer = KeySigner::new(Arc::new(key), alg, Some(kid.clone()))?;
-        Ok(ServerKey { signer, public, kid, alg })
+        Ok(ServerKey {
+            signer,
+            public,
+            kid,
+            alg,
+        })
     }
 
     fn jwk(&self) -> Jwk {
@@ -78,8 +83,13 @@ impl ServerKeys {
                 key
             }
         };
-        let previous = read_key(&dir.join(PREVIOUS_KEY_FILE))?.map(ServerKey::new).transpose()?;
-        Ok(ServerKeys { current: ServerKey::new(current)?, previous })
+        let previous = read_key(&dir.join(PREVIOUS_KEY_FILE))?
+            .map(ServerKey::new)
+            .transpose()?;
+        Ok(ServerKeys {
+            current: ServerKey::new(current)?,
+            previous,
+        })
     }
 
     /// Rotation: `current.pem` becomes `previous.pem` (replacing an older one) and a new
@@ -89,7 +99,8 @@ impl ServerKeys {
         create_private_dir(&dir)?;
         let current = dir.join(CURRENT_KEY_FILE);
         if current.exists() {
-            std::fs::rename(&current, dir.join(PREVIOUS_KEY_FILE)).map_err(|e| keys_err(&current, e))?;
+            std::fs::rename(&current, dir.join(PREVIOUS_KEY_FILE))
+                .map_err(|e| keys_err(&current, e))?;
         }
         let key = PrivateKey::generate(KeySpec::P256)?;
         write_private_key(&current, &key)
@@ -112,16 +123,16 @@ impl ServerKeys {
     /// Algorithms of the published keys.
     pub fn algorithms(&self) -> Vec<Algorithm> {
         let mut algs = vec![self.current.alg];
-        if let Some(prev) = &self.previous {
-            if prev.alg != self.current.alg {
-                algs.push(prev.alg);
-            }
+        if let Some(prev) = self.previous.as_ref().filter(|p| p.alg != self.current.alg) {
+            algs.push(prev.alg);
         }
         algs
     }
 
     fn by_kid(&self, kid: &str) -> Option<&ServerKey> {
-        std::iter::once(&self.current).chain(self.previous.as_ref()).find(|k| k.kid == kid)
+        std::iter::once(&self.current)
+            .chain(self.previous.as_ref())
+            .find(|k| k.kid == kid)
     }
 }
 
@@ -152,7 +163,10 @@ pub struct IssuedToken {
 
 impl std::fmt::Debug for IssuedToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedToken").field("jti", &self.jti).field("expires_in", &self.expires_in).finish_non_exhaustive()
+        f.debug_struct("IssuedToken")
+            .field("jti", &self.jti)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
     }
 }
 
@@ -166,7 +180,10 @@ pub struct AccessTokenIssuer {
 impl AccessTokenIssuer {
     /// An issuer for the `iss` identifier.
     pub fn new(keys: ServerKeys, issuer: impl Into<String>) -> Self {
-        AccessTokenIssuer { keys, issuer: issuer.into() }
+        AccessTokenIssuer {
+            keys,
+            issuer: issuer.into(),
+        }
     }
 
     /// The server keys.
@@ -194,21 +211,33 @@ impl AccessTokenIssuer {
         let mut header = Map::new();
         header.insert("typ".to_owned(), json!(ACCESS_TOKEN_TYP));
         let token = sign_compact(&header, &claims, &self.keys.current.signer)?;
-        Ok(IssuedToken { token, jti, issued_at: UnixTime::from_secs(iat), expires_in })
+        Ok(IssuedToken {
+            token,
+            jti,
+            issued_at: UnixTime::from_secs(iat),
+            expires_in,
+        })
     }
 
     /// The claims of a token this server issued and that is still valid at `now`; `Err` says
     /// why not (for the log only — introspection answers just `active: false`).
     pub fn verify(&self, token: &str, now: UnixTime) -> Result<Map<String, Value>, &'static str> {
         let jws = UnverifiedJws::parse(token).map_err(|_| "not a compact JWS")?;
-        if !jws.typ().is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)) {
+        if !jws
+            .typ()
+            .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
+        {
             return Err("typ is not at+jwt");
         }
-        let key = jws.kid().and_then(|kid| self.keys.by_kid(kid)).ok_or("kid is not one of ours")?;
+        let key = jws
+            .kid()
+            .and_then(|kid| self.keys.by_kid(kid))
+            .ok_or("kid is not one of ours")?;
         if jws.alg() != Some(key.alg.name()) {
             return Err("alg does not match our key");
         }
-        jws.verify(&key.public, key.alg).map_err(|_| "bad signature")?;
+        jws.verify(&key.public, key.alg)
+            .map_err(|_| "bad signature")?;
         let claims = jws.claims().map_err(|_| "claims are not a JSON object")?;
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err("issued by another issuer");
@@ -222,14 +251,19 @@ impl AccessTokenIssuer {
 }
 
 fn keys_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Keys { path: path.to_path_buf(), reason: e.to_string() }
+    Error::Keys {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 fn read_key(path: &Path) -> Result<Option<PrivateKey>, Error> {
     match std::fs::read(path) {
         Ok(bytes) => {
             let bytes = zeroize::Zeroizing::new(bytes);
-            PrivateKey::from_bytes(&bytes, None, None).map(Some).map_err(|e| keys_err(path, e))
+            PrivateKey::from_bytes(&bytes, None, None)
+                .map(Some)
+                .map_err(|e| keys_err(path, e))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(keys_err(path, e)),
@@ -254,7 +288,9 @@ fn write_private_key(path: &Path, key: &PrivateKey) -> Result<(), Error> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(|e| keys_err(path, e))?;
-    file.write_all(pem.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| keys_err(path, e))
+    file.write_all(pem.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| keys_err(path, e))
 }
 
 /// The key file path for a data dir (for `m2m serve` messages).

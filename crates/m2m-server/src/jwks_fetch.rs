@@ -107,10 +107,10 @@ pub fn parse_cache_control(value: &str) -> CacheDirective {
         if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
             return CacheDirective::NoStore;
         }
-        if name.eq_ignore_ascii_case("max-age") {
-            if let Some(secs) = arg.and_then(|a| a.parse::<u64>().ok()) {
-                result = CacheDirective::MaxAge(secs);
-            }
+        if name.eq_ignore_ascii_case("max-age")
+            && let Some(secs) = arg.and_then(|a| a.parse::<u64>().ok())
+        {
+            result = CacheDirective::MaxAge(secs);
         }
     }
     result
@@ -212,8 +212,17 @@ impl JwksFetcher {
             .connect_timeout(policy.timeout)
             .user_agent(concat!("m2m-server/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| FetchError::Transport { url: String::new(), reason: e.to_string() })?;
-        Ok(JwksFetcher { http, clock, policy, entries: Mutex::new(HashMap::new()), fetches: AtomicU64::new(0) })
+            .map_err(|e| FetchError::Transport {
+                url: String::new(),
+                reason: e.to_string(),
+            })?;
+        Ok(JwksFetcher {
+            http,
+            clock,
+            policy,
+            entries: Mutex::new(HashMap::new()),
+            fetches: AtomicU64::new(0),
+        })
     }
 
     /// How many HTTP fetches were started (for metrics and tests).
@@ -225,14 +234,18 @@ impl JwksFetcher {
     /// lacks it, one refetch is made (at most once per [`FetchPolicy::unknown_kid_interval`]).
     pub async fn keys(&self, url: &Url, kid: Option<&str>) -> Result<KeySet, FetchError> {
         let entry = {
-            let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut entries = self
+                .entries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(entries.entry(url.as_str().to_owned()).or_default())
         };
         let generation_before = entry.generation.load(Ordering::Acquire);
         let mut state = entry.state.lock().await;
         let someone_fetched = entry.generation.load(Ordering::Acquire) != generation_before;
         let now = self.clock.now();
-        let has_kid = |keys: &KeySet| kid.is_none_or(|k| keys.iter().any(|(id, _)| id.as_deref() == Some(k)));
+        let has_kid =
+            |keys: &KeySet| kid.is_none_or(|k| keys.iter().any(|(id, _)| id.as_deref() == Some(k)));
 
         let recent_error = state
             .last_error
@@ -256,7 +269,11 @@ impl JwksFetcher {
                 tracing::info!(jwks_uri = %url, kid = kid.unwrap_or(""), "unknown kid: refetching JWKS");
             } else if let Some(err) = recent_error {
                 // A fetch just failed (ours to wait for, or within the back-off): share its outcome.
-                return if now < state.expired_at_most_usable_until { Ok(keys) } else { Err(err) };
+                return if now < state.expired_at_most_usable_until {
+                    Ok(keys)
+                } else {
+                    Err(err)
+                };
             }
         } else if let Some(err) = recent_error {
             return Err(err);
@@ -269,7 +286,8 @@ impl JwksFetcher {
             Ok((keys, ttl)) => {
                 state.keys = Some(Arc::clone(&keys));
                 state.fresh_until = now.add(ttl);
-                state.expired_at_most_usable_until = state.fresh_until.add(self.policy.stale_if_error);
+                state.expired_at_most_usable_until =
+                    state.fresh_until.add(self.policy.stale_if_error);
                 state.last_error = None;
                 Ok(keys)
             }
@@ -295,11 +313,17 @@ impl JwksFetcher {
         let url_s = url.as_str().to_owned();
         check_fetchable(url)?;
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let transport = |e: reqwest::Error| FetchError::Transport { url: url_s.clone(), reason: e.to_string() };
+        let transport = |e: reqwest::Error| FetchError::Transport {
+            url: url_s.clone(),
+            reason: e.to_string(),
+        };
         let mut response = self
             .http
             .get(url.clone())
-            .header(reqwest::header::ACCEPT, "application/jwk-set+json, application/json")
+            .header(
+                reqwest::header::ACCEPT,
+                "application/jwk-set+json, application/json",
+            )
             .send()
             .await
             .map_err(transport)?;
@@ -308,7 +332,10 @@ impl JwksFetcher {
             return Err(FetchError::Status { url: url_s, status });
         }
         let limit = self.policy.max_body_bytes;
-        if response.content_length().is_some_and(|len| len > limit as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
             return Err(FetchError::TooLarge { url: url_s, limit });
         }
         let cache_control = response
@@ -323,14 +350,22 @@ impl JwksFetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        let parsed = parse_jwks(&body).map_err(|reason| FetchError::Invalid { url: url_s.clone(), reason })?;
+        let parsed = parse_jwks(&body).map_err(|reason| FetchError::Invalid {
+            url: url_s.clone(),
+            reason,
+        })?;
         Ok((parsed.keys, self.policy.ttl_for(cache_control.as_deref())))
     }
 }
 
 /// https, or http to loopback; and a path (NHS refuses `https://host` with no path).
 fn check_fetchable(url: &Url) -> Result<(), FetchError> {
-    let refuse = |reason: &str| Err(FetchError::Url { url: url.as_str().to_owned(), reason: reason.to_owned() });
+    let refuse = |reason: &str| {
+        Err(FetchError::Url {
+            url: url.as_str().to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(url) => {}
@@ -349,10 +384,19 @@ mod tests {
 
     #[test]
     fn cache_control_parsing() {
-        assert_eq!(parse_cache_control("public, max-age=120"), CacheDirective::MaxAge(120));
-        assert_eq!(parse_cache_control("max-age=\"30\""), CacheDirective::MaxAge(30));
+        assert_eq!(
+            parse_cache_control("public, max-age=120"),
+            CacheDirective::MaxAge(120)
+        );
+        assert_eq!(
+            parse_cache_control("max-age=\"30\""),
+            CacheDirective::MaxAge(30)
+        );
         assert_eq!(parse_cache_control("no-store"), CacheDirective::NoStore);
-        assert_eq!(parse_cache_control("max-age=10, no-cache"), CacheDirective::NoStore);
+        assert_eq!(
+            parse_cache_control("max-age=10, no-cache"),
+            CacheDirective::NoStore
+        );
         assert_eq!(parse_cache_control("public"), CacheDirective::None);
         assert_eq!(parse_cache_control("max-age=abc"), CacheDirective::None);
     }
@@ -365,16 +409,28 @@ mod tests {
         assert_eq!(p.ttl_for(Some("max-age=999999")), Duration::from_secs(3600));
         assert_eq!(p.ttl_for(Some("no-store")), Duration::from_secs(60));
         assert_eq!(p.ttl_for(None), Duration::from_secs(300));
-        assert_eq!(FetchPolicy::nhs().ttl_for(Some("max-age=5")), Duration::from_secs(3600));
+        assert_eq!(
+            FetchPolicy::nhs().ttl_for(Some("max-age=5")),
+            Duration::from_secs(3600)
+        );
     }
 
     #[test]
     fn urls_without_path_or_https_are_refused() {
-        for bad in ["https://example.com", "https://example.com/", "http://example.com/jwks", "ftp://x/y"] {
+        for bad in [
+            "https://example.com",
+            "https://example.com/",
+            "http://example.com/jwks",
+            "ftp://x/y",
+        ] {
             let url = Url::parse(bad).expect("url");
             assert!(check_fetchable(&url).is_err(), "{bad}");
         }
-        for good in ["https://example.com/jwks.json", "http://127.0.0.1:9/jwks", "http://localhost/x"] {
+        for good in [
+            "https://example.com/jwks.json",
+            "http://127.0.0.1:9/jwks",
+            "http://localhost/x",
+        ] {
             let url = Url::parse(good).expect("url");
             assert!(check_fetchable(&url).is_ok(), "{good}");
         }

@@ -40,12 +40,27 @@ pub(crate) async fn authorization_server(State(state): State<Arc<AppState>>) -> 
         ("issuer", json!(issuer)),
         ("token_endpoint", json!(state.token_url)),
         ("jwks_uri", json!(format!("{issuer}/.well-known/jwks.json"))),
-        ("introspection_endpoint", json!(format!("{issuer}/oauth2/introspect"))),
+        (
+            "introspection_endpoint",
+            json!(format!("{issuer}/oauth2/introspect")),
+        ),
         ("grant_types_supported", json!(["client_credentials"])),
-        ("token_endpoint_auth_methods_supported", json!(["private_key_jwt"])),
-        ("token_endpoint_auth_signing_alg_values_supported", json!(algs)),
-        ("introspection_endpoint_auth_methods_supported", json!(["private_key_jwt"])),
-        ("introspection_endpoint_auth_signing_alg_values_supported", json!(algs)),
+        (
+            "token_endpoint_auth_methods_supported",
+            json!(["private_key_jwt"]),
+        ),
+        (
+            "token_endpoint_auth_signing_alg_values_supported",
+            json!(algs),
+        ),
+        (
+            "introspection_endpoint_auth_methods_supported",
+            json!(["private_key_jwt"]),
+        ),
+        (
+            "introspection_endpoint_auth_signing_alg_values_supported",
+            json!(algs),
+        ),
         ("response_types_supported", json!([])),
     ]);
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response()
@@ -54,8 +69,12 @@ pub(crate) async fn authorization_server(State(state): State<Arc<AppState>>) -> 
 /// The server's public keys (current and previous).
 pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     (
-        [(header::CACHE_CONTROL, "public, max-age=300"), (header::CONTENT_TYPE, "application/jwk-set+json")],
-        serde_json::to_string(&state.tokens.keys().jwks()).unwrap_or_else(|_| "{\"keys\":[]}".to_owned()),
+        [
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::CONTENT_TYPE, "application/jwk-set+json"),
+        ],
+        serde_json::to_string(&state.tokens.keys().jwks())
+            .unwrap_or_else(|_| "{\"keys\":[]}".to_owned()),
     )
         .into_response()
 }

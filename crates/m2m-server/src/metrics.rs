@@ -9,7 +9,9 @@ use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds (token requests are ~1 ms without a JWKS
 /// fetch; the tail covers remote JWKS and Redis).
-const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 /// The server's metrics.
 #[derive(Debug, Default)]
@@ -32,8 +34,12 @@ impl Metrics {
     /// Counts one token request: `outcome` is `issued`, `rejected` or `error`; `reason` a
     /// `Reason::as_str()` or `ok`.
     pub fn token_request(&self, outcome: &'static str, reason: &'static str, latency: Duration) {
-        *self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry((outcome, reason)).or_insert(0) +=
-            1;
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((outcome, reason))
+            .or_insert(0) += 1;
         let secs = latency.as_secs_f64();
         for (bound, counter) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
             if secs <= *bound {
@@ -41,7 +47,10 @@ impl Metrics {
             }
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros.fetch_add(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.latency_sum_micros.fetch_add(
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Counts a replay-store failure.
@@ -57,10 +66,20 @@ impl Metrics {
     /// Prometheus text exposition format 0.0.4.
     pub fn render(&self, jwks_fetches: u64) -> String {
         let mut out = String::with_capacity(2048);
-        out.push_str("# HELP m2m_token_requests_total Token endpoint requests by outcome and reason.\n");
+        out.push_str(
+            "# HELP m2m_token_requests_total Token endpoint requests by outcome and reason.\n",
+        );
         out.push_str("# TYPE m2m_token_requests_total counter\n");
-        for ((outcome, reason), n) in self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
-            let _ = writeln!(out, "m2m_token_requests_total{{outcome=\"{outcome}\",reason=\"{reason}\"}} {n}");
+        for ((outcome, reason), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "m2m_token_requests_total{{outcome=\"{outcome}\",reason=\"{reason}\"}} {n}"
+            );
         }
         out.push_str("# HELP m2m_token_request_duration_seconds Token endpoint latency.\n");
         out.push_str("# TYPE m2m_token_request_duration_seconds histogram\n");
@@ -72,19 +91,32 @@ impl Metrics {
             );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "m2m_token_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "m2m_token_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "m2m_token_request_duration_seconds_sum {sum}");
         let _ = writeln!(out, "m2m_token_request_duration_seconds_count {count}");
-        out.push_str("# HELP m2m_replay_store_errors_total Replay store failures (each answered 503).\n");
+        out.push_str(
+            "# HELP m2m_replay_store_errors_total Replay store failures (each answered 503).\n",
+        );
         out.push_str("# TYPE m2m_replay_store_errors_total counter\n");
-        let _ = writeln!(out, "m2m_replay_store_errors_total {}", self.store_errors.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "m2m_replay_store_errors_total {}",
+            self.store_errors.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP m2m_jwks_fetches_total HTTP fetches of clients' jwks_uri.\n");
         out.push_str("# TYPE m2m_jwks_fetches_total counter\n");
         let _ = writeln!(out, "m2m_jwks_fetches_total {jwks_fetches}");
         out.push_str("# HELP m2m_jwks_fetch_errors_total JWKS fetches that failed with no usable cached set.\n");
         out.push_str("# TYPE m2m_jwks_fetch_errors_total counter\n");
-        let _ = writeln!(out, "m2m_jwks_fetch_errors_total {}", self.jwks_fetch_errors.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "m2m_jwks_fetch_errors_total {}",
+            self.jwks_fetch_errors.load(Ordering::Relaxed)
+        );
         out
     }
 }

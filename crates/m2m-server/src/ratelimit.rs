@@ -36,13 +36,22 @@ impl RateLimiter {
         }
         let capacity = f64::from(per_minute);
         let rate_per_ms = capacity / 60_000.0;
-        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let bucket = buckets
-            .entry(client.to_owned())
-            .or_insert(Bucket { tokens: capacity, last: now, per_minute });
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bucket = buckets.entry(client.to_owned()).or_insert(Bucket {
+            tokens: capacity,
+            last: now,
+            per_minute,
+        });
         if bucket.per_minute != per_minute {
             // The limit changed (registry reload): start from a full bucket at the new size.
-            *bucket = Bucket { tokens: capacity, last: now, per_minute };
+            *bucket = Bucket {
+                tokens: capacity,
+                last: now,
+                per_minute,
+            };
         }
         let elapsed = now.as_millis().saturating_sub(bucket.last.as_millis()) as f64;
         bucket.tokens = (bucket.tokens + elapsed * rate_per_ms).min(capacity);
@@ -52,7 +61,9 @@ impl RateLimiter {
             Ok(())
         } else {
             let wait_ms = (1.0 - bucket.tokens) / rate_per_ms;
-            Err(Duration::from_secs((wait_ms / 1000.0).ceil().max(1.0) as u64))
+            Err(Duration::from_secs(
+                (wait_ms / 1000.0).ceil().max(1.0) as u64
+            ))
         }
     }
 }

@@ -122,8 +122,10 @@ impl Registry {
     /// Loads and validates the registry file. A missing file is an error (a server with no
     /// clients is almost certainly misconfigured); an empty file is a valid, empty registry.
     pub fn load(path: &Path) -> Result<Registry, RegistryError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| RegistryError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Registry::parse(&text, path)
     }
 
@@ -138,12 +140,15 @@ impl Registry {
         for spanned in raw.client {
             let line = line_of(text, spanned.span().start);
             let raw_client = spanned.into_inner();
-            let client = raw_client.validate(base, line).map_err(|message| RegistryError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                client: raw_client_id(text, line),
-                message,
-            })?;
+            let client =
+                raw_client
+                    .validate(base, line)
+                    .map_err(|message| RegistryError::Invalid {
+                        path: path.to_path_buf(),
+                        line,
+                        client: raw_client_id(text, line),
+                        message,
+                    })?;
             if let Some(previous) = clients.get(&client.id) {
                 let previous: &Arc<Client> = previous;
                 return Err(RegistryError::Invalid {
@@ -160,7 +165,12 @@ impl Registry {
 
     /// A registry from already-validated clients (tests, embedding).
     pub fn from_clients(clients: impl IntoIterator<Item = Client>) -> Registry {
-        Registry { clients: clients.into_iter().map(|c| (c.id.clone(), Arc::new(c))).collect() }
+        Registry {
+            clients: clients
+                .into_iter()
+                .map(|c| (c.id.clone(), Arc::new(c)))
+                .collect(),
+        }
     }
 
     /// The client with this id.
@@ -202,7 +212,11 @@ fn raw_client_id(text: &str, line: usize) -> String {
 /// 1-based line containing byte `offset`.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[derive(Deserialize)]
@@ -231,7 +245,11 @@ impl RawClient {
         if self.id.is_empty() || self.id.chars().any(char::is_control) {
             return Err("`id` must be a non-empty string without control characters".to_owned());
         }
-        let sources = [self.jwks.is_some(), self.jwks_file.is_some(), self.jwks_uri.is_some()];
+        let sources = [
+            self.jwks.is_some(),
+            self.jwks_file.is_some(),
+            self.jwks_uri.is_some(),
+        ];
         if sources.iter().filter(|s| **s).count() > 1 {
             return Err("give only one of `jwks`, `jwks_file` and `jwks_uri`".to_owned());
         }
@@ -243,8 +261,10 @@ impl RawClient {
             ClientKeySource::Static(parsed.keys)
         } else if let Some(file) = &self.jwks_file {
             let full = base.join(file);
-            let bytes = std::fs::read(&full).map_err(|e| format!("`jwks_file` {}: {e}", full.display()))?;
-            let parsed = parse_jwks(&bytes).map_err(|e| format!("`jwks_file` {}: {e}", full.display()))?;
+            let bytes =
+                std::fs::read(&full).map_err(|e| format!("`jwks_file` {}: {e}", full.display()))?;
+            let parsed =
+                parse_jwks(&bytes).map_err(|e| format!("`jwks_file` {}: {e}", full.display()))?;
             implied_algs = parsed.implied_algs;
             ClientKeySource::Static(parsed.keys)
         } else if let Some(uri) = &self.jwks_uri {
@@ -270,14 +290,21 @@ impl RawClient {
         };
         if let ClientKeySource::Static(keys) = &keys {
             for alg in &algs {
-                if !keys.iter().any(|(_, k): &(Option<String>, PublicKey)| k.kind().fits(*alg)) {
-                    return Err(format!("`algs` lists {alg} but no registered key can verify it"));
+                if !keys
+                    .iter()
+                    .any(|(_, k): &(Option<String>, PublicKey)| k.kind().fits(*alg))
+                {
+                    return Err(format!(
+                        "`algs` lists {alg} but no registered key can verify it"
+                    ));
                 }
             }
         }
         let mut scopes = self.scopes.clone().unwrap_or_default();
         if let Some(bad) = scopes.iter().find(|s| !is_scope_token(s)) {
-            return Err(format!("`scopes`: {bad:?} is not a valid scope token (RFC 6749 §3.3)"));
+            return Err(format!(
+                "`scopes`: {bad:?} is not a valid scope token (RFC 6749 §3.3)"
+            ));
         }
         scopes.dedup();
         let token_lifetime = match self.token_lifetime {
@@ -288,10 +315,8 @@ impl RawClient {
             }
             Some(s) => Some(Duration::from_secs(s)),
         };
-        if let Some(aud) = &self.audience {
-            if aud.is_empty() {
-                return Err("`audience` is empty".to_owned());
-            }
+        if self.audience.as_deref().is_some_and(str::is_empty) {
+            return Err("`audience` is empty".to_owned());
         }
         Ok(Client {
             id: self.id.clone(),
@@ -319,7 +344,8 @@ pub(crate) struct ParsedJwks {
 /// not `sig` are skipped.
 pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<ParsedJwks, String> {
     let jwks = Jwks::from_slice(bytes).map_err(|e| e.to_string())?;
-    jwks.ensure_public().map_err(|e| format!("{e} — a registry holds public keys only; rotate that key"))?;
+    jwks.ensure_public()
+        .map_err(|e| format!("{e} — a registry holds public keys only; rotate that key"))?;
     let mut keys = Vec::with_capacity(jwks.keys.len());
     let mut implied_algs: Vec<Algorithm> = Vec::new();
     for jwk in &jwks.keys {
@@ -329,7 +355,10 @@ pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<ParsedJwks, String> {
         let name = jwk.kid.as_deref().unwrap_or("(no kid)");
         let key = PublicKey::from_jwk(jwk).map_err(|e| format!("key {name}: {e}"))?;
         let algs = match jwk.alg.as_deref() {
-            Some(a) => vec![Algorithm::from_name(a).ok_or_else(|| format!("key {name}: unknown `alg` {a:?}"))?],
+            Some(a) => vec![
+                Algorithm::from_name(a)
+                    .ok_or_else(|| format!("key {name}: unknown `alg` {a:?}"))?,
+            ],
             None if key.kind().default_alg().is_rsa() => vec![Algorithm::Rs256, Algorithm::Rs512],
             None => vec![key.kind().default_alg()],
         };
@@ -343,7 +372,10 @@ pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<ParsedJwks, String> {
     if keys.is_empty() {
         return Err("the JWKS holds no signature keys".to_owned());
     }
-    Ok(ParsedJwks { keys: keys.into(), implied_algs })
+    Ok(ParsedJwks {
+        keys: keys.into(),
+        implied_algs,
+    })
 }
 
 /// A `jwks_uri` must be https; plain http only to a loopback address (development).
@@ -352,8 +384,12 @@ pub(crate) fn check_jwks_uri(uri: &str) -> Result<Url, String> {
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
-        "http" => Err(format!("{uri:?}: plain http is only allowed to a loopback address; use https")),
-        other => Err(format!("{uri:?}: scheme {other:?} is not supported; use https")),
+        "http" => Err(format!(
+            "{uri:?}: plain http is only allowed to a loopback address; use https"
+        )),
+        other => Err(format!(
+            "{uri:?}: scheme {other:?} is not supported; use https"
+        )),
     }
 }
 
@@ -369,5 +405,7 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
 
 /// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
 pub(crate) fn is_scope_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }

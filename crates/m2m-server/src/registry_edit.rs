@@ -95,27 +95,43 @@ pub fn remove_client(path: &Path, id: &str) -> Result<bool, RegistryError> {
 
 /// Lists the clients in file order.
 pub fn list_clients(path: &Path) -> Result<Vec<ClientSummary>, RegistryError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     list_clients_in_str(&text, path)
 }
 
 /// [`add_client`] on text: returns the edited text. `path` resolves relative `jwks_file`s and
 /// names the file in errors.
-pub fn add_client_to_str(text: &str, client: &NewClient, path: &Path) -> Result<String, RegistryError> {
+pub fn add_client_to_str(
+    text: &str,
+    client: &NewClient,
+    path: &Path,
+) -> Result<String, RegistryError> {
     let mut doc = parse_doc(text, path)?;
-    let edit_err = |message: String| RegistryError::Edit { path: path.to_path_buf(), message };
+    let edit_err = |message: String| RegistryError::Edit {
+        path: path.to_path_buf(),
+        message,
+    };
     if client_ids(&doc).iter().any(|id| id == &client.id) {
-        return Err(edit_err(format!("a client with id {:?} already exists", client.id)));
+        return Err(edit_err(format!(
+            "a client with id {:?} already exists",
+            client.id
+        )));
     }
     let mut table = Table::new();
     table.insert("id", toml_edit::value(client.id.as_str()));
     match &client.keys {
         NewClientKeys::Jwks(jwks) => {
-            jwks.ensure_public().map_err(|e| edit_err(format!("refusing to register that JWKS: {e}")))?;
+            jwks.ensure_public()
+                .map_err(|e| edit_err(format!("refusing to register that JWKS: {e}")))?;
             table.insert("jwks", jwks_item(jwks).map_err(edit_err)?);
         }
         NewClientKeys::JwksFile(file) => {
-            let file = file.to_str().ok_or_else(|| edit_err("the jwks_file path is not UTF-8".to_owned()))?;
+            let file = file
+                .to_str()
+                .ok_or_else(|| edit_err("the jwks_file path is not UTF-8".to_owned()))?;
             table.insert("jwks_file", toml_edit::value(file));
         }
         NewClientKeys::JwksUri(uri) => {
@@ -124,16 +140,25 @@ pub fn add_client_to_str(text: &str, client: &NewClient, path: &Path) -> Result<
         NewClientKeys::None => {}
     }
     if !client.algs.is_empty() {
-        table.insert("algs", toml_edit::value(client.algs.iter().map(|a| a.name()).collect::<Array>()));
+        table.insert(
+            "algs",
+            toml_edit::value(client.algs.iter().map(|a| a.name()).collect::<Array>()),
+        );
     }
     if !client.scopes.is_empty() {
-        table.insert("scopes", toml_edit::value(client.scopes.iter().map(String::as_str).collect::<Array>()));
+        table.insert(
+            "scopes",
+            toml_edit::value(client.scopes.iter().map(String::as_str).collect::<Array>()),
+        );
     }
     if let Some(aud) = &client.audience {
         table.insert("audience", toml_edit::value(aud.as_str()));
     }
     if let Some(lifetime) = client.token_lifetime {
-        table.insert("token_lifetime", toml_edit::value(i64::try_from(lifetime).unwrap_or(i64::MAX)));
+        table.insert(
+            "token_lifetime",
+            toml_edit::value(i64::try_from(lifetime).unwrap_or(i64::MAX)),
+        );
     }
     if let Some(limit) = client.rate_limit {
         table.insert("rate_limit", toml_edit::value(i64::from(limit)));
@@ -155,7 +180,11 @@ pub fn add_client_to_str(text: &str, client: &NewClient, path: &Path) -> Result<
 }
 
 /// [`remove_client`] on text: `Some(edited)` if the client was there.
-pub fn remove_client_from_str(text: &str, id: &str, path: &Path) -> Result<Option<String>, RegistryError> {
+pub fn remove_client_from_str(
+    text: &str,
+    id: &str,
+    path: &Path,
+) -> Result<Option<String>, RegistryError> {
     let mut doc = parse_doc(text, path)?;
     let Some(array) = doc.get_mut("client").and_then(Item::as_array_of_tables_mut) else {
         return Ok(None);
@@ -177,7 +206,11 @@ pub fn list_clients_in_str(text: &str, path: &Path) -> Result<Vec<ClientSummary>
     let strings = |t: &Table, key: &str| -> Vec<String> {
         t.get(key)
             .and_then(Item::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     Ok(array
@@ -185,7 +218,10 @@ pub fn list_clients_in_str(text: &str, path: &Path) -> Result<Vec<ClientSummary>
         .map(|t| {
             let keys = if let Some(jwks) = t.get("jwks") {
                 let n = jwks.get("keys").map_or(0, |k| {
-                    k.as_array_of_tables().map(|a| a.len()).or_else(|| k.as_array().map(|a| a.len())).unwrap_or(0)
+                    k.as_array_of_tables()
+                        .map(|a| a.len())
+                        .or_else(|| k.as_array().map(|a| a.len()))
+                        .unwrap_or(0)
                 });
                 format!("inline JWKS ({n} keys)")
             } else if let Some(file) = t.get("jwks_file").and_then(Item::as_str) {
@@ -196,7 +232,11 @@ pub fn list_clients_in_str(text: &str, path: &Path) -> Result<Vec<ClientSummary>
                 "no keys".to_owned()
             };
             ClientSummary {
-                id: t.get("id").and_then(Item::as_str).unwrap_or_default().to_owned(),
+                id: t
+                    .get("id")
+                    .and_then(Item::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
                 keys,
                 algs: strings(t, "algs"),
                 scopes: strings(t, "scopes"),
@@ -207,13 +247,20 @@ pub fn list_clients_in_str(text: &str, path: &Path) -> Result<Vec<ClientSummary>
 
 fn parse_doc(text: &str, path: &Path) -> Result<DocumentMut, RegistryError> {
     text.parse::<DocumentMut>()
-        .map_err(|e| RegistryError::Parse { path: path.to_path_buf(), message: e.to_string().trim_end().to_owned() })
+        .map_err(|e| RegistryError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_owned(),
+        })
 }
 
 fn client_ids(doc: &DocumentMut) -> Vec<String> {
     doc.get("client")
         .and_then(Item::as_array_of_tables)
-        .map(|a| a.iter().filter_map(|t| t.get("id").and_then(Item::as_str).map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.get("id").and_then(Item::as_str).map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -222,7 +269,8 @@ fn client_ids(doc: &DocumentMut) -> Vec<String> {
 fn jwks_item(jwks: &Jwks) -> Result<Item, String> {
     let mut keys = ArrayOfTables::new();
     for jwk in &jwks.keys {
-        let json = serde_json::to_value(jwk.to_public()).map_err(|e| format!("cannot serialise JWK: {e}"))?;
+        let json = serde_json::to_value(jwk.to_public())
+            .map_err(|e| format!("cannot serialise JWK: {e}"))?;
         let Value::Object(members) = json else {
             return Err("a JWK is not a JSON object".to_owned());
         };
@@ -248,7 +296,9 @@ fn json_to_toml(value: &Value) -> Option<toml_edit::Value> {
             None => n.as_f64()?.into(),
         },
         Value::String(s) => s.as_str().into(),
-        Value::Array(items) => toml_edit::Value::Array(items.iter().filter_map(json_to_toml).collect()),
+        Value::Array(items) => {
+            toml_edit::Value::Array(items.iter().filter_map(json_to_toml).collect())
+        }
         Value::Object(map) => {
             let mut inline = InlineTable::new();
             for (k, v) in map {
@@ -265,7 +315,10 @@ fn read_or_empty(path: &Path) -> Result<String, RegistryError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(source) => Err(RegistryError::Io { path: path.to_path_buf(), source }),
+        Err(source) => Err(RegistryError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -274,7 +327,10 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), RegistryError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let io = |source| RegistryError::Io { path: path.to_path_buf(), source };
+    let io = |source| RegistryError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     std::fs::write(&tmp, text).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }

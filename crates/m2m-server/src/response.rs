@@ -49,15 +49,22 @@ pub fn rejection_response(
             ("message_id", json!(format!("rrt-{}", request_id.0))),
         ]),
         Profile::Rfc => {
-            let description = if opaque { opaque_description(rejection.status) } else { &rejection.description };
-            ordered(&[("error", json!(rejection.error)), ("error_description", json!(description))])
+            let description = if opaque {
+                opaque_description(rejection.status)
+            } else {
+                &rejection.description
+            };
+            ordered(&[
+                ("error", json!(rejection.error)),
+                ("error_description", json!(description)),
+            ])
         }
     };
     let mut response = json_response(status, &body);
-    if let Some(wait) = retry_after {
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let Some(v) =
+        retry_after.and_then(|w| HeaderValue::from_str(&w.as_secs().max(1).to_string()).ok())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
     }
     response
 }
@@ -77,6 +84,8 @@ fn opaque_description(status: u16) -> &'static str {
 /// 405 with `Allow: POST` and an empty body (NHS row 2; RFC 9110 §15.5.6).
 pub fn method_not_allowed() -> Response {
     let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
-    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
     response
 }

@@ -37,7 +37,11 @@ pub(crate) struct Refusal {
 
 impl From<Rejection> for Refusal {
     fn from(rejection: Rejection) -> Self {
-        Refusal { rejection, retry_after: None, client: None }
+        Refusal {
+            rejection,
+            retry_after: None,
+            client: None,
+        }
     }
 }
 
@@ -61,7 +65,11 @@ pub(crate) fn store_unavailable(state: &AppState, error: &crate::replay::StoreEr
 }
 
 /// The request's body, at most `cap` bytes; `Err` is the 413.
-pub(crate) async fn read_body(headers: &HeaderMap, body: Body, cap: usize) -> Result<Bytes, Refusal> {
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    cap: usize,
+) -> Result<Bytes, Refusal> {
     let too_large = || {
         Refusal::from(Rejection::new(
             413,
@@ -77,7 +85,9 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body, cap: usize) -> Re
     if declared.is_some_and(|len| len > cap as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, cap).await.map_err(|_| too_large())
+    axum::body::to_bytes(body, cap)
+        .await
+        .map_err(|_| too_large())
 }
 
 /// Logs a refusal with its precise reason and counts it.
@@ -107,7 +117,9 @@ pub(crate) async fn handle(
     let result = match read_body(&headers, body, state.config.max_body_bytes).await {
         Err(refusal) => Err(refusal),
         Ok(body) => {
-            let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
             match state.config.profile {
                 Profile::Rfc => rfc_flow(&state, content_type, uri.query(), &body).await,
                 Profile::Nhs => nhs_flow(&state, content_type, &body).await,
@@ -116,13 +128,23 @@ pub(crate) async fn handle(
     };
     match result {
         Ok((response, client)) => {
-            state.metrics.token_request("issued", "ok", started.elapsed());
+            state
+                .metrics
+                .token_request("issued", "ok", started.elapsed());
             tracing::info!(client = %client, "access token issued");
             response
         }
         Err(refusal) => {
-            let outcome = if refusal.rejection.status >= 500 { "error" } else { "rejected" };
-            state.metrics.token_request(outcome, refusal.rejection.reason.as_str(), started.elapsed());
+            let outcome = if refusal.rejection.status >= 500 {
+                "error"
+            } else {
+                "rejected"
+            };
+            state.metrics.token_request(
+                outcome,
+                refusal.rejection.reason.as_str(),
+                started.elapsed(),
+            );
             log_refusal(&refusal, "token");
             rejection_response(
                 state.config.profile,
@@ -160,10 +182,21 @@ pub(crate) async fn authenticate_rfc(
             return Err(Refusal::from(state.rfc.jwks_unavailable()).for_client(&client.id));
         }
     };
-    let client_keys = ClientKeys { client_id: &client.id, allowed_algs: &client.algs, keys: &keys };
-    let verified = state.rfc.verify(&pending, &client_keys, now).map_err(|r| Refusal::from(r).for_client(&client.id))?;
+    let client_keys = ClientKeys {
+        client_id: &client.id,
+        allowed_algs: &client.algs,
+        keys: &keys,
+    };
+    let verified = state
+        .rfc
+        .verify(&pending, &client_keys, now)
+        .map_err(|r| Refusal::from(r).for_client(&client.id))?;
     let until = verified.exp.add(state.rfc.config().leeway);
-    match state.replay.insert_if_absent(&client.id, &verified.jti, until, now).await {
+    match state
+        .replay
+        .insert_if_absent(&client.id, &verified.jti, until, now)
+        .await
+    {
         Ok(true) => Ok((client, verified)),
         Ok(false) => Err(Refusal::from(state.rfc.replayed()).for_client(&client.id)),
         Err(e) => Err(store_unavailable(state, &e).for_client(&client.id)),
@@ -175,7 +208,11 @@ enum KeysProblem {
     Unreachable,
 }
 
-async fn client_keys(state: &AppState, client: &Client, kid: Option<&str>) -> Result<KeySet, KeysProblem> {
+async fn client_keys(
+    state: &AppState,
+    client: &Client,
+    kid: Option<&str>,
+) -> Result<KeySet, KeysProblem> {
     match &client.keys {
         ClientKeySource::Static(keys) => Ok(Arc::clone(keys)),
         ClientKeySource::None => Err(KeysProblem::None),
@@ -189,7 +226,9 @@ async fn client_keys(state: &AppState, client: &Client, kid: Option<&str>) -> Re
 
 /// The per-client rate limit (client override, else server-wide).
 pub(crate) fn rate_limit(state: &AppState, client: &Client, now: UnixTime) -> Result<(), Refusal> {
-    let limit = client.rate_limit.unwrap_or(state.config.rate_limit_per_minute);
+    let limit = client
+        .rate_limit
+        .unwrap_or(state.config.rate_limit_per_minute);
     state.limiter.check(&client.id, limit, now).map_err(|retry_after| Refusal {
         rejection: Rejection::new(
             429,
@@ -239,7 +278,9 @@ async fn rfc_flow(
     let (client, verified) = authenticate_rfc(state, &form, now).await?;
     rate_limit(state, &client, now)?;
     let scopes = granted_scopes(&client, verified.scope.as_deref())?;
-    let lifetime = client.token_lifetime.unwrap_or(state.config.access_token_lifetime);
+    let lifetime = client
+        .token_lifetime
+        .unwrap_or(state.config.access_token_lifetime);
     let issued = issue(state, &client, &scopes, lifetime, now)?;
     let mut members = vec![
         ("access_token", json!(issued.token)),
@@ -249,7 +290,10 @@ async fn rfc_flow(
     if !scopes.is_empty() {
         members.push(("scope", json!(scopes.join(" "))));
     }
-    Ok((json_response(StatusCode::OK, &ordered(&members)), client.id.clone()))
+    Ok((
+        json_response(StatusCode::OK, &ordered(&members)),
+        client.id.clone(),
+    ))
 }
 
 fn issue(
@@ -267,14 +311,23 @@ fn issue(
     };
     state.tokens.issue(&request, now).map_err(|e| {
         tracing::error!(error = %e, "signing the access token failed");
-        Refusal::from(Rejection::new(500, "server_error", "the access token could not be signed", Reason::Other))
+        Refusal::from(Rejection::new(
+            500,
+            "server_error",
+            "the access token could not be signed",
+            Reason::Other,
+        ))
     })
 }
 
 /// NHS reference §2.1: 415 → grant → assertion type → decode → header/claim checks → replay
 /// (before the app lookup: failures later still burn the jti) → app lookup (401) → rate limit
 /// → JWKS (403s) → VerifyJWT → level-3 scope check → token.
-async fn nhs_flow(state: &AppState, content_type: Option<&str>, body: &[u8]) -> Result<(Response, String), Refusal> {
+async fn nhs_flow(
+    state: &AppState,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(Response, String), Refusal> {
     let form = state.nhs.parse_form(content_type, body)?;
     let now = state.config.clock.now();
     let pending = state.nhs.precheck(&form, now)?;
@@ -286,7 +339,11 @@ async fn nhs_flow(state: &AppState, content_type: Option<&str>, body: &[u8]) -> 
             Err(e) => Err(store_unavailable(state, &e).for_client(sub)),
         };
     }
-    match state.replay.insert_if_absent(sub, jti, now.add(NHS_JTI_TTL), now).await {
+    match state
+        .replay
+        .insert_if_absent(sub, jti, now.add(NHS_JTI_TTL), now)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => return Err(Refusal::from(state.nhs.non_unique_jti()).for_client(sub)),
         Err(e) => return Err(store_unavailable(state, &e).for_client(sub)),
@@ -297,14 +354,28 @@ async fn nhs_flow(state: &AppState, content_type: Option<&str>, body: &[u8]) -> 
     rate_limit(state, &client, now)?;
     let keys = match client_keys(state, &client, pending.kid()).await {
         Ok(keys) => keys,
-        Err(KeysProblem::None) => return Err(Refusal::from(state.nhs.no_public_key()).for_client(sub)),
-        Err(KeysProblem::Unreachable) => return Err(Refusal::from(state.nhs.jwks_unreachable()).for_client(sub)),
+        Err(KeysProblem::None) => {
+            return Err(Refusal::from(state.nhs.no_public_key()).for_client(sub));
+        }
+        Err(KeysProblem::Unreachable) => {
+            return Err(Refusal::from(state.nhs.jwks_unreachable()).for_client(sub));
+        }
     };
-    state.nhs.verify(&pending, &keys).map_err(|r| Refusal::from(r).for_client(sub))?;
-    if !client.scopes.is_empty() && !client.scopes.iter().any(|s| s.starts_with(NHS_LEVEL3_SCOPE_PREFIX)) {
+    state
+        .nhs
+        .verify(&pending, &keys)
+        .map_err(|r| Refusal::from(r).for_client(sub))?;
+    if !client.scopes.is_empty()
+        && !client
+            .scopes
+            .iter()
+            .any(|s| s.starts_with(NHS_LEVEL3_SCOPE_PREFIX))
+    {
         return Err(Refusal::from(state.nhs.unauthorized_client()).for_client(sub));
     }
-    let mut lifetime = client.token_lifetime.unwrap_or(state.config.access_token_lifetime);
+    let mut lifetime = client
+        .token_lifetime
+        .unwrap_or(state.config.access_token_lifetime);
     // NHS's test hook `_access_token_expiry_ms` may only shorten the token (reference row 44).
     if let Some(ms) = form
         .extra
@@ -312,13 +383,18 @@ async fn nhs_flow(state: &AppState, content_type: Option<&str>, body: &[u8]) -> 
         .find(|(k, _)| k == "_access_token_expiry_ms")
         .and_then(|(_, v)| v.trim().parse::<u64>().ok())
     {
-        lifetime = lifetime.min(Duration::from_millis(ms)).max(Duration::from_secs(1));
+        lifetime = lifetime
+            .min(Duration::from_millis(ms))
+            .max(Duration::from_secs(1));
     }
     let issued = issue(state, &client, &client.scopes, lifetime, now)?;
     // NHS reports one second less than the lifetime ("599" for 600 s), as strings.
     let body = ordered(&[
         ("access_token", json!(issued.token)),
-        ("expires_in", json!(issued.expires_in.saturating_sub(1).to_string())),
+        (
+            "expires_in",
+            json!(issued.expires_in.saturating_sub(1).to_string()),
+        ),
         ("token_type", json!("Bearer")),
         ("issued_at", json!(now.as_millis().to_string())),
     ]);

@@ -35,7 +35,14 @@ async fn serve_jwks(State(host): State<Arc<JwksHost>>) -> Response {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     let body = host.body.lock().unwrap().clone();
-    ([(header::CACHE_CONTROL, "max-age=120"), (header::CONTENT_TYPE, "application/json")], body).into_response()
+    (
+        [
+            (header::CACHE_CONTROL, "max-age=120"),
+            (header::CONTENT_TYPE, "application/json"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn huge(State(host): State<Arc<JwksHost>>) -> Response {
@@ -50,7 +57,10 @@ async fn start_host() -> (Arc<JwksHost>, String) {
     let app = Router::new()
         .route("/jwks.json", get(serve_jwks))
         .route("/huge.json", get(huge))
-        .route("/redirect.json", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/jwks.json")]) }))
+        .route(
+            "/redirect.json",
+            get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/jwks.json")]) }),
+        )
         .with_state(Arc::clone(&host));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -87,8 +97,20 @@ algs = ["RS256"]
     start(setup, |_| {}).await
 }
 
-fn signed(clock: &ManualClock, client: &str, key: &Arc<m2m_core::key::PrivateKey>, kid: &str) -> String {
-    assertion(key, kid, Algorithm::Rs256, client, Audience::Issuer(ISSUER.into()), clock.now())
+fn signed(
+    clock: &ManualClock,
+    client: &str,
+    key: &Arc<m2m_core::key::PrivateKey>,
+    kid: &str,
+) -> String {
+    assertion(
+        key,
+        kid,
+        Algorithm::Rs256,
+        client,
+        Audience::Issuer(ISSUER.into()),
+        clock.now(),
+    )
 }
 
 #[tokio::test]
@@ -100,20 +122,49 @@ async fn cache_kid_refetch_and_stale_if_error() {
     let fetches = || host.fetches.load(Ordering::SeqCst);
 
     // First request fetches; the next ones use the cache.
-    assert_eq!(t.token(&signed(&clock, "remote", &key_a(), "a")).await.status, 200);
-    assert_eq!(t.token(&signed(&clock, "remote", &key_a(), "a")).await.status, 200);
+    assert_eq!(
+        t.token(&signed(&clock, "remote", &key_a(), "a"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        t.token(&signed(&clock, "remote", &key_a(), "a"))
+            .await
+            .status,
+        200
+    );
     assert_eq!(fetches(), 1);
 
     // Unknown kid: one refetch, then no more within the minute.
     let r = t.token(&signed(&clock, "remote", &key_b(), "b")).await;
-    assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (401, "invalid_client"),
+        "{}",
+        r.text
+    );
     assert_eq!(fetches(), 2);
     set_keys(&host, &[(&key_a(), "a"), (&key_b(), "b")]);
-    assert_eq!(t.token(&signed(&clock, "remote", &key_b(), "b")).await.status, 401);
-    assert_eq!(fetches(), 2, "unknown-kid refetch is limited to once a minute");
+    assert_eq!(
+        t.token(&signed(&clock, "remote", &key_b(), "b"))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        fetches(),
+        2,
+        "unknown-kid refetch is limited to once a minute"
+    );
 
     clock.advance(Duration::from_secs(61));
-    assert_eq!(t.token(&signed(&clock, "remote", &key_b(), "b")).await.status, 200);
+    assert_eq!(
+        t.token(&signed(&clock, "remote", &key_b(), "b"))
+            .await
+            .status,
+        200
+    );
     assert_eq!(fetches(), 3);
 
     // Cache expires (max-age=120); the host fails: the stale set is used.
@@ -123,19 +174,34 @@ async fn cache_kid_refetch_and_stale_if_error() {
     assert_eq!(r.status, 200, "stale-if-error: {}", r.text);
     assert_eq!(fetches(), 4);
     // Within the error back-off the host is not asked again.
-    assert_eq!(t.token(&signed(&clock, "remote", &key_a(), "a")).await.status, 200);
+    assert_eq!(
+        t.token(&signed(&clock, "remote", &key_a(), "a"))
+            .await
+            .status,
+        200
+    );
     assert_eq!(fetches(), 4);
 
     // Beyond the stale window the client can no longer be authenticated.
     clock.advance(Duration::from_secs(3700));
     let r = t.token(&signed(&clock, "remote", &key_a(), "a")).await;
-    assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (401, "invalid_client"),
+        "{}",
+        r.text
+    );
     assert_eq!(fetches(), 5);
 
     // The host recovers.
     *host.fail.lock().unwrap() = false;
     clock.advance(Duration::from_secs(11));
-    assert_eq!(t.token(&signed(&clock, "remote", &key_a(), "a")).await.status, 200);
+    assert_eq!(
+        t.token(&signed(&clock, "remote", &key_a(), "a"))
+            .await
+            .status,
+        200
+    );
     assert_eq!(fetches(), 6);
 }
 
@@ -147,8 +213,20 @@ async fn concurrent_cold_requests_share_one_fetch() {
     let t = start_with(&base, &clock).await;
     let mut tasks = Vec::new();
     for _ in 0..20 {
-        let (http, url, f) = (t.http.clone(), t.url("/oauth2/token"), form(&signed(&clock, "remote", &key_a(), "a")));
-        tasks.push(tokio::spawn(async move { http.post(url).form(&f).send().await.unwrap().status().as_u16() }));
+        let (http, url, f) = (
+            t.http.clone(),
+            t.url("/oauth2/token"),
+            form(&signed(&clock, "remote", &key_a(), "a")),
+        );
+        tasks.push(tokio::spawn(async move {
+            http.post(url)
+                .form(&f)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
     }
     for task in tasks {
         assert_eq!(task.await.unwrap(), 200);
@@ -163,10 +241,27 @@ async fn oversized_and_redirected_jwks_are_refused() {
     let clock = ManualClock::new(SystemClock.now());
     let t = start_with(&base, &clock).await;
     let r = t.token(&signed(&clock, "huge", &key_a(), "a")).await;
-    assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (401, "invalid_client"),
+        "{}",
+        r.text
+    );
     let r = t.token(&signed(&clock, "redirected", &key_a(), "a")).await;
-    assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"), "{}", r.text);
-    assert_eq!(host.fetches.load(Ordering::SeqCst), 1, "the redirect target was never fetched");
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (401, "invalid_client"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        host.fetches.load(Ordering::SeqCst),
+        1,
+        "the redirect target was never fetched"
+    );
     let metrics = t.get("/metrics").await.text;
-    assert!(metrics.contains("m2m_jwks_fetch_errors_total 2"), "{metrics}");
+    assert!(
+        metrics.contains("m2m_jwks_fetch_errors_total 2"),
+        "{metrics}"
+    );
 }

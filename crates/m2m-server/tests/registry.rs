@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use m2m_core::alg::Algorithm;
 use m2m_server::registry::{ClientKeySource, Registry, RegistryError};
-use m2m_server::registry_edit::{NewClient, NewClientKeys, add_client, list_clients, remove_client};
+use m2m_server::registry_edit::{
+    NewClient, NewClientKeys, add_client, list_clients, remove_client,
+};
 
 fn load(text: &str) -> Result<Registry, RegistryError> {
     let dir = tempfile::tempdir().unwrap();
@@ -18,24 +20,41 @@ fn load(text: &str) -> Result<Registry, RegistryError> {
 
 #[test]
 fn unknown_fields_are_refused_with_a_line() {
-    let err = load("[[client]]\nid = \"a\"\nscope = [\"x\"]\n").unwrap_err().to_string();
-    assert!(err.contains("clients.toml") && err.contains("unknown field") && err.contains("line 3"), "{err}");
+    let err = load("[[client]]\nid = \"a\"\nscope = [\"x\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("clients.toml") && err.contains("unknown field") && err.contains("line 3"),
+        "{err}"
+    );
 }
 
 #[test]
 fn private_members_are_refused() {
     let text = "\n[[client]]\nid = \"leaky\"\n[client.jwks]\nkeys = [{ kty = \"EC\", crv = \"P-256\", x = \"AA\", y = \"AA\", d = \"AA\" }]\n";
     let err = load(text).unwrap_err().to_string();
-    assert!(err.contains(":2:") && err.contains("leaky") && err.contains("private"), "{err}");
+    assert!(
+        err.contains(":2:") && err.contains("leaky") && err.contains("private"),
+        "{err}"
+    );
 }
 
 #[test]
 fn other_refusals() {
     let cases = [
-        ("[[client]]\nid = \"a\"\njwks_uri = \"http://example.com/jwks\"\n", "loopback"),
+        (
+            "[[client]]\nid = \"a\"\njwks_uri = \"http://example.com/jwks\"\n",
+            "loopback",
+        ),
         ("[[client]]\nid = \"a\"\nalgs = [\"HS256\"]\n", "HS256"),
-        ("[[client]]\nid = \"a\"\n\n[[client]]\nid = \"a\"\n", "duplicate"),
-        ("[[client]]\nid = \"a\"\njwks_file = \"missing.json\"\n", "missing.json"),
+        (
+            "[[client]]\nid = \"a\"\n\n[[client]]\nid = \"a\"\n",
+            "duplicate",
+        ),
+        (
+            "[[client]]\nid = \"a\"\njwks_file = \"missing.json\"\n",
+            "missing.json",
+        ),
         ("[[client]]\nid = \"a\"\nscopes = [\"a b\"]\n", "scope"),
     ];
     for (text, needle) in cases {
@@ -44,7 +63,10 @@ fn other_refusals() {
     }
     assert!(load("").unwrap().is_empty());
     let r = load("[[client]]\nid = \"a\"\njwks_uri = \"http://127.0.0.1:1/jwks.json\"\n").unwrap();
-    assert!(matches!(r.get("a").unwrap().keys, ClientKeySource::Remote(_)));
+    assert!(matches!(
+        r.get("a").unwrap().keys,
+        ClientKeySource::Remote(_)
+    ));
     assert_eq!(r.get("a").unwrap().algs, vec![Algorithm::Rs512]);
 }
 
@@ -52,24 +74,41 @@ fn other_refusals() {
 fn add_remove_list_preserve_comments() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("clients.toml");
-    std::fs::write(&path, "# Our clients — keep this comment\n\n[[client]]\nid = \"first\" # inline note\n").unwrap();
+    std::fs::write(
+        &path,
+        "# Our clients — keep this comment\n\n[[client]]\nid = \"first\" # inline note\n",
+    )
+    .unwrap();
 
     let mut inline = NewClient::new("inline", NewClientKeys::Jwks(jwks(&[(&key_a(), "k1")])));
     inline.algs = vec![Algorithm::Rs512];
     inline.scopes = vec!["read".into()];
     inline.token_lifetime = Some(300);
     add_client(&path, &inline).unwrap();
-    let mut remote = NewClient::new("remote", NewClientKeys::JwksUri("https://svc.example/jwks.json".into()));
+    let mut remote = NewClient::new(
+        "remote",
+        NewClientKeys::JwksUri("https://svc.example/jwks.json".into()),
+    );
     remote.rate_limit = Some(10);
     add_client(&path, &remote).unwrap();
-    assert!(add_client(&path, &remote).unwrap_err().to_string().contains("already exists"));
+    assert!(
+        add_client(&path, &remote)
+            .unwrap_err()
+            .to_string()
+            .contains("already exists")
+    );
 
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains("# Our clients — keep this comment") && text.contains("# inline note"), "{text}");
+    assert!(
+        text.contains("# Our clients — keep this comment") && text.contains("# inline note"),
+        "{text}"
+    );
     let registry = Registry::load(&path).unwrap();
     let c = registry.get("inline").unwrap();
     assert_eq!(c.algs, vec![Algorithm::Rs512]);
-    assert!(matches!(&c.keys, ClientKeySource::Static(k) if k.len() == 1 && k[0].0.as_deref() == Some("k1")));
+    assert!(
+        matches!(&c.keys, ClientKeySource::Static(k) if k.len() == 1 && k[0].0.as_deref() == Some("k1"))
+    );
     assert_eq!(registry.get("remote").unwrap().rate_limit, Some(10));
 
     let listed = list_clients(&path).unwrap();
@@ -81,7 +120,10 @@ fn add_remove_list_preserve_comments() {
     assert!(remove_client(&path, "inline").unwrap());
     assert!(!remove_client(&path, "inline").unwrap());
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains("# Our clients — keep this comment") && !text.contains("\"inline\""), "{text}");
+    assert!(
+        text.contains("# Our clients — keep this comment") && !text.contains("\"inline\""),
+        "{text}"
+    );
     assert_eq!(Registry::load(&path).unwrap().len(), 2);
 
     // A JWKS with private members is never written.

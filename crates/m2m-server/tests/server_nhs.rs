@@ -14,7 +14,11 @@ use serde_json::{Map, Value, json};
 const PUBLIC_KEY_ERROR: &str = "public_key error";
 
 fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start_nhs() -> TestServer {
@@ -57,7 +61,9 @@ fn header() -> Map<String, Value> {
 
 fn claims(sub: &str) -> Map<String, Value> {
     let n = now().as_secs();
-    obj(json!({"iss": sub, "sub": sub, "jti": m2m_core::assertion::new_jti(), "aud": TOKEN_URL, "exp": n + 300}))
+    obj(
+        json!({"iss": sub, "sub": sub, "jti": m2m_core::assertion::new_jti(), "aud": TOKEN_URL, "exp": n + 300}),
+    )
 }
 
 fn sign(h: &Map<String, Value>, c: &Map<String, Value>) -> String {
@@ -68,10 +74,24 @@ fn check(row: &str, r: &Reply, status: u16, error: &str, description: &str) {
     assert_eq!(r.status, status, "row {row}: {}", r.text);
     let body = r.json();
     assert_eq!(body["error"], error, "row {row}: {}", r.text);
-    assert_eq!(body["error_description"], description, "row {row}: {}", r.text);
-    assert!(body["message_id"].as_str().is_some_and(|m| m.starts_with("rrt-")), "row {row}: {}", r.text);
+    assert_eq!(
+        body["error_description"], description,
+        "row {row}: {}",
+        r.text
+    );
+    assert!(
+        body["message_id"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("rrt-")),
+        "row {row}: {}",
+        r.text
+    );
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["error", "error_description", "message_id"], "row {row}");
+    assert_eq!(
+        keys,
+        ["error", "error_description", "message_id"],
+        "row {row}"
+    );
 }
 
 #[tokio::test]
@@ -80,19 +100,32 @@ async fn request_level_rows() {
     let good = sign(&header(), &claims("nhs-app"));
     // Row 1: JSON body, no content type with params in the query string, charset suffix (I).
     let r = Reply::read(
-        t.http.post(t.url("/oauth2/token")).header("content-type", "application/json").body("{}").send().await.unwrap(),
+        t.http
+            .post(t.url("/oauth2/token"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     check("1 json", &r, 415, "invalid_request", msg::CONTENT_TYPE);
     let r = Reply::read(
-        t.http.post(t.url("/oauth2/token?grant_type=client_credentials&client_assertion=x")).send().await.unwrap(),
+        t.http
+            .post(t.url("/oauth2/token?grant_type=client_credentials&client_assertion=x"))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     check("1 query", &r, 415, "invalid_request", msg::CONTENT_TYPE);
     let r = Reply::read(
         t.http
             .post(t.url("/oauth2/token"))
-            .header("content-type", "application/x-www-form-urlencoded; charset=UTF-8")
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=UTF-8",
+            )
             .body("grant_type=client_credentials")
             .send()
             .await
@@ -108,20 +141,56 @@ async fn request_level_rows() {
     // Rows 3–8.
     let mut f = form(&good);
     f.remove(0);
-    check("3", &t.post_form("/oauth2/token", &f).await, 400, "invalid_request", msg::GRANT_TYPE_MISSING);
+    check(
+        "3",
+        &t.post_form("/oauth2/token", &f).await,
+        400,
+        "invalid_request",
+        msg::GRANT_TYPE_MISSING,
+    );
     let mut f = form(&good);
     f[0].1 = "invalid".into();
-    check("4", &t.post_form("/oauth2/token", &f).await, 400, "unsupported_grant_type", msg::GRANT_TYPE_INVALID);
+    check(
+        "4",
+        &t.post_form("/oauth2/token", &f).await,
+        400,
+        "unsupported_grant_type",
+        msg::GRANT_TYPE_INVALID,
+    );
     let mut f = form(&good);
     f.remove(1);
-    check("5", &t.post_form("/oauth2/token", &f).await, 400, "invalid_request", msg::ASSERTION_TYPE);
+    check(
+        "5",
+        &t.post_form("/oauth2/token", &f).await,
+        400,
+        "invalid_request",
+        msg::ASSERTION_TYPE,
+    );
     let mut f = form(&good);
     f[1].1 = "invalid".into();
-    check("6", &t.post_form("/oauth2/token", &f).await, 400, "invalid_request", msg::ASSERTION_TYPE);
+    check(
+        "6",
+        &t.post_form("/oauth2/token", &f).await,
+        400,
+        "invalid_request",
+        msg::ASSERTION_TYPE,
+    );
     let mut f = form(&good);
     f.remove(2);
-    check("7", &t.post_form("/oauth2/token", &f).await, 400, "invalid_request", msg::ASSERTION_MISSING);
-    check("8", &t.token("invalid").await, 400, "invalid_request", msg::MALFORMED);
+    check(
+        "7",
+        &t.post_form("/oauth2/token", &f).await,
+        400,
+        "invalid_request",
+        msg::ASSERTION_MISSING,
+    );
+    check(
+        "8",
+        &t.token("invalid").await,
+        400,
+        "invalid_request",
+        msg::MALFORMED,
+    );
     // Row 45.
     let r = t.get("/oauth2/does-not-exist").await;
     check("45", &r, 404, "invalid_request", "Not Found");
@@ -133,40 +202,251 @@ async fn request_level_rows() {
 async fn header_and_claim_rows() {
     let t = start_nhs().await;
     type Edit = Box<dyn Fn(&mut Map<String, Value>, &mut Map<String, Value>)>;
-    let alg = |a: &'static str| -> Edit { Box::new(move |h, _| { h.insert("alg".into(), json!(a)); }) };
+    let alg = |a: &'static str| -> Edit {
+        Box::new(move |h, _| {
+            h.insert("alg".into(), json!(a));
+        })
+    };
     let rows: Vec<(&str, Edit, u16, &str, &str)> = vec![
         ("9", alg("RS256"), 400, "invalid_request", msg::ALG),
         ("10", alg("RS384"), 400, "invalid_request", msg::ALG),
         ("11", alg("PS256"), 400, "invalid_request", msg::ALG),
         ("12", alg("PS384"), 400, "invalid_request", msg::ALG),
         ("13", alg("PS512"), 400, "invalid_request", msg::ALG),
-        ("14", Box::new(|h, c| { h.insert("alg".into(), json!("HS256")); c.clear(); c.insert("some".into(), json!("payload")); }), 400, "invalid_request", msg::ALG),
+        (
+            "14",
+            Box::new(|h, c| {
+                h.insert("alg".into(), json!("HS256"));
+                c.clear();
+                c.insert("some".into(), json!("payload"));
+            }),
+            400,
+            "invalid_request",
+            msg::ALG,
+        ),
         ("15", alg("HS384"), 400, "invalid_request", msg::ALG),
         ("16", alg("HS512"), 400, "invalid_request", msg::ALG),
-        ("17", Box::new(|h, _| { h.remove("alg"); }), 400, "invalid_request", msg::ALG),
-        ("18", Box::new(|h, _| { h.remove("kid"); }), 400, "invalid_request", msg::KID_MISSING),
-        ("19", Box::new(|h, _| { h.insert("kid".into(), json!("unknown-kid")); }), 401, "invalid_request", msg::KID_UNKNOWN),
-        ("20", Box::new(|h, _| { h.insert("typ".into(), json!("invalid")); }), 400, "invalid_request", msg::TYP),
-        ("21", Box::new(|h, _| { h.remove("typ"); }), 400, "invalid_request", msg::TYP),
-        ("23", Box::new(|_, c| { c.insert("iss".into(), json!("unknown-app")); c.insert("sub".into(), json!("unknown-app")); }), 401, "invalid_request", msg::ISS_SUB_UNKNOWN),
-        ("24", Box::new(|_, c| { c.insert("sub".into(), json!("invalid")); }), 400, "invalid_request", msg::ISS_SUB),
-        ("25", Box::new(|_, c| { c.remove("sub"); }), 400, "invalid_request", msg::ISS_SUB),
-        ("26", Box::new(|_, c| { c.insert("iss".into(), json!("invalid")); }), 400, "invalid_request", msg::ISS_SUB),
-        ("27", Box::new(|_, c| { c.remove("iss"); }), 400, "invalid_request", msg::ISS_SUB),
-        ("28", Box::new(|_, c| { c.insert("jti".into(), json!(1234567890)); }), 400, "invalid_request", msg::JTI_INVALID),
-        ("29", Box::new(|_, c| { c.remove("jti"); }), 400, "invalid_request", msg::JTI_MISSING),
-        ("30", Box::new(|_, c| { c.insert("jti".into(), json!("")); }), 400, "invalid_request", msg::JTI_MISSING),
-        ("32", Box::new(|_, c| { c.insert("aud".into(), json!("https://wrong.example/oauth2/token")); }), 401, "invalid_request", msg::AUD),
-        ("33", Box::new(|_, c| { c.remove("aud"); }), 401, "invalid_request", msg::AUD),
-        ("34", Box::new(|_, c| { c.insert("exp".into(), json!((now().as_secs() + 300).to_string())); }), 400, "invalid_request", msg::EXP_NOT_INTEGER),
-        ("35", Box::new(|_, c| { c.insert("exp".into(), json!(now().as_secs() - 20)); }), 400, "invalid_request", msg::EXPIRED),
-        ("36", Box::new(|_, c| { c.insert("exp".into(), json!(now().as_secs() + 360)); }), 400, "invalid_request", msg::EXP_TOO_FAR),
-        ("38", Box::new(|_, c| { c.remove("exp"); }), 400, "invalid_request", msg::EXP_MISSING),
-        ("39", Box::new(|_, c| { c.insert("iss".into(), json!("no-key-app")); c.insert("sub".into(), json!("no-key-app")); }), 403, PUBLIC_KEY_ERROR, msg::NO_PUBLIC_KEY),
-        ("40 unreachable", Box::new(|_, c| { c.insert("iss".into(), json!("down-app")); c.insert("sub".into(), json!("down-app")); }), 403, PUBLIC_KEY_ERROR, msg::JWKS_UNREACHABLE),
-        ("40 no path", Box::new(|_, c| { c.insert("iss".into(), json!("nopath-app")); c.insert("sub".into(), json!("nopath-app")); }), 403, PUBLIC_KEY_ERROR, msg::JWKS_UNREACHABLE),
-        ("42", Box::new(|_, c| { c.insert("iss".into(), json!("level2-app")); c.insert("sub".into(), json!("level2-app")); }), 401, "unauthorized_client", msg::UNAUTHORIZED_CLIENT),
-        ("46 nbf", Box::new(|_, c| { c.insert("nbf".into(), json!(now().as_secs() + 120)); }), 401, "unknown_error", msg::UNKNOWN_ERROR),
+        (
+            "17",
+            Box::new(|h, _| {
+                h.remove("alg");
+            }),
+            400,
+            "invalid_request",
+            msg::ALG,
+        ),
+        (
+            "18",
+            Box::new(|h, _| {
+                h.remove("kid");
+            }),
+            400,
+            "invalid_request",
+            msg::KID_MISSING,
+        ),
+        (
+            "19",
+            Box::new(|h, _| {
+                h.insert("kid".into(), json!("unknown-kid"));
+            }),
+            401,
+            "invalid_request",
+            msg::KID_UNKNOWN,
+        ),
+        (
+            "20",
+            Box::new(|h, _| {
+                h.insert("typ".into(), json!("invalid"));
+            }),
+            400,
+            "invalid_request",
+            msg::TYP,
+        ),
+        (
+            "21",
+            Box::new(|h, _| {
+                h.remove("typ");
+            }),
+            400,
+            "invalid_request",
+            msg::TYP,
+        ),
+        (
+            "23",
+            Box::new(|_, c| {
+                c.insert("iss".into(), json!("unknown-app"));
+                c.insert("sub".into(), json!("unknown-app"));
+            }),
+            401,
+            "invalid_request",
+            msg::ISS_SUB_UNKNOWN,
+        ),
+        (
+            "24",
+            Box::new(|_, c| {
+                c.insert("sub".into(), json!("invalid"));
+            }),
+            400,
+            "invalid_request",
+            msg::ISS_SUB,
+        ),
+        (
+            "25",
+            Box::new(|_, c| {
+                c.remove("sub");
+            }),
+            400,
+            "invalid_request",
+            msg::ISS_SUB,
+        ),
+        (
+            "26",
+            Box::new(|_, c| {
+                c.insert("iss".into(), json!("invalid"));
+            }),
+            400,
+            "invalid_request",
+            msg::ISS_SUB,
+        ),
+        (
+            "27",
+            Box::new(|_, c| {
+                c.remove("iss");
+            }),
+            400,
+            "invalid_request",
+            msg::ISS_SUB,
+        ),
+        (
+            "28",
+            Box::new(|_, c| {
+                c.insert("jti".into(), json!(1234567890));
+            }),
+            400,
+            "invalid_request",
+            msg::JTI_INVALID,
+        ),
+        (
+            "29",
+            Box::new(|_, c| {
+                c.remove("jti");
+            }),
+            400,
+            "invalid_request",
+            msg::JTI_MISSING,
+        ),
+        (
+            "30",
+            Box::new(|_, c| {
+                c.insert("jti".into(), json!(""));
+            }),
+            400,
+            "invalid_request",
+            msg::JTI_MISSING,
+        ),
+        (
+            "32",
+            Box::new(|_, c| {
+                c.insert("aud".into(), json!("https://wrong.example/oauth2/token"));
+            }),
+            401,
+            "invalid_request",
+            msg::AUD,
+        ),
+        (
+            "33",
+            Box::new(|_, c| {
+                c.remove("aud");
+            }),
+            401,
+            "invalid_request",
+            msg::AUD,
+        ),
+        (
+            "34",
+            Box::new(|_, c| {
+                c.insert("exp".into(), json!((now().as_secs() + 300).to_string()));
+            }),
+            400,
+            "invalid_request",
+            msg::EXP_NOT_INTEGER,
+        ),
+        (
+            "35",
+            Box::new(|_, c| {
+                c.insert("exp".into(), json!(now().as_secs() - 20));
+            }),
+            400,
+            "invalid_request",
+            msg::EXPIRED,
+        ),
+        (
+            "36",
+            Box::new(|_, c| {
+                c.insert("exp".into(), json!(now().as_secs() + 360));
+            }),
+            400,
+            "invalid_request",
+            msg::EXP_TOO_FAR,
+        ),
+        (
+            "38",
+            Box::new(|_, c| {
+                c.remove("exp");
+            }),
+            400,
+            "invalid_request",
+            msg::EXP_MISSING,
+        ),
+        (
+            "39",
+            Box::new(|_, c| {
+                c.insert("iss".into(), json!("no-key-app"));
+                c.insert("sub".into(), json!("no-key-app"));
+            }),
+            403,
+            PUBLIC_KEY_ERROR,
+            msg::NO_PUBLIC_KEY,
+        ),
+        (
+            "40 unreachable",
+            Box::new(|_, c| {
+                c.insert("iss".into(), json!("down-app"));
+                c.insert("sub".into(), json!("down-app"));
+            }),
+            403,
+            PUBLIC_KEY_ERROR,
+            msg::JWKS_UNREACHABLE,
+        ),
+        (
+            "40 no path",
+            Box::new(|_, c| {
+                c.insert("iss".into(), json!("nopath-app"));
+                c.insert("sub".into(), json!("nopath-app"));
+            }),
+            403,
+            PUBLIC_KEY_ERROR,
+            msg::JWKS_UNREACHABLE,
+        ),
+        (
+            "42",
+            Box::new(|_, c| {
+                c.insert("iss".into(), json!("level2-app"));
+                c.insert("sub".into(), json!("level2-app"));
+            }),
+            401,
+            "unauthorized_client",
+            msg::UNAUTHORIZED_CLIENT,
+        ),
+        (
+            "46 nbf",
+            Box::new(|_, c| {
+                c.insert("nbf".into(), json!(now().as_secs() + 120));
+            }),
+            401,
+            "unknown_error",
+            msg::UNKNOWN_ERROR,
+        ),
     ];
     for (row, edit, status, error, description) in rows {
         let (mut h, mut c) = (header(), claims("nhs-app"));
@@ -175,10 +455,24 @@ async fn header_and_claim_rows() {
         check(row, &r, status, error, description);
     }
     // Row 41: the kid is registered but the signature is from another key.
-    let r = t.token(&craft(&header(), &claims("nhs-app"), &key_b(), Algorithm::Rs512)).await;
+    let r = t
+        .token(&craft(
+            &header(),
+            &claims("nhs-app"),
+            &key_b(),
+            Algorithm::Rs512,
+        ))
+        .await;
     check("41", &r, 401, PUBLIC_KEY_ERROR, msg::BAD_SIGNATURE);
     // Row 47: header says RS512, signed with RS256.
-    let r = t.token(&craft(&header(), &claims("nhs-app"), &key_a(), Algorithm::Rs256)).await;
+    let r = t
+        .token(&craft(
+            &header(),
+            &claims("nhs-app"),
+            &key_a(),
+            Algorithm::Rs256,
+        ))
+        .await;
     check("47", &r, 401, PUBLIC_KEY_ERROR, msg::BAD_SIGNATURE);
 }
 
@@ -191,45 +485,90 @@ async fn success_and_replay_rows() {
     assert_eq!(r.status, 200, "{}", r.text);
     let body = r.json();
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["access_token", "expires_in", "token_type", "issued_at"]);
+    assert_eq!(
+        keys,
+        ["access_token", "expires_in", "token_type", "issued_at"]
+    );
     assert_eq!(body["expires_in"], "599");
     assert_eq!(body["token_type"], "Bearer");
     let issued_at: u64 = body["issued_at"].as_str().unwrap().parse().unwrap();
     assert!(issued_at > 1_600_000_000_000, "milliseconds");
     // Row 31: same assertion again.
-    check("31", &t.token(&a).await, 400, "invalid_request", msg::JTI_REPLAYED);
+    check(
+        "31",
+        &t.token(&a).await,
+        400,
+        "invalid_request",
+        msg::JTI_REPLAYED,
+    );
     // Row 22: typ "jwt" lower case is accepted.
     let mut h = header();
     h.insert("typ".into(), json!("jwt"));
-    assert_eq!(t.token(&sign(&h, &claims("nhs-app"))).await.status, 200, "row 22");
+    assert_eq!(
+        t.token(&sign(&h, &claims("nhs-app"))).await.status,
+        200,
+        "row 22"
+    );
     // Row 37: exp = now + 305 is accepted.
     let mut c = claims("nhs-app");
     c.insert("exp".into(), json!(now().as_secs() + 305));
     assert_eq!(t.token(&sign(&header(), &c)).await.status, 200, "row 37");
     // Row 44: `_access_token_expiry_ms` only shortens.
-    for (ms, max) in [(100_000, 100), (500_000, 500), (700_000, 600), (1_000_000, 600)] {
+    for (ms, max) in [
+        (100_000, 100),
+        (500_000, 500),
+        (700_000, 600),
+        (1_000_000, 600),
+    ] {
         let mut f = form(&sign(&header(), &claims("nhs-app")));
         f.push(("_access_token_expiry_ms".into(), ms.to_string()));
         let r = t.post_form("/oauth2/token", &f).await;
         assert_eq!(r.status, 200, "row 44 {ms}: {}", r.text);
         let expires_in: u64 = r.json()["expires_in"].as_str().unwrap().parse().unwrap();
-        assert!(expires_in <= max && expires_in + 2 >= max, "row 44 {ms}: {expires_in}");
+        assert!(
+            expires_in <= max && expires_in + 2 >= max,
+            "row 44 {ms}: {expires_in}"
+        );
     }
     // Far-future exp with a replayed jti gets the jti error (NHS checks replay first) …
     let mut c = claims("nhs-app");
     let used = sign(&header(), &c);
     assert_eq!(t.token(&used).await.status, 200);
     c.insert("exp".into(), json!(now().as_secs() + 1000));
-    check("6.10 before 6.11", &t.token(&sign(&header(), &c)).await, 400, "invalid_request", msg::JTI_REPLAYED);
+    check(
+        "6.10 before 6.11",
+        &t.token(&sign(&header(), &c)).await,
+        400,
+        "invalid_request",
+        msg::JTI_REPLAYED,
+    );
     // … and a request failing after the header/claim checks still burns its jti (§1.7).
     let mut c = claims("nhs-app");
     c.insert("aud".into(), json!("https://wrong.example/oauth2/token"));
     let bad_aud = sign(&header(), &c);
-    check("32", &t.token(&bad_aud).await, 401, "invalid_request", msg::AUD);
+    check(
+        "32",
+        &t.token(&bad_aud).await,
+        401,
+        "invalid_request",
+        msg::AUD,
+    );
     c.insert("aud".into(), json!(TOKEN_URL));
-    check("burnt jti", &t.token(&sign(&header(), &c)).await, 400, "invalid_request", msg::JTI_REPLAYED);
+    check(
+        "burnt jti",
+        &t.token(&sign(&header(), &c)).await,
+        400,
+        "invalid_request",
+        msg::JTI_REPLAYED,
+    );
     // The same jti under another sub is not a replay.
     let mut c2 = claims("no-key-app");
     c2.insert("jti".into(), c["jti"].clone());
-    check("other sub", &t.token(&sign(&header(), &c2)).await, 403, PUBLIC_KEY_ERROR, msg::NO_PUBLIC_KEY);
+    check(
+        "other sub",
+        &t.token(&sign(&header(), &c2)).await,
+        403,
+        PUBLIC_KEY_ERROR,
+        msg::NO_PUBLIC_KEY,
+    );
 }

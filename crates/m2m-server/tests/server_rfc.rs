@@ -32,24 +32,38 @@ async fn happy_path_issues_a_verifiable_rfc9068_token() {
     assert_eq!(jws.typ(), Some("at+jwt"));
     assert_eq!(jws.alg(), Some("ES256"));
     let jwk = jwks.find(jws.kid().unwrap()).unwrap();
-    jws.verify(&PublicKey::from_jwk(jwk).unwrap(), Algorithm::Es256).unwrap();
+    jws.verify(&PublicKey::from_jwk(jwk).unwrap(), Algorithm::Es256)
+        .unwrap();
     let claims = jws.claims().unwrap();
     assert_eq!(claims["iss"], ISSUER);
     assert_eq!(claims["sub"], "svc");
     assert_eq!(claims["client_id"], "svc");
     assert_eq!(claims["aud"], ISSUER);
     assert_eq!(claims["scope"], "read write");
-    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 600);
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        600
+    );
     assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
 }
 
 #[tokio::test]
 async fn ec_client_audience_and_lifetime_overrides() {
     let t = start_rfc("memory").await;
-    let a = assertion(&key_ec(), "e1", Algorithm::Es256, "ec", Audience::Issuer(ISSUER.into()), now());
+    let a = assertion(
+        &key_ec(),
+        "e1",
+        Algorithm::Es256,
+        "ec",
+        Audience::Issuer(ISSUER.into()),
+        now(),
+    );
     let r = t.token(&a).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert!(r.json().get("scope").is_none(), "a client without scopes gets no scope");
+    assert!(
+        r.json().get("scope").is_none(),
+        "a client without scopes gets no scope"
+    );
 
     let r = t.token(&good("aud-svc")).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -70,7 +84,12 @@ async fn scope_must_be_a_subset() {
     let mut f = form(&good("svc"));
     f.push(("scope".into(), "read admin".into()));
     let r = t.post_form("/oauth2/token", &f).await;
-    assert_eq!((r.status, r.error().as_str()), (400, "invalid_scope"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (400, "invalid_scope"),
+        "{}",
+        r.text
+    );
     assert!(r.description().contains("admin"));
 }
 
@@ -80,7 +99,12 @@ async fn replay_is_refused() {
     let a = good("svc");
     assert_eq!(t.token(&a).await.status, 200);
     let r = t.token(&a).await;
-    assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (401, "invalid_client"),
+        "{}",
+        r.text
+    );
     assert!(r.description().contains("jti"), "{}", r.text);
 }
 
@@ -92,15 +116,29 @@ async fn http_level_rejections() {
 
     // Wrong media type.
     let r = Reply::read(
-        t.http.post(t.url("/oauth2/token")).header("content-type", "application/json").body(body.clone()).send().await.unwrap(),
+        t.http
+            .post(t.url("/oauth2/token"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
-    assert_eq!((r.status, r.error().as_str()), (400, "invalid_request"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (400, "invalid_request"),
+        "{}",
+        r.text
+    );
     // ;charset=UTF-8 is accepted (but a fresh assertion is needed, nothing was consumed above).
     let r = Reply::read(
         t.http
             .post(t.url("/oauth2/token"))
-            .header("content-type", "application/x-www-form-urlencoded; charset=UTF-8")
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=UTF-8",
+            )
             .body(serde_urlencoded_form(&form(&good("svc"))))
             .send()
             .await
@@ -109,21 +147,44 @@ async fn http_level_rejections() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
     // Parameters in the query string.
-    let r = t.post_form("/oauth2/token?grant_type=client_credentials", &form(&good("svc"))).await;
-    assert_eq!((r.status, r.error().as_str()), (400, "invalid_request"), "{}", r.text);
+    let r = t
+        .post_form(
+            "/oauth2/token?grant_type=client_credentials",
+            &form(&good("svc")),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (400, "invalid_request"),
+        "{}",
+        r.text
+    );
     // Duplicated parameter.
     let mut f = form(&good("svc"));
     f.push(("grant_type".into(), "client_credentials".into()));
     let r = t.post_form("/oauth2/token", &f).await;
-    assert_eq!((r.status, r.error().as_str()), (400, "invalid_request"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (400, "invalid_request"),
+        "{}",
+        r.text
+    );
     assert!(r.description().contains("grant_type"), "{}", r.text);
     // Unsupported grant type.
     let mut f = form(&good("svc"));
     f[0].1 = "password".into();
     let r = t.post_form("/oauth2/token", &f).await;
-    assert_eq!((r.status, r.error().as_str()), (400, "unsupported_grant_type"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (400, "unsupported_grant_type"),
+        "{}",
+        r.text
+    );
     // 1 MiB body.
-    let huge = format!("grant_type=client_credentials&x={}", "a".repeat(1024 * 1024));
+    let huge = format!(
+        "grant_type=client_credentials&x={}",
+        "a".repeat(1024 * 1024)
+    );
     let r = Reply::read(
         t.http
             .post(t.url("/oauth2/token"))
@@ -142,14 +203,29 @@ async fn http_level_rejections() {
     assert!(r.text.is_empty());
     // Unknown client, keyless client.
     let r = t.token(&good("nobody")).await;
-    assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (401, "invalid_client"),
+        "{}",
+        r.text
+    );
     let r = t.token(&good("keyless")).await;
-    assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (401, "invalid_client"),
+        "{}",
+        r.text
+    );
     // client_id form field different from sub.
     let mut f = form(&good("svc"));
     f.push(("client_id".into(), "ec".into()));
     let r = t.post_form("/oauth2/token", &f).await;
-    assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (401, "invalid_client"),
+        "{}",
+        r.text
+    );
 }
 
 #[tokio::test]
@@ -161,17 +237,56 @@ async fn assertion_level_rejections_map_to_invalid_client() {
     let none = format!(
         "{}.{}.",
         m2m_core::jws::base64url_encode(serde_json::to_vec(&header("none")).unwrap()),
-        m2m_core::jws::base64url_encode(serde_json::to_vec(&default_claims("svc", ISSUER, n)).unwrap())
+        m2m_core::jws::base64url_encode(
+            serde_json::to_vec(&default_claims("svc", ISSUER, n)).unwrap()
+        )
     );
     let cases: Vec<(&str, String)> = vec![
         ("alg none", none),
-        ("HS256", craft(&header("HS256"), &default_claims("svc", ISSUER, n), &key_a(), Algorithm::Rs256)),
-        ("alg not pinned (RS384)", craft(&header("RS384"), &default_claims("svc", ISSUER, n), &key_a(), Algorithm::Rs384)),
-        ("wrong key", craft(&header("RS256"), &default_claims("svc", ISSUER, n), &key_b(), Algorithm::Rs256)),
-        ("token-URL aud", craft(&header("RS256"), &default_claims("svc", TOKEN_URL, n), &key_a(), Algorithm::Rs256)),
+        (
+            "HS256",
+            craft(
+                &header("HS256"),
+                &default_claims("svc", ISSUER, n),
+                &key_a(),
+                Algorithm::Rs256,
+            ),
+        ),
+        (
+            "alg not pinned (RS384)",
+            craft(
+                &header("RS384"),
+                &default_claims("svc", ISSUER, n),
+                &key_a(),
+                Algorithm::Rs384,
+            ),
+        ),
+        (
+            "wrong key",
+            craft(
+                &header("RS256"),
+                &default_claims("svc", ISSUER, n),
+                &key_b(),
+                Algorithm::Rs256,
+            ),
+        ),
+        (
+            "token-URL aud",
+            craft(
+                &header("RS256"),
+                &default_claims("svc", TOKEN_URL, n),
+                &key_a(),
+                Algorithm::Rs256,
+            ),
+        ),
         ("unknown kid", {
             let h = obj(json!({"alg": "RS256", "kid": "nope"}));
-            craft(&h, &default_claims("svc", ISSUER, n), &key_a(), Algorithm::Rs256)
+            craft(
+                &h,
+                &default_claims("svc", ISSUER, n),
+                &key_a(),
+                Algorithm::Rs256,
+            )
         }),
         ("expired", {
             let mut c = default_claims("svc", ISSUER, n);
@@ -191,10 +306,22 @@ async fn assertion_level_rejections_map_to_invalid_client() {
     ];
     for (name, a) in cases {
         let r = t.token(&a).await;
-        assert!(matches!(r.status, 400 | 401), "{name}: {} {}", r.status, r.text);
-        assert!(matches!(r.error().as_str(), "invalid_client" | "invalid_request"), "{name}: {}", r.text);
+        assert!(
+            matches!(r.status, 400 | 401),
+            "{name}: {} {}",
+            r.status,
+            r.text
+        );
+        assert!(
+            matches!(r.error().as_str(), "invalid_client" | "invalid_request"),
+            "{name}: {}",
+            r.text
+        );
         assert!(!r.description().is_empty(), "{name}");
-        assert!(r.json().get("message_id").is_none(), "rfc bodies carry no message_id");
+        assert!(
+            r.json().get("message_id").is_none(),
+            "rfc bodies carry no message_id"
+        );
     }
     let r = t.token("not-a-jwt").await;
     assert!(matches!(r.status, 400 | 401), "{}", r.text);
@@ -207,7 +334,12 @@ async fn opaque_errors_hide_the_reason() {
     setup.opaque = true;
     let t = start(setup, rfc_prepare).await;
     let r = t.token(&good("nobody")).await;
-    assert_eq!((r.status, r.description().as_str()), (401, "client authentication failed"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.description().as_str()),
+        (401, "client authentication failed"),
+        "{}",
+        r.text
+    );
 }
 
 async fn fifty_concurrent(t: &TestServer) {
@@ -215,14 +347,30 @@ async fn fifty_concurrent(t: &TestServer) {
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let (http, url, f) = (t.http.clone(), t.url("/oauth2/token"), form(&a));
-        tasks.push(tokio::spawn(async move { http.post(url).form(&f).send().await.unwrap().status().as_u16() }));
+        tasks.push(tokio::spawn(async move {
+            http.post(url)
+                .form(&f)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
     }
     let mut statuses = Vec::new();
     for task in tasks {
         statuses.push(task.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 49, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        49,
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
@@ -237,14 +385,21 @@ async fn fifty_concurrent_same_assertion_sqlite() {
 
 #[tokio::test]
 async fn fifty_concurrent_same_assertion_redis_and_store_failure_is_503() {
-    let Some(redis) = redis_support::RedisServer::start() else { return };
+    let Some(redis) = redis_support::RedisServer::start() else {
+        return;
+    };
     let t = start_rfc(&redis.url()).await;
     fifty_concurrent(&t).await;
     assert_eq!(t.get("/readyz").await.status, 200);
 
     redis.kill();
     let r = t.token(&good("svc")).await;
-    assert_eq!((r.status, r.error().as_str()), (503, "temporarily_unavailable"), "{}", r.text);
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (503, "temporarily_unavailable"),
+        "{}",
+        r.text
+    );
     assert!(r.json().get("access_token").is_none());
     assert_eq!(t.get("/readyz").await.status, 503);
     let metrics = t.get("/metrics").await.text;
@@ -255,7 +410,11 @@ async fn fifty_concurrent_same_assertion_redis_and_store_failure_is_503() {
         .parse()
         .unwrap();
     assert!(errors >= 1, "{metrics}");
-    assert!(metrics.contains(r#"m2m_token_requests_total{outcome="error",reason="store_unavailable"} 1"#), "{metrics}");
+    assert!(
+        metrics
+            .contains(r#"m2m_token_requests_total{outcome="error",reason="store_unavailable"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -277,12 +436,20 @@ async fn replay_and_server_key_survive_a_restart_with_sqlite() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     let t2 = start_with_data().await;
     let r = t2.token(&a).await;
-    assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"), "replay after restart: {}", r.text);
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (401, "invalid_client"),
+        "replay after restart: {}",
+        r.text
+    );
     let jwks2 = t2.get("/.well-known/jwks.json").await.json();
     assert_eq!(jwks1, jwks2, "the key is reused on the second start");
     assert_eq!(t2.token(&good("svc")).await.status, 200);
@@ -297,12 +464,26 @@ async fn metadata_and_jwks() {
     assert_eq!(m["issuer"], ISSUER);
     assert_eq!(m["token_endpoint"], TOKEN_URL);
     assert_eq!(m["jwks_uri"], format!("{ISSUER}/.well-known/jwks.json"));
-    assert_eq!(m["introspection_endpoint"], format!("{ISSUER}/oauth2/introspect"));
-    assert_eq!(m["token_endpoint_auth_methods_supported"], json!(["private_key_jwt"]));
+    assert_eq!(
+        m["introspection_endpoint"],
+        format!("{ISSUER}/oauth2/introspect")
+    );
+    assert_eq!(
+        m["token_endpoint_auth_methods_supported"],
+        json!(["private_key_jwt"])
+    );
     assert_eq!(m["grant_types_supported"], json!(["client_credentials"]));
-    assert_eq!(m["introspection_endpoint_auth_methods_supported"], json!(["private_key_jwt"]));
-    let algs = m["token_endpoint_auth_signing_alg_values_supported"].as_array().unwrap();
-    assert!(algs.contains(&json!("RS512")) && algs.contains(&json!("ES256")), "{algs:?}");
+    assert_eq!(
+        m["introspection_endpoint_auth_methods_supported"],
+        json!(["private_key_jwt"])
+    );
+    let algs = m["token_endpoint_auth_signing_alg_values_supported"]
+        .as_array()
+        .unwrap();
+    assert!(
+        algs.contains(&json!("RS512")) && algs.contains(&json!("ES256")),
+        "{algs:?}"
+    );
 
     let jwks = t.get("/.well-known/jwks.json").await.json();
     let key = &jwks["keys"][0];
@@ -313,10 +494,20 @@ async fn metadata_and_jwks() {
 }
 
 async fn introspect(t: &TestServer, caller: &str, token: &str) -> Reply {
-    let a = assertion(&key_a(), "k1", Algorithm::Rs256, caller, Audience::Issuer(ISSUER.into()), now());
+    let a = assertion(
+        &key_a(),
+        "k1",
+        Algorithm::Rs256,
+        caller,
+        Audience::Issuer(ISSUER.into()),
+        now(),
+    );
     let f = vec![
         ("token".to_owned(), token.to_owned()),
-        ("client_assertion_type".to_owned(), ASSERTION_TYPE.to_owned()),
+        (
+            "client_assertion_type".to_owned(),
+            ASSERTION_TYPE.to_owned(),
+        ),
         ("client_assertion".to_owned(), a),
     ];
     t.post_form("/oauth2/introspect", &f).await
@@ -325,7 +516,10 @@ async fn introspect(t: &TestServer, caller: &str, token: &str) -> Reply {
 #[tokio::test]
 async fn introspection_visibility() {
     let t = start_rfc("memory").await;
-    let token = t.token(&good("aud-svc")).await.json()["access_token"].as_str().unwrap().to_owned();
+    let token = t.token(&good("aud-svc")).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let r = introspect(&t, "aud-svc", &token).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -336,15 +530,27 @@ async fn introspection_visibility() {
     assert_eq!(body["iss"], ISSUER);
 
     let r = introspect(&t, "rs-1", &token).await;
-    assert_eq!(r.json()["active"], true, "the audience may introspect: {}", r.text);
+    assert_eq!(
+        r.json()["active"],
+        true,
+        "the audience may introspect: {}",
+        r.text
+    );
 
     let r = introspect(&t, "svc", &token).await;
-    assert_eq!(r.json(), json!({"active": false}), "a third client sees nothing");
+    assert_eq!(
+        r.json(),
+        json!({"active": false}),
+        "a third client sees nothing"
+    );
 
     let r = introspect(&t, "svc", "garbage").await;
     assert_eq!(r.json(), json!({"active": false}));
     let forged = token.rsplit_once('.').unwrap().0.to_owned() + ".AAAA";
-    assert_eq!(introspect(&t, "aud-svc", &forged).await.json(), json!({"active": false}));
+    assert_eq!(
+        introspect(&t, "aud-svc", &forged).await.json(),
+        json!({"active": false})
+    );
 
     // Unauthenticated caller.
     let f = vec![("token".to_owned(), token.clone())];
@@ -375,12 +581,29 @@ async fn metrics_health_and_rate_limit() {
 
     let r = t.get("/metrics").await;
     assert_eq!(r.status, 200);
-    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let m = r.text;
-    assert!(m.contains(r#"m2m_token_requests_total{outcome="issued",reason="ok"} 4"#), "{m}");
-    assert!(m.contains(r#"m2m_token_requests_total{outcome="rejected",reason="rate_limited"} 1"#), "{m}");
-    assert!(m.contains(r#"m2m_token_requests_total{outcome="rejected",reason="unknown_client"} 1"#), "{m}");
-    assert!(m.contains("m2m_token_request_duration_seconds_count 6"), "{m}");
+    assert!(
+        m.contains(r#"m2m_token_requests_total{outcome="issued",reason="ok"} 4"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"m2m_token_requests_total{outcome="rejected",reason="rate_limited"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"m2m_token_requests_total{outcome="rejected",reason="unknown_client"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains("m2m_token_request_duration_seconds_count 6"),
+        "{m}"
+    );
     assert!(m.contains("m2m_replay_store_errors_total 0"), "{m}");
 }
 
@@ -415,10 +638,16 @@ fn url_encode_pairs(pairs: &[(String, String)]) -> String {
     let enc = |s: &str| {
         s.bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => (b as char).to_string(),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                    (b as char).to_string()
+                }
                 _ => format!("%{b:02X}"),
             })
             .collect::<String>()
     };
-    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }

@@ -22,19 +22,22 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 /// RSA-2048 key A (kid "k1").
 pub fn key_a() -> Arc<PrivateKey> {
     static K: OnceLock<Arc<PrivateKey>> = OnceLock::new();
-    K.get_or_init(|| Arc::new(PrivateKey::generate(KeySpec::Rsa { bits: 2048 }).unwrap())).clone()
+    K.get_or_init(|| Arc::new(PrivateKey::generate(KeySpec::Rsa { bits: 2048 }).unwrap()))
+        .clone()
 }
 
 /// RSA-2048 key B (a different key, for "wrong key" and rotation cases).
 pub fn key_b() -> Arc<PrivateKey> {
     static K: OnceLock<Arc<PrivateKey>> = OnceLock::new();
-    K.get_or_init(|| Arc::new(PrivateKey::generate(KeySpec::Rsa { bits: 2048 }).unwrap())).clone()
+    K.get_or_init(|| Arc::new(PrivateKey::generate(KeySpec::Rsa { bits: 2048 }).unwrap()))
+        .clone()
 }
 
 /// A P-256 key.
 pub fn key_ec() -> Arc<PrivateKey> {
     static K: OnceLock<Arc<PrivateKey>> = OnceLock::new();
-    K.get_or_init(|| Arc::new(PrivateKey::generate(KeySpec::P256).unwrap())).clone()
+    K.get_or_init(|| Arc::new(PrivateKey::generate(KeySpec::P256).unwrap()))
+        .clone()
 }
 
 /// A public JWKS with these keys and kids.
@@ -62,14 +65,29 @@ pub fn now() -> UnixTime {
 }
 
 /// A standard assertion for `client` signed with `key`/`kid`/`alg`, `aud` = issuer.
-pub fn assertion(key: &Arc<PrivateKey>, kid: &str, alg: Algorithm, client: &str, aud: Audience, at: UnixTime) -> String {
+pub fn assertion(
+    key: &Arc<PrivateKey>,
+    kid: &str,
+    alg: Algorithm,
+    client: &str,
+    aud: Audience,
+    at: UnixTime,
+) -> String {
     let signer = KeySigner::new(Arc::clone(key), alg, Some(kid.to_owned())).unwrap();
-    AssertionBuilder::new(Arc::new(signer), client, aud).build(at).unwrap().into_string()
+    AssertionBuilder::new(Arc::new(signer), client, aud)
+        .build(at)
+        .unwrap()
+        .into_string()
 }
 
 /// Signs arbitrary header/claims with `key` using `sign_alg`, leaving the header exactly as
 /// given (even a lying or missing `alg`).
-pub fn craft(header: &Map<String, Value>, claims: &Map<String, Value>, key: &PrivateKey, sign_alg: Algorithm) -> String {
+pub fn craft(
+    header: &Map<String, Value>,
+    claims: &Map<String, Value>,
+    key: &PrivateKey,
+    sign_alg: Algorithm,
+) -> String {
     let input = format!(
         "{}.{}",
         base64url_encode(serde_json::to_vec(header).unwrap()),
@@ -108,7 +126,13 @@ impl TestServer {
     }
 
     pub async fn post_form(&self, path: &str, pairs: &[(String, String)]) -> Reply {
-        let r = self.http.post(self.url(path)).form(pairs).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url(path))
+            .form(pairs)
+            .send()
+            .await
+            .unwrap();
         Reply::read(r).await
     }
 
@@ -140,11 +164,16 @@ impl Reply {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap();
-        Reply { status, headers, text }
+        Reply {
+            status,
+            headers,
+            text,
+        }
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
     }
 
     pub fn error(&self) -> String {
@@ -152,7 +181,10 @@ impl Reply {
     }
 
     pub fn description(&self) -> String {
-        self.json()["error_description"].as_str().unwrap_or_default().to_owned()
+        self.json()["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -200,8 +232,16 @@ pub async fn start(setup: Setup, prepare: impl FnOnce(&Path)) -> TestServer {
     }
     let server = Server::start(config).await.unwrap();
     let base = format!("http://{}", server.local_addr());
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestServer { server: Some(server), dir, http, base }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestServer {
+        server: Some(server),
+        dir,
+        http,
+        base,
+    }
 }
 
 /// The standard rfc registry: client "svc" (key A as "k1", RS256/RS512/PS256, scopes read write),
@@ -250,7 +290,14 @@ pub async fn start_rfc(store: &str) -> TestServer {
 
 /// A fresh valid assertion for `client` with key A / k1 / RS256, aud = issuer.
 pub fn good(client: &str) -> String {
-    assertion(&key_a(), "k1", Algorithm::Rs256, client, Audience::Issuer(ISSUER.into()), now())
+    assertion(
+        &key_a(),
+        "k1",
+        Algorithm::Rs256,
+        client,
+        Audience::Issuer(ISSUER.into()),
+        now(),
+    )
 }
 
 pub fn default_claims(client: &str, aud: &str, now: UnixTime) -> Map<String, Value> {
