@@ -68,12 +68,12 @@ pub(super) fn decrypt_pkcs8(der: &[u8], passphrase: &[u8]) -> Result<Zeroizing<V
             ));
         }
     };
-    if let Some(declared) = pbkdf.key_length {
-        if usize::from(declared) != key_len {
-            return Err(Error::InvalidKey(
-                "PBKDF2 key length does not match the cipher".to_owned(),
-            ));
-        }
+    if let Some(declared) = pbkdf.key_length
+        && usize::from(declared) != key_len
+    {
+        return Err(Error::InvalidKey(
+            "PBKDF2 key length does not match the cipher".to_owned(),
+        ));
     }
     let mut key = Zeroizing::new(vec![0u8; key_len]);
     let iterations =

@@ -18,13 +18,13 @@ pub(super) fn private_from_json(bytes: &[u8], kid: Option<&str>) -> Result<Priva
         select(&jwks, kid)?.clone()
     } else {
         let jwk = Jwk::from_slice(bytes)?;
-        if let (Some(want), Some(have)) = (kid, jwk.kid.as_deref()) {
-            if want != have {
-                return Err(Error::KidNotFound {
-                    kid: want.to_owned(),
-                    available: have.to_owned(),
-                });
-            }
+        if let (Some(want), Some(have)) = (kid, jwk.kid.as_deref())
+            && want != have
+        {
+            return Err(Error::KidNotFound {
+                kid: want.to_owned(),
+                available: have.to_owned(),
+            });
         }
         jwk
     };

@@ -194,7 +194,7 @@ impl PrivateKey {
         match text {
             Some(t) if t.starts_with('{') => jwk_io::private_from_json(bytes, kid),
             Some(t) if t.starts_with("-----BEGIN") => load::from_pem(t, passphrase),
-            Some(t) if t.is_empty() => Err(Error::InvalidKey("the key file is empty".to_owned())),
+            Some("") => Err(Error::InvalidKey("the key file is empty".to_owned())),
             _ if bytes.first() == Some(&0x30) => load::from_der(bytes, passphrase),
             _ => Err(Error::InvalidKey(
                 "not a PEM, DER, JWK or JWKS key (expected \"-----BEGIN … PRIVATE KEY-----\" or JSON)".to_owned(),
