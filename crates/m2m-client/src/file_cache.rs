@@ -1,0 +1,349 @@
+//! The CLI's token cache on disk: one small JSON file per (token URL, client id, kid, scope) in
+//! `$XDG_CACHE_HOME/m2m`, so scripts that run `m2m token` in a loop do not hit the token
+//! endpoint's rate limit (NHS: 300 token requests a minute per application).
+//!
+//! # What is stored, and how
+//!
+//! Each file holds one token response: the access token, its type, scope and expiry. **The access
+//! token is a bearer credential at rest**: anyone who can read the file can call the API as the
+//! application until the token expires (NHS: 10 minutes). Files are therefore created with mode
+//! 0600 in a 0700 directory, and never contain key material: the file name is the SHA-256 of
+//! the length-prefixed key fields, and the private key is never an input to it.
+//!
+//! Writes go to a fresh temporary file in the same directory (created 0600) which is then renamed
+//! over the target: a reader sees the old file or the new one, never a mix, however many
+//! `m2m token` processes run at once. An unreadable or corrupt file is ignored (with a warning)
+//! and overwritten by the next store.
+//!
+//! # When a cached token is used
+//!
+//! Until `expires_at − margin'`, with `margin' = min(margin, lifetime/2)` and `margin` 30 s by
+//! default: a CLI cannot refresh in the background, so it uses the token until the point where a
+//! service would refresh it at the latest. The lifetime is computed as in
+//! [`crate::source::RefreshPolicy`] (`expires_in`, else a JWT's `exp`, else 60 s).
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use m2m_core::clock::{Clock, UnixTime};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::response::{AccessToken, TokenResponse};
+use crate::source::{FetchToken, RefreshPolicy};
+
+/// File format version, so a future layout can ignore today's files instead of misreading them.
+const FORMAT_VERSION: u32 = 1;
+
+/// Domain separation for the key hash, so it cannot collide with any other SHA-256 use.
+const KEY_DOMAIN: &[u8] = b"m2m token cache key v1";
+
+/// Which token a cache file holds: a hash of what decides the token's identity and rights.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey(String);
+
+impl CacheKey {
+    /// The key for tokens of `client_id` (signing with key `kid`) from `token_url` with `scope`.
+    ///
+    /// Fields are length-prefixed before hashing, so `("ab", "c")` and `("a", "bc")` differ.
+    pub fn new(token_url: &str, client_id: &str, kid: Option<&str>, scope: Option<&str>) -> Self {
+        let mut input = Vec::with_capacity(128);
+        input.extend_from_slice(KEY_DOMAIN);
+        let mut field = |present: bool, value: &str| {
+            input.push(u8::from(present));
+            input.extend_from_slice(&(value.len() as u64).to_be_bytes());
+            input.extend_from_slice(value.as_bytes());
+        };
+        field(true, token_url);
+        field(true, client_id);
+        field(kid.is_some(), kid.unwrap_or_default());
+        field(scope.is_some(), scope.unwrap_or_default());
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+        CacheKey(hex::encode(digest.as_ref()))
+    }
+
+    /// The hex digest (also the file name stem).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A token read from the cache. `Debug` redacts the token.
+#[derive(Clone, Debug)]
+pub struct CachedToken {
+    /// The access token.
+    pub access_token: AccessToken,
+    /// `token_type` as the server sent it.
+    pub token_type: Option<String>,
+    /// `scope` as the server sent it.
+    pub scope: Option<String>,
+    /// When the response was received.
+    pub received_at: UnixTime,
+    /// When the token expires (received_at + lifetime).
+    pub expires_at: UnixTime,
+}
+
+impl CachedToken {
+    /// The time left before expiry at `now`.
+    pub fn expires_in(&self, now: UnixTime) -> Duration {
+        self.expires_at.since(now)
+    }
+
+    /// As a token response with `expires_in` counted from `now` (for printing as JSON).
+    pub fn to_response(&self, now: UnixTime) -> TokenResponse {
+        TokenResponse::new(
+            self.access_token.clone(),
+            self.token_type.clone(),
+            Some(self.expires_in(now)),
+        )
+    }
+}
+
+/// What a cache file contains.
+#[derive(Serialize, Deserialize)]
+struct FileEntry {
+    version: u32,
+    access_token: String,
+    token_type: Option<String>,
+    scope: Option<String>,
+    received_at_ms: u64,
+    expires_at_ms: u64,
+}
+
+/// A directory of cached tokens.
+#[derive(Clone, Debug)]
+pub struct FileCache {
+    dir: PathBuf,
+    margin: Duration,
+    policy: RefreshPolicy,
+}
+
+impl FileCache {
+    /// A cache in `dir` (created on first store, mode 0700).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FileCache {
+            dir: dir.into(),
+            margin: Duration::from_secs(30),
+            policy: RefreshPolicy::default(),
+        }
+    }
+
+    /// The user's cache: `$XDG_CACHE_HOME/m2m` (`~/.cache/m2m`; `~/Library/Caches/m2m` on macOS),
+    /// or `None` if the platform has no cache directory.
+    pub fn user_default() -> Option<Self> {
+        dirs::cache_dir().map(|d| FileCache::new(d.join("m2m")))
+    }
+
+    /// Stop using a cached token this long before it expires (default 30 s, at most half its
+    /// lifetime).
+    pub fn margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// Where the files are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file for `key`.
+    pub fn path(&self, key: &CacheKey) -> PathBuf {
+        self.dir.join(format!("{}.json", key.as_str()))
+    }
+
+    /// The cached token for `key` if there is one still usable at `now`. Missing, corrupt and
+    /// too-old files all give `None` (corrupt ones with a warning).
+    pub fn load(&self, key: &CacheKey, now: UnixTime) -> Option<CachedToken> {
+        let path = self.path(key);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read cached token; ignoring it");
+                return None;
+            }
+        };
+        let entry = match serde_json::from_slice::<FileEntry>(&bytes) {
+            Ok(e) if e.version == FORMAT_VERSION && !e.access_token.is_empty() => e,
+            Ok(_) | Err(_) => {
+                // No detail from the parser: its message could quote part of the token.
+                tracing::warn!(path = %path.display(), "cached token file is corrupt or from another version; ignoring it");
+                return None;
+            }
+        };
+        let received_at = UnixTime::from_millis(entry.received_at_ms);
+        let expires_at = UnixTime::from_millis(entry.expires_at_ms);
+        let margin = self.margin.min(expires_at.since(received_at) / 2);
+        if now >= expires_at.saturating_sub(margin) || now < received_at {
+            return None;
+        }
+        Some(CachedToken {
+            access_token: AccessToken::new(entry.access_token),
+            token_type: entry.token_type,
+            scope: entry.scope,
+            received_at,
+            expires_at,
+        })
+    }
+
+    /// Stores `response`, received at `received_at`, under `key`, atomically, mode 0600.
+    pub fn store(
+        &self,
+        key: &CacheKey,
+        response: &TokenResponse,
+        received_at: UnixTime,
+    ) -> io::Result<CachedToken> {
+        let secret = response.access_token().secret();
+        let lifetime = self
+            .policy
+            .lifetime(response.expires_in(), secret, received_at);
+        let cached = CachedToken {
+            access_token: response.access_token().clone(),
+            token_type: response.token_type().map(str::to_owned),
+            scope: response.scope().map(str::to_owned),
+            received_at,
+            expires_at: received_at.add(lifetime),
+        };
+        let entry = FileEntry {
+            version: FORMAT_VERSION,
+            access_token: secret.to_owned(),
+            token_type: cached.token_type.clone(),
+            scope: cached.scope.clone(),
+            received_at_ms: received_at.as_millis(),
+            expires_at_ms: cached.expires_at.as_millis(),
+        };
+        let json = serde_json::to_vec(&entry).map_err(io::Error::other)?;
+        self.create_dir()?;
+        let target = self.path(key);
+        let tmp = self.dir.join(format!(
+            ".{}.{}.{:016x}.tmp",
+            key.as_str(),
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let written = write_private(&tmp, &json).and_then(|()| fs::rename(&tmp, &target));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written.map(|()| cached)
+    }
+
+    /// The cached token for `key`, or a fresh one from `fetcher` (then stored). `fetched` tells
+    /// which. A failed store only warns: the token is still returned.
+    pub async fn get_or_fetch(
+        &self,
+        key: &CacheKey,
+        fetcher: &dyn FetchToken,
+        clock: &dyn Clock,
+    ) -> Result<(CachedToken, Fetched), Error> {
+        if let Some(cached) = self.load(key, clock.now()) {
+            return Ok((cached, Fetched::FromCache));
+        }
+        let response = fetcher.fetch().await?;
+        let now = clock.now();
+        match self.store(key, &response, now) {
+            Ok(cached) => Ok((cached, Fetched::FromServer)),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write the token cache");
+                let lifetime = self.policy.lifetime(
+                    response.expires_in(),
+                    response.access_token().secret(),
+                    now,
+                );
+                Ok((
+                    CachedToken {
+                        access_token: response.access_token().clone(),
+                        token_type: response.token_type().map(str::to_owned),
+                        scope: response.scope().map(str::to_owned),
+                        received_at: now,
+                        expires_at: now.add(lifetime),
+                    },
+                    Fetched::FromServer,
+                ))
+            }
+        }
+    }
+
+    /// Removes the cached token for `key`, if any.
+    pub fn remove(&self, key: &CacheKey) -> io::Result<()> {
+        match fs::remove_file(self.path(key)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes every cached token (for `m2m cache clear`); returns how many files were removed.
+    /// Only this cache's own files (`*.json` and leftover `*.tmp`) are touched.
+    pub fn clear(&self) -> io::Result<usize> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let ours = (name.ends_with(".json") && name.len() == 64 + 5)
+                || (name.starts_with('.') && name.ends_with(".tmp"));
+            if ours {
+                match fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    fn create_dir(&self) -> io::Result<()> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&self.dir)
+    }
+}
+
+/// Where [`FileCache::get_or_fetch`] got the token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// From the cache file: no request was sent.
+    FromCache,
+    /// From the token endpoint.
+    FromServer,
+}
+
+/// Writes a new file readable and writable by its owner only, flushed to disk.
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_length_prefixed_hex_sha256() {
+        let a = CacheKey::new("https://x/token", "ab", Some("c"), None);
+        let b = CacheKey::new("https://x/token", "a", Some("bc"), None);
+        let c = CacheKey::new("https://x/token", "ab", Some("c"), Some(""));
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.as_str().len(), 64);
+        assert!(a.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(a, CacheKey::new("https://x/token", "ab", Some("c"), None));
+    }
+}
