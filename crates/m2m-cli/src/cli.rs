@@ -269,6 +269,7 @@ Fetched with a 10 s timeout, no redirects, https only (http allowed to loopback)
   m2m clients add --clients clients.toml --id my-service --jwks my-service.jwks.json
   m2m serve --clients clients.toml --issuer https://auth.example.org
   m2m serve --profile nhs --clients clients.toml --listen 127.0.0.1:9000   # offline NHS emulation
+  m2m serve --clients clients.toml --rotate-keys                            # new signing key, then restart
 
 Endpoints: POST {issuer}/oauth2/token, /.well-known/oauth-authorization-server,
 /.well-known/jwks.json, POST /oauth2/introspect, /healthz, /readyz, /metrics.")]
@@ -305,6 +306,21 @@ pub(crate) struct ServeArgs {
     /// Generic error descriptions on the wire (the precise reason is still logged).
     #[arg(long, env = "M2M_OPAQUE_ERRORS")]
     pub(crate) opaque_errors: bool,
+    /// Which assertion `aud` values the rfc profile accepts: `issuer` (the issuer identifier as a
+    /// string or one-element array, RFC 10070), `issuer-string` (string only), or
+    /// `dangerous-legacy-token-url` (also the token URL, for old clients; reopens audience
+    /// injection, see docs/security.md).
+    #[arg(
+        long,
+        env = "M2M_AUDIENCE",
+        default_value = "issuer",
+        value_parser = ["issuer", "issuer-string", "dangerous-legacy-token-url"]
+    )]
+    pub(crate) audience: String,
+    /// Rotate the access-token signing key in --data-dir (current becomes previous, a new current
+    /// is generated; both stay published in the JWKS) and exit. Restart the server afterwards.
+    #[arg(long)]
+    pub(crate) rotate_keys: bool,
 }
 
 /// `m2m clients`.

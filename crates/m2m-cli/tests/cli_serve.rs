@@ -82,6 +82,10 @@ fn clients_add_list_remove() {
 }
 
 fn serve(sb: &Sandbox, profile: &str) -> (ServerProcess, u16) {
+    serve_with(sb, profile, &[])
+}
+
+fn serve_with(sb: &Sandbox, profile: &str, extra: &[&str]) -> (ServerProcess, u16) {
     let port = closed_port();
     let child = sb
         .cmd()
@@ -95,6 +99,7 @@ fn serve(sb: &Sandbox, profile: &str) -> (ServerProcess, u16) {
             profile,
         ])
         .args(["--replay-store", "memory", "--data-dir", "data"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -214,4 +219,94 @@ fn token_from_m2m_serve_in_nhs_profile() {
     ]);
     let err = assert_fails(&o, 5, "RS512");
     assert!(err.contains("\nhint: "), "{err}");
+}
+
+#[test]
+fn legacy_token_url_audience_only_under_the_dangerous_switch() {
+    let sb = Sandbox::new();
+    let (pem, jwks) = sb.keygen("k1", &[]);
+    let o = sb.run(&[
+        "clients",
+        "add",
+        "--clients",
+        "clients.toml",
+        "--id",
+        "svc",
+        "--jwks",
+        jwks.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_server, port) = serve_with(&sb, "rfc", &["--audience", "dangerous-legacy-token-url"]);
+    let o = sb.run(&[
+        "token",
+        "--token-url",
+        &format!("http://127.0.0.1:{port}/oauth2/token"),
+        "--client-id",
+        "svc",
+        "--key",
+        pem.to_str().unwrap(),
+        "--kid",
+        "k1",
+        "--no-cache",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn rotate_keys_keeps_the_previous_key_published() {
+    let sb = Sandbox::new();
+    let rotate = || {
+        sb.run(&[
+            "serve",
+            "--clients",
+            "clients.toml",
+            "--data-dir",
+            "data",
+            "--rotate-keys",
+        ])
+    };
+    let o = rotate();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = std::fs::read(sb.path().join("data/keys/current.pem")).unwrap();
+    let o = rotate();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(sb.path().join("data/keys/previous.pem")).unwrap(),
+        first
+    );
+    assert_ne!(
+        std::fs::read(sb.path().join("data/keys/current.pem")).unwrap(),
+        first
+    );
+    let o = sb.run(&[
+        "clients",
+        "add",
+        "--clients",
+        "clients.toml",
+        "--id",
+        "svc",
+        "--jwks",
+        sb.keygen("k1", &[]).1.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_server, port) = serve(&sb, "rfc");
+    let body = http_get(port, "/.well-known/jwks.json");
+    let jwks: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{body}");
+}
+
+/// A minimal HTTP/1.1 GET on loopback, returning the body.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use m2m_core::validate::AudienceMode;
 use m2m_server::{Profile, ServerConfig};
 
 use crate::cli::ServeArgs;
@@ -10,6 +11,16 @@ use crate::exit::{CliError, CliResult};
 
 /// Runs `m2m serve`.
 pub(crate) fn run(args: &ServeArgs) -> CliResult {
+    if args.rotate_keys {
+        m2m_server::issuer::ServerKeys::rotate(&args.data_dir).map_err(|e| {
+            CliError::local(format!("rotating keys in {}: {e}", args.data_dir.display()))
+        })?;
+        eprintln!(
+            "m2m serve: rotated the signing key in {} (the previous key stays published); restart the server to use it",
+            args.data_dir.display()
+        );
+        return Ok(());
+    }
     let config = config(args)?;
     // The server runs many connections at once: a multi-threaded runtime, unlike the client commands.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -41,5 +52,10 @@ fn config(args: &ServeArgs) -> CliResult<ServerConfig> {
         config.access_token_lifetime = Duration::from_secs(secs);
     }
     config.opaque_errors = args.opaque_errors;
+    config.audience = match args.audience.as_str() {
+        "issuer-string" => AudienceMode::IssuerStringOnly,
+        "dangerous-legacy-token-url" => AudienceMode::DangerousLegacyTokenUrl,
+        _ => AudienceMode::Issuer,
+    };
     Ok(config)
 }
