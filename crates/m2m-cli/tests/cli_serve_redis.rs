@@ -1,0 +1,142 @@
+//! Replay protection across two `m2m serve` processes sharing one real `redis-server`: 50
+//! concurrent requests with the same assertion, spread over both processes, get exactly one token.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
+#[path = "../../m2m-server/tests/support/redis.rs"]
+mod redis_support;
+mod support;
+
+use std::io::{Read, Write};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use support::{Sandbox, closed_port, stderr, stdout};
+
+/// Kills the server child (only the process this test started) when the test ends.
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_until_ready(port: u16) {
+    for _ in 0..400 {
+        if let Ok(status) = std::panic::catch_unwind(|| http(port, "GET", "/readyz", "").0)
+            && status == 200
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("m2m serve on {port} did not become ready");
+}
+
+/// One HTTP/1.1 request on loopback: (status, body).
+fn http(port: u16, method: &str, path: &str, form: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn serve(sb: &Sandbox, issuer: &str, port: u16, redis: &str, data: &str) -> ServerProcess {
+    let child = sb
+        .cmd()
+        .args(["serve", "--clients", "clients.toml", "--issuer", issuer])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--replay-store",
+            redis,
+        ])
+        .args(["--data-dir", data, "--rate-limit", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn m2m serve");
+    let server = ServerProcess(child);
+    wait_until_ready(port);
+    server
+}
+
+#[test]
+fn one_token_per_assertion_across_two_servers_sharing_redis() {
+    let Some(redis) = redis_support::RedisServer::start() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let (pem, jwks) = sb.keygen("k1", &[]);
+    let o = sb.run(&[
+        "clients",
+        "add",
+        "--clients",
+        "clients.toml",
+        "--id",
+        "svc",
+        "--jwks",
+        jwks.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Both instances answer for the same issuer, as behind one load balancer.
+    let issuer = "https://auth.example.test";
+    let (p1, p2) = (closed_port(), closed_port());
+    let _a = serve(&sb, issuer, p1, &redis.url(), "data-a");
+    let _b = serve(&sb, issuer, p2, &redis.url(), "data-b");
+
+    let o = sb.run(&[
+        "assertion",
+        "--issuer",
+        issuer,
+        "--token-url",
+        &format!("{issuer}/oauth2/token"),
+        "--aud",
+        issuer,
+        "--client-id",
+        "svc",
+        "--key",
+        pem.to_str().unwrap(),
+        "--kid",
+        "k1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let assertion = stdout(&o).trim().to_owned();
+    let form = format!(
+        "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+    );
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|i| {
+                let form = form.clone();
+                let port = if i % 2 == 0 { p1 } else { p2 };
+                s.spawn(move || http(port, "POST", "/oauth2/token", &form).0)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        49,
+        "{statuses:?}"
+    );
+}
