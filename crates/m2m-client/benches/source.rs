@@ -2,7 +2,8 @@
 //! cached `token()` calls on 1 and 2 threads (scaling shows whether the hot path contends).
 //!
 //! A shared `RwLock<Arc<str>>` read + clone is measured alongside as the baseline the design
-//! was chosen against.
+//! was chosen against, and a control that shares nothing shows how much of a second core the
+//! machine actually gave.
 //!
 //! Run: `cargo bench -p m2m-client --bench source -- --warm-up-time 1 --measurement-time 3`.
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -93,6 +94,20 @@ fn throughput(c: &mut Criterion) {
                 let s = source.clone();
                 parallel(threads, iters, move || {
                     black_box(s.token().now_or_never().unwrap().unwrap());
+                })
+            })
+        });
+        // Control: work that shares nothing, at a similar cost per call. Its 2-thread/1-thread
+        // ratio is how much parallelism the machine gives right now (other processes compete
+        // for the cores); the token's ratio is only meaningful next to it.
+        group.bench_function(format!("control_no_sharing_{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                parallel(threads, iters, move || {
+                    let mut x = black_box(0x9e37_79b9_7f4a_7c15_u64);
+                    for _ in 0..24 {
+                        x = x.rotate_left(5) ^ x.wrapping_mul(0x2545_f491_4f6c_dd1d);
+                    }
+                    black_box(x);
                 })
             })
         });
