@@ -2,6 +2,15 @@
 //! a fresh token, the tower layer adds the header (and drops a rejected token), the blocking
 //! source works without a runtime of the caller's.
 #![allow(clippy::unwrap_used)]
+// Each test needs its feature; with some features off, the shared helpers go unused.
+#![cfg_attr(
+    not(all(
+        feature = "reqwest-middleware",
+        feature = "tower",
+        feature = "blocking"
+    )),
+    allow(dead_code, unused_imports)
+)]
 
 mod source_support;
 
