@@ -65,7 +65,7 @@ impl fmt::Debug for RefreshToken {
 }
 
 /// A successful token response.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TokenResponse {
     access_token: AccessToken,
     token_type: Option<String>,
@@ -74,6 +74,23 @@ pub struct TokenResponse {
     scope: Option<String>,
     refresh_token: Option<RefreshToken>,
     extra: Map<String, Value>,
+}
+
+/// Unrecognised members are shown by name only: a server may put other credentials there
+/// (`id_token`, `refresh_token` under another name), and `Debug` output ends up in logs.
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let extra: Vec<&str> = self.extra.keys().map(String::as_str).collect();
+        f.debug_struct("TokenResponse")
+            .field("access_token", &self.access_token)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("issued_at_ms", &self.issued_at_ms)
+            .field("scope", &self.scope)
+            .field("refresh_token", &self.refresh_token)
+            .field("extra", &extra)
+            .finish()
+    }
 }
 
 impl TokenResponse {
@@ -343,6 +360,19 @@ mod tests {
         assert_eq!(r.issued_at_millis(), Some(1_692_835_200_000));
         assert!(r.is_bearer());
         assert!(r.extra().is_empty());
+    }
+
+    #[test]
+    fn debug_shows_extra_member_names_not_values() {
+        let body =
+            r#"{"access_token":"tok-secret-1","token_type":"Bearer","id_token":"idtok-secret-2"}"#;
+        let r = parse_response(parts(200, body), now()).unwrap();
+        let shown = format!("{r:?}");
+        assert!(shown.contains("id_token"), "{shown}");
+        assert!(
+            !shown.contains("tok-secret-1") && !shown.contains("idtok-secret-2"),
+            "{shown}"
+        );
     }
 
     #[test]
