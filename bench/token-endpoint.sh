@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# Load benchmark of `m2m serve`'s token endpoint, one run per replay store (memory, SQLite, Redis).
+#
+# The server runs pinned to core 0 with the rate limit off; wrk drives it from core 1 (so does
+# redis-server) over loopback. Every request carries its own pre-signed RS512 / RSA-4096 client
+# assertion, used exactly once per server, so each request costs the server a real RSA-4096
+# verification, a real replay-store insert and an ES256 access-token signature. The assertions
+# are signed before the timed runs (on both cores: ~1.5 ms each) by bench/loadgen.
+#
+# Prints, per store: req/s, p50, p99, non-200 count (must be 0) and the server's RSS; then the
+# crypto bound 1 / (t_verify_rsa4096 + t_sign_es256) from `openssl speed` on this machine (pinned
+# to the server's core), each store's ratio to it and SQLite/memory, Redis/memory.
+#
+# Usage: bench/token-endpoint.sh
+#   DURATION=10      seconds of load per store (default 10; use 2-3 while developing)
+#   CONNECTIONS=16   wrk connections
+#   STORES="memory sqlite redis"
+#   COUNT=N          assertions to pre-sign (default: bound x DURATION x 1.15, enough for the
+#                    server to never run out)
+#   CPU_LOCK=FILE    flock file held during the measurements, so benchmarks of people sharing the
+#                    machine do not overlap (default /work/notes/cpu.lock when /work/notes exists;
+#                    CPU_LOCK= to disable)
+# Needs: cargo, taskset, flock, wrk (apt-get install -y wrk), openssl, curl, python3 (free ports),
+#        redis-server for the redis store (apt-get install -y redis-server). Linux only (/proc).
+# Exit status: 0 when every run completed with only 200s; 1 on a setup failure; 2 when a run had
+# non-200 responses, socket errors or ran out of assertions (its figures are not valid).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$PWD"
+
+DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-16}"
+STORES="${STORES:-memory sqlite redis}"
+COUNT="${COUNT:-}"
+if [ -z "${CPU_LOCK+set}" ]; then
+  if [ -d /work/notes ]; then CPU_LOCK=/work/notes/cpu.lock; else CPU_LOCK=""; fi
+fi
+SERVER_CPU=0
+LOAD_CPU=1
+ISSUER="https://auth.bench.invalid"   # never contacted: only the assertions' `aud`
+CLIENT_ID="bench"
+KID="bench-1"
+ASSERTION_LIFETIME=300                # the longest the server accepts
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
+M2M="$CARGO_TARGET_DIR/release/m2m"
+LOADGEN="$repo/bench/loadgen/target/release/m2m-loadgen"
+
+die() { echo "token-endpoint.sh: $*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required${2:+ ($2)}"; }
+need cargo; need taskset; need wrk "apt-get install -y wrk"; need openssl; need curl; need python3
+[ -z "$CPU_LOCK" ] || need flock
+case " $STORES " in *" redis "*) need redis-server "apt-get install -y redis-server" ;; esac
+[ "$(nproc)" -ge 2 ] || die "needs 2 cores (server on core $SERVER_CPU, load on core $LOAD_CPU)"
+
+echo "== building (release)"
+cargo build --release -q -p m2m-cli
+(cd bench/loadgen && CARGO_TARGET_DIR="$repo/bench/loadgen/target" cargo build --release -q)
+
+work="$(mktemp -d)"
+server_pid=""
+redis_pid=""
+stop_pid() { # pid: SIGTERM, wait up to 5 s, then SIGKILL
+  local pid="$1" i
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  stop_pid "$server_pid"
+  stop_pid "$redis_pid"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+echo "== client key (RSA-4096, RS512) and registry"
+"$M2M" keygen --kid "$KID" --out "$work/keys" >/dev/null 2>&1
+"$M2M" clients add --clients "$work/clients.toml" --id "$CLIENT_ID" \
+  --jwks "$work/keys/$KID.jwks.json" --alg RS512 >/dev/null
+
+# From here on the CPUs are what is measured: hold the shared lock until the script exits.
+if [ -n "$CPU_LOCK" ]; then
+  exec 9>>"$CPU_LOCK"
+  echo "== waiting for the CPU lock $CPU_LOCK"
+  flock 9
+fi
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== load average before: $load_before"
+
+echo "== crypto bound (openssl speed, pinned to core $SERVER_CPU)"
+verify_per_s="$(taskset -c "$SERVER_CPU" openssl speed -seconds 3 rsa4096 2>/dev/null |
+  awk '/^rsa 4096 bits/ { print $NF }')"
+sign_per_s="$(taskset -c "$SERVER_CPU" openssl speed -seconds 3 ecdsap256 2>/dev/null |
+  awk '/ecdsa \(nistp256\)/ { print $(NF-1) }')"
+[ -n "$verify_per_s" ] && [ -n "$sign_per_s" ] || die "cannot parse openssl speed output"
+bound="$(awk -v v="$verify_per_s" -v s="$sign_per_s" 'BEGIN { printf "%.0f", 1 / (1 / v + 1 / s) }')"
+echo "   rsa4096 verify/s: $verify_per_s   ecdsap256 sign/s: $sign_per_s   bound: $bound req/s"
+
+if [ -z "$COUNT" ]; then
+  COUNT="$(awk -v b="$bound" -v d="$DURATION" 'BEGIN { printf "%d", b * d * 1.15 + 1000 }')"
+fi
+echo "== pre-signing $COUNT assertions (both cores)"
+signed_at="$(date +%s)"
+"$LOADGEN" --key "$work/keys/$KID.pem" --kid "$KID" --client-id "$CLIENT_ID" --aud "$ISSUER" \
+  --count "$COUNT" --threads 2 --lifetime "$ASSERTION_LIFETIME" --out "$work/bodies.txt"
+
+# Starts redis-server on core $LOAD_CPU; sets redis_pid and redis_url.
+start_redis() {
+  local port
+  port="$(free_port)"
+  taskset -c "$LOAD_CPU" redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+    --protected-mode yes --loglevel warning >"$work/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      redis_url="redis://127.0.0.1:$port"
+      return
+    fi
+    kill -0 "$redis_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$work/redis.log" >&2
+  die "redis-server did not start"
+}
+
+# Starts `m2m serve` with the given store spec; sets server_pid and server_url.
+start_server() {
+  local spec="$1" port i
+  port="$(free_port)"
+  rm -rf "$work/data"
+  taskset -c "$SERVER_CPU" "$M2M" serve --listen "127.0.0.1:$port" --issuer "$ISSUER" \
+    --clients "$work/clients.toml" --replay-store "$spec" --data-dir "$work/data" --rate-limit 0 \
+    >"$work/server.log" 2>&1 &
+  server_pid=$!
+  server_url="http://127.0.0.1:$port"
+  for i in $(seq 100); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$server_url/readyz")" = 200 ]; then
+      return
+    fi
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$work/server.log" >&2
+  die "m2m serve ($spec) did not become ready"
+}
+
+declare -A rps p50 p99 errors hwm rss
+status=0
+for store in $STORES; do
+  # Every assertion must still be valid (exp) when it is posted.
+  if [ $(( $(date +%s) + DURATION + 15 )) -ge $(( signed_at + ASSERTION_LIFETIME )) ]; then
+    die "the pre-signed assertions would expire during the $store run: lower DURATION or COUNT"
+  fi
+  case "$store" in
+    memory) spec=memory ;;
+    sqlite) spec="sqlite:$work/replay.sqlite3"; rm -f "$work"/replay.sqlite3* ;;
+    redis) start_redis; spec="$redis_url" ;;
+    *) die "unknown store $store (memory, sqlite, redis)" ;;
+  esac
+  start_server "$spec"
+  echo "== $store: $DURATION s, $CONNECTIONS connections, server pid $server_pid on core $SERVER_CPU"
+  BODIES="$work/bodies.txt" WRK_THREADS=1 taskset -c "$LOAD_CPU" \
+    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s bench/loadgen/token.lua \
+    "$server_url" >"$work/wrk-$store.txt" 2>&1 || { cat "$work/wrk-$store.txt" >&2; die "wrk failed"; }
+  hwm[$store]="$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$server_pid/status")"
+  rss[$store]="$(awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$server_pid/status")"
+  issued="$(curl -s "$server_url/metrics" |
+    awk '/^m2m_token_requests_total\{outcome="issued"/ { n += $2 } END { print n + 0 }')"
+  stop_pid "$server_pid"; server_pid=""
+  [ "$store" = redis ] && { stop_pid "$redis_pid"; redis_pid=""; }
+
+  result="$(grep '^RESULT' "$work/wrk-$store.txt" || true)"
+  [ -n "$result" ] || { cat "$work/wrk-$store.txt" >&2; die "no result from wrk"; }
+  field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$result"; }
+  rps[$store]="$(field rps)"; p50[$store]="$(field p50_ms)"; p99[$store]="$(field p99_ms)"
+  errors[$store]="$(field non200)"
+  grep '^STATUS' "$work/wrk-$store.txt" | sed 's/^/   /'
+  echo "   tokens issued (server /metrics): $issued; requests (wrk): $(field requests)"
+  if [ "$(field non200)" != 0 ] || [ "$(field socket_errors)" != 0 ]; then
+    echo "   INVALID: $(field non200) non-200 responses, $(field socket_errors) socket errors" >&2
+    status=2
+  fi
+  if [ "$(field spare)" != 0 ]; then
+    echo "   INVALID: ran out of assertions before $DURATION s: raise COUNT" >&2
+    status=2
+  fi
+done
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); load average before: $load_before, after: $load_after"
+echo "client assertions RS512 / RSA-4096, access tokens ES256; $COUNT pre-signed; wrk -t1 -c$CONNECTIONS -d${DURATION}s"
+echo
+printf '| %-6s | %9s | %8s | %8s | %6s | %-22s |\n' store 'req/s' p50 p99 errors 'server RSS (HWM / now)'
+printf '| %-6s | %9s | %8s | %8s | %6s | %-22s |\n' --- ---: ---: ---: ---: ---
+for store in $STORES; do
+  printf '| %-6s | %9.0f | %5.2f ms | %5.2f ms | %6s | %-22s |\n' "$store" "${rps[$store]}" \
+    "${p50[$store]}" "${p99[$store]}" "${errors[$store]}" "${hwm[$store]} / ${rss[$store]} MiB"
+done
+echo
+echo "crypto bound 1 / (1/rsa4096_verify + 1/ecdsap256_sign) = 1 / (1/$verify_per_s + 1/$sign_per_s) = $bound req/s"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
+verdict() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { print (a / b >= t / 100) ? "met" : "MISSED" }'; }
+for store in $STORES; do
+  line="$store / bound: $(ratio "${rps[$store]}" "$bound")"
+  [ "$store" = memory ] && line="$line (target >= 70%: $(verdict "${rps[memory]}" "$bound" 70))"
+  echo "$line"
+done
+if [ -n "${rps[memory]:-}" ]; then
+  [ -n "${rps[sqlite]:-}" ] && echo "sqlite / memory: $(ratio "${rps[sqlite]}" "${rps[memory]}") (target >= 60%: $(verdict "${rps[sqlite]}" "${rps[memory]}" 60))"
+  [ -n "${rps[redis]:-}" ] && echo "redis / memory: $(ratio "${rps[redis]}" "${rps[memory]}") (target >= 50%: $(verdict "${rps[redis]}" "${rps[memory]}" 50))"
+fi
+exit "$status"
