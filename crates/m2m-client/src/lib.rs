@@ -72,6 +72,11 @@ pub mod source;
 mod token_url;
 mod transport;
 
+/// The library guide (`docs/library.md`), here so its examples are compiled by `cargo test --doc`.
+#[cfg(all(feature = "reqwest-middleware", feature = "tower", feature = "blocking"))]
+#[doc = include_str!("../../../docs/library.md")]
+pub mod guide {}
+
 pub use client::{TokenClient, TokenClientBuilder};
 pub use discovery::{AuthServerMetadata, discover, discover_with, metadata_urls, parse_metadata};
 pub use error::{ConfigError, Error, TransportKind};

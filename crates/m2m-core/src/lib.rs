@@ -18,6 +18,7 @@
 //! - [`validate`]: the assertion validator (server side) and the linter behind `m2m decode --lint`.
 //! - [`clock`]: injected time.
 //! - [`error`]: the crate's error type.
+//! - [`manual`]: the threat model and why the defaults are what they are.
 //!
 //! # Example: an NHS-ready client assertion
 //!
@@ -53,3 +54,8 @@ pub mod signer;
 pub mod validate;
 
 pub use error::Error;
+
+/// The threat model and the reasons for m2m's defaults (`docs/security.md`): audience injection,
+/// replay, algorithm and key confusion, SSRF through `jwks_uri`, why assertions live 60 s.
+#[doc = include_str!("../../../docs/security.md")]
+pub mod manual {}
