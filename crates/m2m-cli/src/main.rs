@@ -18,7 +18,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_logging(cli.verbose);
+    // A server must log every refusal with its precise reason (SPEC §4): info by default there;
+    // the client commands stay quiet unless asked.
+    let is_server = matches!(cli.command, cli::Command::Serve(_));
+    init_logging(cli.verbose + u8::from(is_server));
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -28,7 +31,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr so stdout stays the result alone; quiet unless -v or RUST_LOG.
+/// Logs go to stderr so stdout stays the result alone; quiet unless -v or RUST_LOG (`serve`
+/// starts one level up, at info).
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",

@@ -78,8 +78,8 @@ pub struct TokenResponse {
 
 /// Unrecognised members are shown by name only: a server may put other credentials there
 /// (`id_token`, `refresh_token` under another name), and `Debug` output ends up in logs.
-impl std::fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let extra: Vec<&str> = self.extra.keys().map(String::as_str).collect();
         f.debug_struct("TokenResponse")
             .field("access_token", &self.access_token)

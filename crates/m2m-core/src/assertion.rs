@@ -196,21 +196,23 @@ impl AssertionBuilder {
 
 /// A fresh UUIDv4 (122 random bits from aws-lc-rs's CSPRNG), the `jti` NHS's samples use.
 pub fn new_jti() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut b = [0u8; 16];
     // SystemRandom only fails if the OS RNG is broken; then an all-zero jti would be replayed and
     // refused by the server, which is the safe outcome.
     let _ = aws_lc_rs::rand::fill(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    // Written into one buffer: this runs on every assertion and every issued token.
+    let mut out = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    out
 }
 
 /// A signed client assertion. `Debug` never shows the token.

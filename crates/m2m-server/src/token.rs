@@ -131,7 +131,9 @@ pub(crate) async fn handle(
             state
                 .metrics
                 .token_request("issued", "ok", started.elapsed());
-            tracing::info!(client = %client, "access token issued");
+            // debug, not info: one line per issued token would dominate a busy server's log and
+            // CPU; refusals (rarer, and what operators look for) are logged at info.
+            tracing::debug!(client = %client, "access token issued");
             response
         }
         Err(refusal) => {
