@@ -5,20 +5,10 @@
 
 mod support;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use support::{Sandbox, assert_fails, closed_port, stderr, stdout};
-
-/// Kills the server child (only the process this test started) when the test ends.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{Sandbox, ServerProcess, assert_fails, closed_port, http, stderr, stdout};
 
 fn wait_until_listening(port: u16) {
     for _ in 0..200 {
@@ -290,23 +280,8 @@ fn rotate_keys_keeps_the_previous_key_published() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (_server, port) = serve(&sb, "rfc");
-    let body = http_get(port, "/.well-known/jwks.json");
+    let (status, body) = http(port, "GET", "/.well-known/jwks.json", "");
+    assert_eq!(status, 200, "{body}");
     let jwks: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{body}");
-}
-
-/// A minimal HTTP/1.1 GET on loopback, returning the body.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
 }

@@ -7,52 +7,21 @@
 mod redis_support;
 mod support;
 
-use std::io::{Read, Write};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use support::{Sandbox, closed_port, stderr, stdout};
-
-/// Kills the server child (only the process this test started) when the test ends.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{Sandbox, ServerProcess, closed_port, http, stderr, stdout};
 
 fn wait_until_ready(port: u16) {
     for _ in 0..400 {
-        if let Ok(status) = std::panic::catch_unwind(|| http(port, "GET", "/readyz", "").0)
-            && status == 200
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http(port, "GET", "/readyz", "").0 == 200
         {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("m2m serve on {port} did not become ready");
-}
-
-/// One HTTP/1.1 request on loopback: (status, body).
-fn http(port: u16, method: &str, path: &str, form: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-        form.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 fn serve(sb: &Sandbox, issuer: &str, port: u16, redis: &str, data: &str) -> ServerProcess {
