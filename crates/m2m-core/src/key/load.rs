@@ -23,11 +23,15 @@ pub(super) fn from_pem(text: &str, passphrase: Option<&[u8]>) -> Result<PrivateK
         Error::InvalidKey("malformed PEM (check the BEGIN/END lines and base64 body)".to_owned())
     })?;
     let mut saw_public = false;
-    for block in &blocks {
-        let der = Zeroizing::new(block.contents().to_vec());
-        match block.tag() {
+    for block in blocks {
+        let tag = block.tag().to_owned();
+        let legacy_encrypted = block.headers().get("Proc-Type").is_some();
+        // Take the decoded DER out of the PEM block (a move, not a copy) so the only buffer
+        // holding the key bytes is wiped on drop.
+        let der = Zeroizing::new(block.into_contents());
+        match tag.as_str() {
             "RSA PRIVATE KEY" => {
-                if block.headers().get("Proc-Type").is_some() {
+                if legacy_encrypted {
                     return Err(Error::UnsupportedKeyEncryption(
                         "legacy OpenSSL PEM encryption (Proc-Type: 4,ENCRYPTED)".to_owned(),
                     ));
@@ -36,7 +40,7 @@ pub(super) fn from_pem(text: &str, passphrase: Option<&[u8]>) -> Result<PrivateK
             }
             "PRIVATE KEY" => return from_pkcs8(&der),
             "EC PRIVATE KEY" => {
-                if block.headers().get("Proc-Type").is_some() {
+                if legacy_encrypted {
                     return Err(Error::UnsupportedKeyEncryption(
                         "legacy OpenSSL PEM encryption (Proc-Type: 4,ENCRYPTED)".to_owned(),
                     ));
