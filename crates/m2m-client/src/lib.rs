@@ -73,7 +73,11 @@ mod token_url;
 mod transport;
 
 /// The library guide (`docs/library.md`), here so its examples are compiled by `cargo test --doc`.
-#[cfg(all(feature = "reqwest-middleware", feature = "tower", feature = "blocking"))]
+#[cfg(all(
+    feature = "reqwest-middleware",
+    feature = "tower",
+    feature = "blocking"
+))]
 #[doc = include_str!("../../../docs/library.md")]
 pub mod guide {}
 
