@@ -148,9 +148,14 @@ async fn rfc_flow_at_trace_leaks_no_key_signature_or_token() {
     let good = builder.build(SystemClock.now()).unwrap().into_string();
     assert_eq!(post_assertion(&http, &url, &good).await, 200);
     assert_eq!(post_assertion(&http, &url, &good).await, 401, "replay");
+    // Flip the signature's first character: it carries six full bits, so the result is still
+    // canonical base64url (the last character may carry padding bits, and changing it can make
+    // the token malformed — a 400 — instead of badly signed).
     let mut tampered = builder.build(SystemClock.now()).unwrap().into_string();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let at = tampered.rfind('.').unwrap() + 1;
+    let first = tampered.as_bytes()[at];
+    let flipped = if first == b'A' { "B" } else { "A" };
+    tampered.replace_range(at..=at, flipped);
     assert_eq!(
         post_assertion(&http, &url, &tampered).await,
         401,
