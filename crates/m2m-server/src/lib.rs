@@ -22,6 +22,27 @@
 //!
 //! Pure rules (assertion validation) live in `m2m_core::validate`; this crate does the I/O
 //! around them in the order SPEC §4 fixes.
+//!
+//! # Example: an in-process server on a free loopback port
+//!
+//! ```
+//! use m2m_server::{Server, ServerConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::env::temp_dir().join(format!("m2m-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! std::fs::write(dir.join("clients.toml"), "")?;           // no clients yet
+//! let mut config = ServerConfig::new(dir.join("clients.toml"));
+//! config.listen = "127.0.0.1:0".parse()?;
+//! config.replay_store = "memory".into();
+//! config.data_dir = dir.join("data");                       // signing key created here
+//! let server = Server::start(config).await?;
+//! println!("token endpoint: {}", server.token_url());
+//! server.shutdown().await?;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod app;
