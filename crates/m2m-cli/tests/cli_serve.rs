@@ -103,17 +103,7 @@ fn serve_with(sb: &Sandbox, profile: &str, extra: &[&str]) -> (ServerProcess, u1
 fn token_from_m2m_serve_by_discovery() {
     let sb = Sandbox::new();
     let (pem, jwks) = sb.keygen("k1", &[]);
-    let o = sb.run(&[
-        "clients",
-        "add",
-        "--clients",
-        "clients.toml",
-        "--id",
-        "svc",
-        "--jwks",
-        jwks.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    sb.register("svc", &jwks);
     let (_server, port) = serve(&sb, "rfc");
     let issuer = format!("http://127.0.0.1:{port}");
     let o = sb.run(&[
@@ -158,17 +148,7 @@ fn token_from_m2m_serve_by_discovery() {
 fn token_from_m2m_serve_in_nhs_profile() {
     let sb = Sandbox::new();
     let (pem, jwks) = sb.keygen("k1", &[]);
-    let o = sb.run(&[
-        "clients",
-        "add",
-        "--clients",
-        "clients.toml",
-        "--id",
-        "svc",
-        "--jwks",
-        jwks.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    sb.register("svc", &jwks);
     let (_server, port) = serve(&sb, "nhs");
     let url = format!("http://127.0.0.1:{port}/oauth2/token");
     // RS512 because the JWKS from keygen says so; NHS-style "expires_in": "599" parsed.
@@ -215,17 +195,7 @@ fn token_from_m2m_serve_in_nhs_profile() {
 fn legacy_token_url_audience_only_under_the_dangerous_switch() {
     let sb = Sandbox::new();
     let (pem, jwks) = sb.keygen("k1", &[]);
-    let o = sb.run(&[
-        "clients",
-        "add",
-        "--clients",
-        "clients.toml",
-        "--id",
-        "svc",
-        "--jwks",
-        jwks.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    sb.register("svc", &jwks);
     let (_server, port) = serve_with(&sb, "rfc", &["--audience", "dangerous-legacy-token-url"]);
     let o = sb.run(&[
         "token",
@@ -268,17 +238,7 @@ fn rotate_keys_keeps_the_previous_key_published() {
         std::fs::read(sb.path().join("data/keys/current.pem")).unwrap(),
         first
     );
-    let o = sb.run(&[
-        "clients",
-        "add",
-        "--clients",
-        "clients.toml",
-        "--id",
-        "svc",
-        "--jwks",
-        sb.keygen("k1", &[]).1.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    sb.register("svc", &sb.keygen("k1", &[]).1);
     let (_server, port) = serve(&sb, "rfc");
     let (status, body) = http(port, "GET", "/.well-known/jwks.json", "");
     assert_eq!(status, 200, "{body}");

@@ -51,17 +51,7 @@ fn one_token_per_assertion_across_two_servers_sharing_redis() {
     };
     let sb = Sandbox::new();
     let (pem, jwks) = sb.keygen("k1", &[]);
-    let o = sb.run(&[
-        "clients",
-        "add",
-        "--clients",
-        "clients.toml",
-        "--id",
-        "svc",
-        "--jwks",
-        jwks.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    sb.register("svc", &jwks);
     // Both instances answer for the same issuer, as behind one load balancer.
     let issuer = "https://auth.example.test";
     let (p1, p2) = (closed_port(), closed_port());

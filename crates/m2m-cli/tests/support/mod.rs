@@ -76,6 +76,21 @@ impl Sandbox {
         self.cmd().args(args).output().expect("run m2m")
     }
 
+    /// `m2m clients add --clients clients.toml --id ID --jwks JWKS`, which must succeed.
+    pub fn register(&self, id: &str, jwks: &Path) {
+        let o = self.run(&[
+            "clients",
+            "add",
+            "--clients",
+            "clients.toml",
+            "--id",
+            id,
+            "--jwks",
+            jwks.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "clients add failed: {}", stderr(&o));
+    }
+
     /// `m2m keygen --bits 2048` (small and quick); returns (pem, jwks) paths.
     pub fn keygen(&self, kid: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
         let out = self.path().join("keys");
