@@ -49,7 +49,9 @@ pub(crate) async fn handle(
         return method_not_allowed();
     }
     let started = Instant::now();
-    match introspect(&state, &headers, uri.query(), body).await {
+    let result = introspect(&state, &headers, uri.query(), body).await;
+    crate::token::coalesce_writes().await;
+    match result {
         Ok(body) => json_response(StatusCode::OK, &body),
         Err(refusal) => {
             log_refusal(&refusal, "introspect");

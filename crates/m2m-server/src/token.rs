@@ -90,6 +90,20 @@ pub(crate) async fn read_body(
         .map_err(|_| too_large())
 }
 
+/// Lets the other requests that are ready run their (CPU-bound) checks before this response is
+/// written, so that under load the responses leave back to back.
+///
+/// Each write to a socket whose reader sleeps wakes that reader; on one host (a sidecar, a
+/// loopback client, a VM whose idle vCPUs halt) the wake-up runs on the writer's core, and
+/// inside a VM it is an inter-processor interrupt and a VM exit. Written one per ~150 µs of
+/// RSA work, every response paid that wake-up; written in a burst, only the first does. One
+/// yield costs a task poll (~1 µs) and delays a response by at most the CPU work already queued
+/// ahead of it. On the token-endpoint benchmark (one server core) it cut the server's kernel time
+/// per request from ~36 µs to ~18 µs and raised throughput by 7–26 % (docs/benchmarks.md).
+pub(crate) async fn coalesce_writes() {
+    tokio::task::yield_now().await;
+}
+
 /// Logs a refusal with its precise reason and counts it.
 pub(crate) fn log_refusal(refusal: &Refusal, endpoint: &'static str) {
     let r = &refusal.rejection;
@@ -126,6 +140,7 @@ pub(crate) async fn handle(
             }
         }
     };
+    coalesce_writes().await;
     match result {
         Ok((response, client)) => {
             state
