@@ -299,3 +299,62 @@ proptest! {
         }
     }
 }
+
+/// An encoder written apart from the decoder: every byte outside the unreserved set escaped,
+/// with the hex case and the spelling of a space (`+` or `%20`) chosen by the caller, so the
+/// decoder is checked against every legal spelling of a value.
+fn form_encode(value: &str, upper_hex: bool, plus_for_space: bool) -> String {
+    let mut out = String::new();
+    for &b in value.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char);
+            }
+            b' ' if plus_for_space => out.push('+'),
+            _ if upper_hex => out.push_str(&format!("%{b:02X}")),
+            _ => out.push_str(&format!("%{b:02x}")),
+        }
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn scope_survives_any_legal_encoding(
+        scope in "\\PC{1,40}",
+        upper_hex in any::<bool>(),
+        plus_for_space in any::<bool>(),
+    ) {
+        let body = format!(
+            "grant_type=client_credentials&scope={}",
+            form_encode(&scope, upper_hex, plus_for_space)
+        );
+        let form = parse_token_form(Some(CT), None, body.as_bytes(), false).expect("parsed");
+        prop_assert_eq!(form.scope.as_deref(), Some(scope.as_str()));
+    }
+}
+
+#[test]
+fn lenient_decoding_keeps_broken_escapes_literally() {
+    let v = NhsValidator::new(NhsConfig::new("https://x/token"));
+    for (raw, decoded) in [
+        ("%", "%"),
+        ("a%", "a%"),
+        ("a%4", "a%4"),
+        ("%zz%41", "%zzA"),
+        ("%%41+", "%A "),
+        ("100%+sure", "100% sure"),
+    ] {
+        let body = format!("grant_type=client_credentials&scope={raw}");
+        let form = v.parse_form(Some(CT), body.as_bytes()).expect("parsed");
+        assert_eq!(form.scope.as_deref(), Some(decoded), "{raw}");
+    }
+    // Strict (rfc) decoding refuses the same broken escapes.
+    for raw in ["%", "a%4", "%zz"] {
+        let body = format!("grant_type=client_credentials&scope={raw}");
+        assert!(
+            parse_token_form(Some(CT), None, body.as_bytes(), false).is_err(),
+            "{raw}"
+        );
+    }
+}

@@ -154,26 +154,31 @@ pub(crate) fn decode_pairs(body: &[u8], lenient: bool) -> Result<Vec<(String, St
 
 fn percent_decode(input: &[u8], lenient: bool) -> Result<String, ()> {
     let mut bytes = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        match input[i] {
-            b'+' => bytes.push(b' '),
-            b'%' => {
-                let hi = input.get(i + 1).and_then(|&b| hex_value(b));
-                let lo = input.get(i + 2).and_then(|&b| hex_value(b));
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => {
-                        bytes.push(hi << 4 | lo);
-                        i += 2;
-                    }
-                    _ if lenient => bytes.push(b'%'),
-                    _ => return Err(()),
-                }
-            }
-            b => bytes.push(b),
+    let mut rest = input;
+    // Copies the runs between escapes whole: an assertion is ~1 KB of base64url with no escape
+    // at all, and a byte-at-a-time push showed up at ~1 % of the token endpoint's CPU.
+    while let Some(i) = rest.iter().position(|&b| b == b'%' || b == b'+') {
+        bytes.extend_from_slice(&rest[..i]);
+        if rest[i] == b'+' {
+            bytes.push(b' ');
+            rest = &rest[i + 1..];
+            continue;
         }
-        i += 1;
+        let hi = rest.get(i + 1).and_then(|&b| hex_value(b));
+        let lo = rest.get(i + 2).and_then(|&b| hex_value(b));
+        match (hi, lo) {
+            (Some(hi), Some(lo)) => {
+                bytes.push(hi << 4 | lo);
+                rest = &rest[i + 3..];
+            }
+            _ if lenient => {
+                bytes.push(b'%');
+                rest = &rest[i + 1..];
+            }
+            _ => return Err(()),
+        }
     }
+    bytes.extend_from_slice(rest);
     match String::from_utf8(bytes) {
         Ok(s) => Ok(s),
         Err(e) if lenient => Ok(String::from_utf8_lossy(e.as_bytes()).into_owned()),
