@@ -257,3 +257,47 @@ async fn a_locked_database_is_an_error_not_a_hang() {
             .unwrap()
     );
 }
+
+/// The writer's queue is bounded: while the database is locked by another process, requests
+/// beyond the queue's capacity are refused at once (503 upstream) instead of piling up; the
+/// queued ones are served once the lock goes, and every answer matches the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooded_store_refuses_beyond_its_queue() {
+    use m2m_server::replay::sqlite::{MAX_BATCH, QUEUE_CAPACITY};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replay.sqlite3");
+    let store = open(&path);
+    store.health().await.unwrap();
+
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    let jtis: Vec<String> = (0..QUEUE_CAPACITY + MAX_BATCH + 500)
+        .map(|i| format!("jti-{i}"))
+        .collect();
+    // The futures queue their requests when created, so all are queued (or refused) before the
+    // first is awaited. The lock goes well within the busy timeout.
+    let pending: Vec<_> = jtis
+        .iter()
+        .map(|jti| store.insert_if_absent("client", jti, at(60), at(0)))
+        .collect();
+    let unlock = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        other.execute_batch("ROLLBACK;").unwrap();
+    });
+    let results = futures_util::future::join_all(pending).await;
+    unlock.join().unwrap();
+
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.to_string().contains("queue a request")))
+        .count();
+    let recorded = results.iter().filter(|r| matches!(r, Ok(true))).count();
+    assert!(refused >= 500, "{refused} refused at once");
+    assert_eq!(
+        refused + recorded,
+        results.len(),
+        "every other request was served"
+    );
+    assert_eq!(store.row_count().await.unwrap(), recorded as u64);
+}

@@ -128,7 +128,7 @@ pub enum StoreError {
         reply: String,
     },
 
-    /// A blocking worker (SQLite runs on `spawn_blocking`) panicked or was cancelled.
+    /// The SQLite store's writer thread stopped (it panicked) or could not be started.
     #[error("{backend} replay store worker did not finish: {reason}")]
     Worker {
         /// Which backend.
@@ -183,8 +183,9 @@ pub const DEFAULT_SQLITE_FILE: &str = "replay.sqlite3";
 /// | `sqlite:PATH` | [`SqliteStore`] at `PATH` |
 /// | `redis://[:PASSWORD@]HOST:PORT[/DB]` | [`RedisStore`] (connects lazily, on first use) |
 ///
-/// Background purge tasks are started when this is called inside a Tokio runtime; without one
-/// the stores still purge lazily as they write.
+/// The memory store's background purge task starts when this is called inside a Tokio runtime
+/// (without one it still purges lazily as it writes); the SQLite store purges on its own writer
+/// thread.
 pub fn open(spec: &str, data_dir: &Path) -> Result<Arc<dyn ReplayStore>, StoreError> {
     if spec == "memory" {
         return Ok(Arc::new(MemoryStore::new(memory::DEFAULT_CAPACITY)));
