@@ -19,6 +19,8 @@
 #   CONNECTIONS=32   wrk connections (closed loop: latency ~ CONNECTIONS / throughput; 32 keeps
 #                    the one server core saturated, 8 gives ~5% less throughput at ~1 ms p50)
 #   STORES="memory sqlite redis"
+#   REPEAT=1         run the whole store list this many times and report every run and the
+#                    median ratios (on a shared VM single runs spread by +-10% or more)
 #   COUNT=N          assertions to pre-sign (default: bound x DURATION x 0.85 + 2000; a run that
 #                    runs out is reported INVALID: raise COUNT). They are reused by every store's run
 #                    (each run starts an empty store) and signed again when they would expire.
@@ -36,6 +38,7 @@ repo="$PWD"
 DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-32}"
 STORES="${STORES:-memory sqlite redis}"
+REPEAT="${REPEAT:-1}"
 COUNT="${COUNT:-}"
 if [ -z "${CPU_LOCK+set}" ]; then
   if [ -d /work/notes ]; then CPU_LOCK=/work/notes/cpu.lock; else CPU_LOCK=""; fi
@@ -176,8 +179,11 @@ core_jiffies() {
 proc_jiffies() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 declare -A rps p50 p99 errors hwm rss cpu_us busy steal bounds
+runs=()
 status=0
+for rep in $(seq "$REPEAT"); do
 for store in $STORES; do
+  run="$store#$rep"; runs+=("$run")
   # Every assertion must still be valid (exp) when it is posted; sign a new set if not.
   if [ $(( $(date +%s) + DURATION + 15 )) -ge $(( signed_at + ASSERTION_LIFETIME )) ]; then
     sign_assertions
@@ -189,34 +195,34 @@ for store in $STORES; do
     *) die "unknown store $store (memory, sqlite, redis)" ;;
   esac
   start_server "$spec"
-  echo "== $store: $DURATION s, $CONNECTIONS connections, server pid $server_pid on core $SERVER_CPU"
+  echo "== $store (run $rep of $REPEAT): $DURATION s, $CONNECTIONS connections, server pid $server_pid on core $SERVER_CPU"
   read -r core_busy0 core_steal0 core_total0 < <(core_jiffies)
   server_cpu0="$(proc_jiffies "$server_pid")"
   BODIES="$work/bodies.txt" WRK_THREADS=1 taskset -c "$LOAD_CPU" \
     wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s bench/loadgen/token.lua \
-    "$server_url" >"$work/wrk-$store.txt" 2>&1 || { cat "$work/wrk-$store.txt" >&2; die "wrk failed"; }
+    "$server_url" >"$work/wrk-$run.txt" 2>&1 || { cat "$work/wrk-$run.txt" >&2; die "wrk failed"; }
   server_cpu1="$(proc_jiffies "$server_pid")"
   read -r core_busy1 core_steal1 core_total1 < <(core_jiffies)
-  hwm[$store]="$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$server_pid/status")"
-  rss[$store]="$(awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$server_pid/status")"
+  hwm[$run]="$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$server_pid/status")"
+  rss[$run]="$(awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$server_pid/status")"
   issued="$(curl -s "$server_url/metrics" |
     awk '/^m2m_token_requests_total\{outcome="issued"/ { n += $2 } END { print n + 0 }')"
   stop_pid "$server_pid"; server_pid=""
   [ "$store" = redis ] && { stop_pid "$redis_pid"; redis_pid=""; }
 
-  result="$(grep '^RESULT' "$work/wrk-$store.txt" || true)"
-  [ -n "$result" ] || { cat "$work/wrk-$store.txt" >&2; die "no result from wrk"; }
+  result="$(grep '^RESULT' "$work/wrk-$run.txt" || true)"
+  [ -n "$result" ] || { cat "$work/wrk-$run.txt" >&2; die "no result from wrk"; }
   field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$result"; }
-  rps[$store]="$(field rps)"; p50[$store]="$(field p50_ms)"; p99[$store]="$(field p99_ms)"
-  errors[$store]="$(field non200)"
-  cpu_us[$store]="$(awk -v j=$((server_cpu1 - server_cpu0)) -v hz="$(getconf CLK_TCK)" -v n="$(field requests)" \
+  rps[$run]="$(field rps)"; p50[$run]="$(field p50_ms)"; p99[$run]="$(field p99_ms)"
+  errors[$run]="$(field non200)"
+  cpu_us[$run]="$(awk -v j=$((server_cpu1 - server_cpu0)) -v hz="$(getconf CLK_TCK)" -v n="$(field requests)" \
     'BEGIN { printf "%.0f", j / hz / n * 1e6 }')"
-  busy[$store]="$(awk -v b=$((core_busy1 - core_busy0)) -v t=$((core_total1 - core_total0)) 'BEGIN { printf "%.0f", 100 * b / t }')"
-  steal[$store]="$(awk -v s=$((core_steal1 - core_steal0)) -v t=$((core_total1 - core_total0)) 'BEGIN { printf "%.0f", 100 * s / t }')"
+  busy[$run]="$(awk -v b=$((core_busy1 - core_busy0)) -v t=$((core_total1 - core_total0)) 'BEGIN { printf "%.0f", 100 * b / t }')"
+  steal[$run]="$(awk -v s=$((core_steal1 - core_steal0)) -v t=$((core_total1 - core_total0)) 'BEGIN { printf "%.0f", 100 * s / t }')"
   echo "== crypto bound right after the $store run"
   measure_bound
-  bounds[$store]="$bound"
-  grep '^STATUS' "$work/wrk-$store.txt" | sed 's/^/   /'
+  bounds[$run]="$bound"
+  grep '^STATUS' "$work/wrk-$run.txt" | sed 's/^/   /'
   echo "   tokens issued (server /metrics): $issued; requests (wrk): $(field requests)"
   if [ "$(field non200)" != 0 ] || [ "$(field socket_errors)" != 0 ]; then
     echo "   INVALID: $(field non200) non-200 responses, $(field socket_errors) socket errors" >&2
@@ -227,6 +233,7 @@ for store in $STORES; do
     status=2
   fi
 done
+done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
@@ -234,25 +241,35 @@ echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 echo "client assertions RS512 / RSA-4096, access tokens ES256; $COUNT pre-signed; wrk -t1 -c$CONNECTIONS -d${DURATION}s"
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
-verdict() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { print (a / b >= t / 100) ? "met" : "MISSED" }'; }
 printf '| %-6s | %9s | %8s | %8s | %6s | %-22s | %11s | %-18s | %9s | %7s |\n' store 'req/s' p50 p99 errors \
   'server RSS (HWM / now)' 'CPU/request' 'core busy / steal' 'bound' '/ bound'
 printf '| %-6s | %9s | %8s | %8s | %6s | %-22s | %11s | %-18s | %9s | %7s |\n' --- ---: ---: ---: ---: --- ---: --- ---: ---:
-for store in $STORES; do
-  printf '| %-6s | %9.0f | %5.2f ms | %5.2f ms | %6s | %-22s | %8s µs | %-18s | %9s | %7s |\n' "$store" \
-    "${rps[$store]}" "${p50[$store]}" "${p99[$store]}" "${errors[$store]}" \
-    "${hwm[$store]} / ${rss[$store]} MiB" "${cpu_us[$store]}" "${busy[$store]}% / ${steal[$store]}%" \
-    "${bounds[$store]}" "$(ratio "${rps[$store]}" "${bounds[$store]}")"
+for run in "${runs[@]}"; do
+  printf '| %-6s | %9.0f | %5.2f ms | %5.2f ms | %6s | %-22s | %8s µs | %-18s | %9s | %7s |\n' "${run%#*}" \
+    "${rps[$run]}" "${p50[$run]}" "${p99[$run]}" "${errors[$run]}" \
+    "${hwm[$run]} / ${rss[$run]} MiB" "${cpu_us[$run]}" "${busy[$run]}% / ${steal[$run]}%" \
+    "${bounds[$run]}" "$(ratio "${rps[$run]}" "${bounds[$run]}")"
 done
 echo
 echo "crypto bound 1 / (1/rsa4096_verify + 1/ecdsap256_sign), openssl speed -elapsed on core $SERVER_CPU right"
 echo "after each run (the last: 1 / (1/$verify_per_s + 1/$sign_per_s) = $bound req/s)"
 echo "core busy / steal: the server core's user+system+irq time and the time the VM's host took"
 echo "from it, as shares of the run's wall-clock time (from /proc/stat)"
-[ -n "${rps[memory]:-}" ] &&
-  echo "memory / bound: $(ratio "${rps[memory]}" "${bounds[memory]}") (target >= 70%: $(verdict "${rps[memory]}" "${bounds[memory]}" 70))"
-if [ -n "${rps[memory]:-}" ]; then
-  [ -n "${rps[sqlite]:-}" ] && echo "sqlite / memory: $(ratio "${rps[sqlite]}" "${rps[memory]}") (target >= 60%: $(verdict "${rps[sqlite]}" "${rps[memory]}" 60))"
-  [ -n "${rps[redis]:-}" ] && echo "redis / memory: $(ratio "${rps[redis]}" "${rps[memory]}") (target >= 50%: $(verdict "${rps[redis]}" "${rps[memory]}" 50))"
+# median of the numbers on stdin, one per line
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+have() { case " $STORES " in *" $1 "*) return 0 ;; esac; return 1; }
+of_bound() { for rep in $(seq "$REPEAT"); do awk -v a="${rps[$1#$rep]}" -v b="${bounds[$1#$rep]}" 'BEGIN { print 100 * a / b }'; done; }
+of_memory() { for rep in $(seq "$REPEAT"); do awk -v a="${rps[$1#$rep]}" -v b="${rps[memory#$rep]}" 'BEGIN { print 100 * a / b }'; done; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t) ? "met" : "MISSED" }'; }
+label="$([ "$REPEAT" -gt 1 ] && echo "median of $REPEAT runs" || echo "one run")"
+if have memory; then
+  m="$(of_bound memory | median)"
+  printf 'memory / bound: %.1f%% (%s; target >= 70%%: %s)\n' "$m" "$label" "$(verdict "$m" 70)"
+  for store in sqlite redis; do
+    have "$store" || continue
+    target=$([ "$store" = sqlite ] && echo 60 || echo 50)
+    r="$(of_memory "$store" | median)"
+    printf '%s / memory: %.1f%% (%s; target >= %s%%: %s)\n' "$store" "$r" "$label" "$target" "$(verdict "$r" "$target")"
+  done
 fi
 exit "$status"
