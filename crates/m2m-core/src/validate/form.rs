@@ -136,11 +136,16 @@ pub(crate) enum Duplicates {
 /// Apigee do.
 pub(crate) fn decode_pairs(body: &[u8], lenient: bool) -> Result<Vec<(String, String)>, ()> {
     let mut out = Vec::new();
-    for segment in body.split(|&b| b == b'&') {
+    // memchr, not a byte-wise split: the body is ~1 KB, almost all of it the assertion.
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'&', body).chain(std::iter::once(body.len()));
+    for end in ends {
+        let segment = &body[start..end];
+        start = end + 1;
         if segment.is_empty() {
             continue;
         }
-        let (name, value) = match segment.iter().position(|&b| b == b'=') {
+        let (name, value) = match memchr::memchr(b'=', segment) {
             Some(i) => (&segment[..i], &segment[i + 1..]),
             None => (segment, &b""[..]),
         };
@@ -157,7 +162,7 @@ fn percent_decode(input: &[u8], lenient: bool) -> Result<String, ()> {
     let mut rest = input;
     // Copies the runs between escapes whole: an assertion is ~1 KB of base64url with no escape
     // at all, and a byte-at-a-time push showed up at ~1 % of the token endpoint's CPU.
-    while let Some(i) = rest.iter().position(|&b| b == b'%' || b == b'+') {
+    while let Some(i) = memchr::memchr2(b'%', b'+', rest) {
         bytes.extend_from_slice(&rest[..i]);
         if rest[i] == b'+' {
             bytes.push(b' ');
