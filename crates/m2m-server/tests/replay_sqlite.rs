@@ -230,17 +230,23 @@ async fn a_broken_database_fails_closed() {
     assert!(store.health().await.is_err());
 }
 
+/// A working store in `dir`, and a second connection (standing for another process) holding an
+/// exclusive lock on its file.
+async fn store_locked_by_another_connection(dir: &Path) -> (SqliteStore, rusqlite::Connection) {
+    let path = dir.join("replay.sqlite3");
+    let store = open(&path);
+    store.health().await.unwrap();
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    (store, other)
+}
+
 /// A second process holding the write lock makes a request fail after the busy timeout rather
 /// than hang forever or report success.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_database_is_an_error_not_a_hang() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("replay.sqlite3");
-    let store = open(&path);
-    store.health().await.unwrap();
-
-    let other = rusqlite::Connection::open(&path).unwrap();
-    other.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    let (store, other) = store_locked_by_another_connection(dir.path()).await;
     let result = tokio::time::timeout(
         Duration::from_secs(30),
         store.insert_if_absent("client", "jti", at(60), at(0)),
@@ -266,12 +272,7 @@ async fn a_flooded_store_refuses_beyond_its_queue() {
     use m2m_server::replay::sqlite::{MAX_BATCH, QUEUE_CAPACITY};
 
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("replay.sqlite3");
-    let store = open(&path);
-    store.health().await.unwrap();
-
-    let other = rusqlite::Connection::open(&path).unwrap();
-    other.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    let (store, other) = store_locked_by_another_connection(dir.path()).await;
     let jtis: Vec<String> = (0..QUEUE_CAPACITY + MAX_BATCH + 500)
         .map(|i| format!("jti-{i}"))
         .collect();
