@@ -96,6 +96,27 @@ ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at";
 
 /// What the writer thread is asked to do; each carries where to send its answer.
 enum Op {
+    /// Served inside the batch's transaction.
+    Request(Request),
+    /// Served after the batch's transaction, each on its own.
+    Maintenance(Maintenance),
+}
+
+/// Tools' and tests' operations.
+enum Maintenance {
+    /// Purge everything expired at `now`.
+    Purge {
+        now: UnixTime,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
+    /// Count the rows.
+    RowCount {
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+}
+
+/// A request's statement and where its answer goes.
+enum Request {
     Insert {
         client_id: String,
         jti: String,
@@ -112,15 +133,21 @@ enum Op {
     Health {
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
-    /// Maintenance, outside the request batches: purge everything expired at `now`.
-    Purge {
-        now: UnixTime,
-        reply: oneshot::Sender<Result<usize, StoreError>>,
-    },
-    /// Maintenance: count the rows.
-    RowCount {
-        reply: oneshot::Sender<Result<u64, StoreError>>,
-    },
+}
+
+impl Request {
+    /// Sends the statement's result (`true`: inserted, or present) to whoever asked; one who
+    /// stopped waiting (a cancelled request) is no error.
+    fn answer(self, result: Result<bool, StoreError>) {
+        match self {
+            Request::Insert { reply, .. } | Request::Contains { reply, .. } => {
+                let _ = reply.send(result);
+            }
+            Request::Health { reply } => {
+                let _ = reply.send(result.map(drop));
+            }
+        }
+    }
 }
 
 /// The SQLite-file [`ReplayStore`]. See the [module docs](self).
@@ -199,12 +226,14 @@ impl SqliteStore {
     /// transaction); returns how many rows went. The writer does this by itself every
     /// [`PURGE_INTERVAL`]; it is public for tools and tests.
     pub async fn purge_expired(&self, now: UnixTime) -> Result<usize, StoreError> {
-        self.submit(|reply| Op::Purge { now, reply }).await
+        self.submit(|reply| Op::Maintenance(Maintenance::Purge { now, reply }))
+            .await
     }
 
     /// How many rows the file holds, expired ones included (for tests and diagnostics).
     pub async fn row_count(&self) -> Result<u64, StoreError> {
-        self.submit(|reply| Op::RowCount { reply }).await
+        self.submit(|reply| Op::Maintenance(Maintenance::RowCount { reply }))
+            .await
     }
 
     /// Queues an operation for the writer and returns its answer. The send never blocks: a full
@@ -275,8 +304,9 @@ impl Writer {
     }
 
     /// Serves batches until the queue closes.
-    fn run(mut self, requests: &Receiver<Op>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+    fn run(mut self, queue: &Receiver<Op>) {
+        let mut requests = Vec::with_capacity(MAX_BATCH);
+        let mut maintenance = Vec::new();
         loop {
             // With a purge in progress, do not sleep: purge between batches until it is done.
             let wait = if self.purging.is_some() {
@@ -284,53 +314,52 @@ impl Writer {
             } else {
                 PURGE_INTERVAL.saturating_sub(self.last_purge.elapsed())
             };
-            match requests.recv_timeout(wait) {
-                Ok(op) => batch.push(op),
-                Err(RecvTimeoutError::Timeout) => {}
+            let mut next = match queue.recv_timeout(wait) {
+                Ok(op) => Some(op),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
+            };
+            while let Some(op) = next {
+                match op {
+                    Op::Request(request) => requests.push(request),
+                    Op::Maintenance(op) => maintenance.push(op),
+                }
+                next = if requests.len() < MAX_BATCH {
+                    queue.try_recv().ok()
+                } else {
+                    None
+                };
             }
-            while batch.len() < MAX_BATCH {
-                match requests.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
+            if !requests.is_empty() {
+                self.transaction(&mut requests);
+            }
+            for op in maintenance.drain(..) {
+                match op {
+                    Maintenance::Purge { now, reply } => {
+                        let _ = reply.send(self.purge_all(now));
+                    }
+                    Maintenance::RowCount { reply } => {
+                        let _ = reply.send(self.row_count());
+                    }
                 }
             }
-            self.serve(&mut batch);
             self.purge_step();
         }
     }
 
-    /// Runs the request operations of `batch` in one transaction and answers them; then the
-    /// maintenance operations, each on its own.
-    fn serve(&mut self, batch: &mut Vec<Op>) {
-        let (requests, maintenance): (Vec<Op>, Vec<Op>) = batch
-            .drain(..)
-            .partition(|op| !matches!(op, Op::Purge { .. } | Op::RowCount { .. }));
-        if !requests.is_empty() {
-            self.transaction(requests);
-        }
-        for op in maintenance {
-            match op {
-                Op::Purge { now, reply } => {
-                    let _ = reply.send(self.purge_all(now));
-                }
-                Op::RowCount { reply } => {
-                    let _ = reply.send(self.row_count());
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn transaction(&mut self, ops: Vec<Op>) {
+    /// Runs `requests` in one transaction and answers them all (emptying the vector): each with
+    /// its result after the commit, or every one with the error if anything failed.
+    fn transaction(&mut self, requests: &mut Vec<Request>) {
         let outcome = (|| {
-            let writes = ops.iter().any(|op| !matches!(op, Op::Contains { .. }));
+            let writes = requests
+                .iter()
+                .any(|r| !matches!(r, Request::Contains { .. }));
             self.conn
                 .execute_batch(if writes { "BEGIN IMMEDIATE" } else { "BEGIN" })
                 .map_err(err("begin a transaction"))?;
-            let mut answers = Vec::with_capacity(ops.len());
-            for op in &ops {
-                match self.execute(op) {
+            let mut answers = Vec::with_capacity(requests.len());
+            for request in requests.iter() {
+                match self.execute(request) {
                     Ok(answer) => answers.push(answer),
                     Err(e) => {
                         let _ = self.conn.execute_batch("ROLLBACK");
@@ -346,16 +375,8 @@ impl Writer {
         })();
         match outcome {
             Ok(answers) => {
-                for (op, answer) in ops.into_iter().zip(answers) {
-                    match op {
-                        Op::Insert { reply, .. } | Op::Contains { reply, .. } => {
-                            let _ = reply.send(Ok(answer));
-                        }
-                        Op::Health { reply } => {
-                            let _ = reply.send(Ok(()));
-                        }
-                        Op::Purge { .. } | Op::RowCount { .. } => {}
-                    }
+                for (request, answer) in requests.drain(..).zip(answers) {
+                    request.answer(Ok(answer));
                 }
             }
             Err(error) => {
@@ -370,27 +391,18 @@ impl Writer {
                     StoreError::Backend { source, .. } => source.to_string(),
                     other => other.to_string(),
                 };
-                tracing::debug!(batch = ops.len(), %error, "sqlite replay store: batch rolled back");
-                for op in ops {
-                    let failed = || StoreError::backend(BACKEND, operation, cause.clone());
-                    match op {
-                        Op::Insert { reply, .. } | Op::Contains { reply, .. } => {
-                            let _ = reply.send(Err(failed()));
-                        }
-                        Op::Health { reply } => {
-                            let _ = reply.send(Err(failed()));
-                        }
-                        Op::Purge { .. } | Op::RowCount { .. } => {}
-                    }
+                tracing::debug!(batch = requests.len(), %error, "sqlite replay store: batch rolled back");
+                for request in requests.drain(..) {
+                    request.answer(Err(StoreError::backend(BACKEND, operation, cause.clone())));
                 }
             }
         }
     }
 
     /// One request's statement; `true` means inserted (Insert) or present (Contains).
-    fn execute(&self, op: &Op) -> Result<bool, StoreError> {
-        match op {
-            Op::Insert {
+    fn execute(&self, request: &Request) -> Result<bool, StoreError> {
+        match request {
+            Request::Insert {
                 client_id,
                 jti,
                 expires_at,
@@ -412,7 +424,7 @@ impl Writer {
                     }),
                 }
             }
-            Op::Contains {
+            Request::Contains {
                 client_id,
                 jti,
                 now,
@@ -426,7 +438,7 @@ impl Writer {
                 })
                 .map(|row| row.is_some())
                 .map_err(err("look up a jti")),
-            Op::Health { .. } => {
+            Request::Health { .. } => {
                 let now = millis(SystemClock.now());
                 self.conn
                     .prepare_cached(HEALTH)
@@ -434,7 +446,6 @@ impl Writer {
                     .map(|_| true)
                     .map_err(err("write the health row"))
             }
-            Op::Purge { .. } | Op::RowCount { .. } => Ok(false),
         }
     }
 
@@ -493,12 +504,14 @@ impl ReplayStore for SqliteStore {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> StoreFuture<'a, bool> {
-        self.submit(|reply| Op::Insert {
-            client_id: client_id.to_owned(),
-            jti: jti.to_owned(),
-            expires_at: millis(expires_at),
-            now: millis(now),
-            reply,
+        self.submit(|reply| {
+            Op::Request(Request::Insert {
+                client_id: client_id.to_owned(),
+                jti: jti.to_owned(),
+                expires_at: millis(expires_at),
+                now: millis(now),
+                reply,
+            })
         })
     }
 
@@ -508,16 +521,18 @@ impl ReplayStore for SqliteStore {
         jti: &'a str,
         now: UnixTime,
     ) -> StoreFuture<'a, bool> {
-        self.submit(|reply| Op::Contains {
-            client_id: client_id.to_owned(),
-            jti: jti.to_owned(),
-            now: millis(now),
-            reply,
+        self.submit(|reply| {
+            Op::Request(Request::Contains {
+                client_id: client_id.to_owned(),
+                jti: jti.to_owned(),
+                now: millis(now),
+                reply,
+            })
         })
     }
 
     fn health(&self) -> StoreFuture<'_, ()> {
-        self.submit(|reply| Op::Health { reply })
+        self.submit(|reply| Op::Request(Request::Health { reply }))
     }
 
     fn kind(&self) -> &'static str {
