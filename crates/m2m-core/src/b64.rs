@@ -8,6 +8,11 @@ pub(crate) fn encode(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Appends the unpadded base64url encoding of `bytes` to `out` (no intermediate `String`).
+pub(crate) fn encode_into(bytes: impl AsRef<[u8]>, out: &mut String) {
+    URL_SAFE_NO_PAD.encode_string(bytes, out);
+}
+
 /// Decodes unpadded base64url; padding, `+`/`/` and trailing bits are refused so one value has
 /// exactly one encoding (no signature malleability through alternative encodings).
 pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {

@@ -140,28 +140,67 @@ pub fn sign_compact(
     claims: &Map<String, Value>,
     signer: &dyn Signer,
 ) -> Result<String, Error> {
-    let mut header = header.clone();
-    header.insert(
-        "alg".to_owned(),
-        Value::String(signer.algorithm().name().to_owned()),
-    );
-    if let Some(kid) = signer.key_id() {
-        header
-            .entry("kid")
-            .or_insert_with(|| Value::String(kid.to_owned()));
+    EncodedHeader::new(header, signer)?.sign(claims, signer)
+}
+
+/// A protected header encoded once for signing many JWSs: a server signs every access token with
+/// the same header, and serializing and encoding it again for each was work for nothing.
+///
+/// The header gets the same `alg` and `kid` rules as [`sign_compact`], and
+/// [`EncodedHeader::sign`] refuses a signer whose algorithm is not the header's `alg`, so a header
+/// cannot claim one algorithm while the signature uses another.
+#[derive(Clone, Debug)]
+pub struct EncodedHeader {
+    /// `base64url(header) "."`
+    prefix: String,
+    alg: Algorithm,
+}
+
+impl EncodedHeader {
+    /// Encodes `header` with `alg` (and `kid`, unless set) taken from `signer`.
+    pub fn new(header: &Map<String, Value>, signer: &dyn Signer) -> Result<EncodedHeader, Error> {
+        let mut header = header.clone();
+        header.insert(
+            "alg".to_owned(),
+            Value::String(signer.algorithm().name().to_owned()),
+        );
+        if let Some(kid) = signer.key_id() {
+            header
+                .entry("kid")
+                .or_insert_with(|| Value::String(kid.to_owned()));
+        }
+        let header_json = serde_json::to_vec(&header).map_err(|_| Error::SigningFailed)?;
+        let mut prefix = b64::encode(header_json);
+        prefix.push('.');
+        Ok(EncodedHeader {
+            prefix,
+            alg: signer.algorithm(),
+        })
     }
-    let header_json = serde_json::to_vec(&header).map_err(|_| Error::SigningFailed)?;
-    let claims_json = serde_json::to_vec(claims).map_err(|_| Error::SigningFailed)?;
-    let h = b64::encode(header_json);
-    let p = b64::encode(claims_json);
-    let mut out = String::with_capacity(h.len() + p.len() + 700);
-    out.push_str(&h);
-    out.push('.');
-    out.push_str(&p);
-    let sig = signer.sign(out.as_bytes())?;
-    out.push('.');
-    out.push_str(&b64::encode(sig));
-    Ok(out)
+
+    /// Signs `claims` (any value that serializes to a JSON object: a [`Map`] or a struct) under
+    /// this header.
+    pub fn sign<T: serde::Serialize + ?Sized>(
+        &self,
+        claims: &T,
+        signer: &dyn Signer,
+    ) -> Result<String, Error> {
+        if signer.algorithm() != self.alg {
+            return Err(Error::SigningFailed);
+        }
+        let claims_json = serde_json::to_vec(claims).map_err(|_| Error::SigningFailed)?;
+        if claims_json.first() != Some(&b'{') {
+            return Err(Error::SigningFailed);
+        }
+        // header + payload + an RSA-4096 signature (the largest), all base64url.
+        let mut out = String::with_capacity(self.prefix.len() + claims_json.len() * 4 / 3 + 700);
+        out.push_str(&self.prefix);
+        b64::encode_into(&claims_json, &mut out);
+        let sig = signer.sign(out.as_bytes())?;
+        out.push('.');
+        b64::encode_into(sig, &mut out);
+        Ok(out)
+    }
 }
 
 /// Base64url helpers for callers that build JOSE objects by hand (tests, fuzzers).

@@ -11,7 +11,9 @@ use m2m_core::Error;
 use m2m_core::alg::Algorithm;
 use m2m_core::assertion::{AssertionBuilder, Audience};
 use m2m_core::clock::UnixTime;
-use m2m_core::jws::{UnverifiedJws, base64url_decode, base64url_encode, sign_compact};
+use m2m_core::jws::{
+    EncodedHeader, UnverifiedJws, base64url_decode, base64url_encode, sign_compact,
+};
 use m2m_core::key::{KeySpec, PrivateKey, PublicKey};
 use m2m_core::signer::{KeySigner, Signer};
 use serde_json::{Map, Value, json};
@@ -251,6 +253,61 @@ fn sign_compact_takes_alg_from_the_signer_and_kid_unless_set() {
     let jws = UnverifiedJws::parse(&token).expect("parse");
     assert_eq!(jws.kid(), None);
     assert_eq!(jws.header().len(), 1);
+}
+
+#[test]
+fn an_encoded_header_signs_structs_and_maps_like_sign_compact() {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        iss: &'a str,
+        n: u64,
+    }
+    for alg in [Algorithm::Es256, Algorithm::Rs512, Algorithm::EdDsa] {
+        let s = signer(alg, Some("k1"));
+        let mut header = Map::new();
+        header.insert("typ".into(), "at+jwt".into());
+        let encoded = EncodedHeader::new(&header, &s).expect("header");
+        for _ in 0..2 {
+            let token = encoded.sign(&Claims { iss: "me", n: 7 }, &s).expect("sign");
+            let jws = UnverifiedJws::parse(&token).expect("parse");
+            let names: Vec<&str> = jws.header().keys().map(String::as_str).collect();
+            assert_eq!(names, ["typ", "alg", "kid"], "{alg:?}");
+            assert_eq!(jws.alg(), Some(alg.name()));
+            jws.verify(key_for(alg).public_key(), alg).expect("verify");
+            assert_eq!(
+                jws.claims().expect("claims"),
+                json!({"iss": "me", "n": 7})
+                    .as_object()
+                    .cloned()
+                    .expect("object")
+            );
+        }
+        // The same header and a map give the token sign_compact gives, up to the signature.
+        let claims = json!({"iss": "me"}).as_object().cloned().expect("object");
+        let a = encoded.sign(&claims, &s).expect("sign");
+        let b = sign_compact(&header, &claims, &s).expect("sign");
+        assert_eq!(
+            a.rsplit_once('.').map(|x| x.0),
+            b.rsplit_once('.').map(|x| x.0)
+        );
+    }
+}
+
+#[test]
+fn an_encoded_header_refuses_another_algorithm_and_non_object_claims() {
+    let es = signer(Algorithm::Es256, Some("k"));
+    let encoded = EncodedHeader::new(&Map::new(), &es).expect("header");
+    // A header saying ES256 over an EdDSA signature would be a token that lies about itself.
+    assert!(matches!(
+        encoded.sign(&json!({"a": 1}), &signer(Algorithm::EdDsa, Some("k"))),
+        Err(Error::SigningFailed)
+    ));
+    for not_an_object in [json!([1]), json!("claims"), json!(7), Value::Null] {
+        assert!(
+            matches!(encoded.sign(&not_an_object, &es), Err(Error::SigningFailed)),
+            "{not_an_object}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

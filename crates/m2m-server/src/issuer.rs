@@ -12,7 +12,7 @@ use std::time::Duration;
 use m2m_core::alg::Algorithm;
 use m2m_core::clock::UnixTime;
 use m2m_core::jwk::{Jwk, Jwks};
-use m2m_core::jws::{UnverifiedJws, sign_compact};
+use m2m_core::jws::{EncodedHeader, UnverifiedJws};
 use m2m_core::key::{KeySpec, PrivateKey, PublicKey};
 use m2m_core::signer::KeySigner;
 use serde_json::{Map, Value, json};
@@ -32,6 +32,8 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 #[derive(Debug)]
 struct ServerKey {
     signer: KeySigner,
+    /// The access-token header (`typ`, `alg`, `kid`), encoded once.
+    header: EncodedHeader,
     public: PublicKey,
     kid: String,
     alg: Algorithm,
@@ -43,8 +45,12 @@ impl ServerKey {
         let kid = public.thumbprint();
         let alg = key.jwk_alg().unwrap_or_else(|| key.kind().default_alg());
         let signer = KeySigner::new(Arc::new(key), alg, Some(kid.clone()))?;
+        let mut header = Map::new();
+        header.insert("typ".to_owned(), json!(ACCESS_TOKEN_TYP));
+        let header = EncodedHeader::new(&header, &signer)?;
         Ok(ServerKey {
             signer,
+            header,
             public,
             kid,
             alg,
@@ -170,6 +176,21 @@ impl std::fmt::Debug for IssuedToken {
     }
 }
 
+/// The claims of an access token (RFC 9068 §2.2), in this order. A struct rather than a JSON map:
+/// it is serialized once per token, on the token endpoint's hot path.
+#[derive(serde::Serialize)]
+struct AccessTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    client_id: &'a str,
+    aud: &'a str,
+    iat: u64,
+    exp: u64,
+    jti: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+}
+
 /// Signs and verifies RFC 9068 access tokens.
 #[derive(Debug)]
 pub struct AccessTokenIssuer {
@@ -197,20 +218,19 @@ impl AccessTokenIssuer {
         let iat = now.as_secs();
         let expires_in = request.lifetime.as_secs().max(1);
         let jti = m2m_core::assertion::new_jti();
-        let mut claims = Map::new();
-        claims.insert("iss".to_owned(), json!(self.issuer));
-        claims.insert("sub".to_owned(), json!(request.client_id));
-        claims.insert("client_id".to_owned(), json!(request.client_id));
-        claims.insert("aud".to_owned(), json!(request.audience));
-        claims.insert("iat".to_owned(), json!(iat));
-        claims.insert("exp".to_owned(), json!(iat + expires_in));
-        claims.insert("jti".to_owned(), json!(jti));
-        if !request.scopes.is_empty() {
-            claims.insert("scope".to_owned(), json!(request.scopes.join(" ")));
-        }
-        let mut header = Map::new();
-        header.insert("typ".to_owned(), json!(ACCESS_TOKEN_TYP));
-        let token = sign_compact(&header, &claims, &self.keys.current.signer)?;
+        let scope = (!request.scopes.is_empty()).then(|| request.scopes.join(" "));
+        let claims = AccessTokenClaims {
+            iss: &self.issuer,
+            sub: request.client_id,
+            client_id: request.client_id,
+            aud: request.audience,
+            iat,
+            exp: iat + expires_in,
+            jti: &jti,
+            scope: scope.as_deref(),
+        };
+        let current = &self.keys.current;
+        let token = current.header.sign(&claims, &current.signer)?;
         Ok(IssuedToken {
             token,
             jti,

@@ -16,9 +16,22 @@ use crate::config::Profile;
 pub struct RequestId(pub String);
 
 /// A JSON response with the headers RFC 6749 §5.1 requires on token responses.
-pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, axum::Json(body)).into_response();
+pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    // Room for a token response (an ES256 access token is ~600 bytes), so the body is written
+    // without regrowing its buffer.
+    let mut bytes = Vec::with_capacity(1024);
+    if serde_json::to_writer(&mut bytes, body).is_err() {
+        // Our bodies are strings and numbers: this is a bug, and no half-written body goes out.
+        tracing::error!("a response body could not be serialized");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let mut response = Response::new(axum::body::Body::from(bytes));
+    *response.status_mut() = status;
     let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response

@@ -12,19 +12,39 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use m2m_core::clock::UnixTime;
 use m2m_core::validate::{ClientKeys, Reason, Rejection, TokenForm, Verified, parse_token_form};
-use serde_json::json;
 
 use crate::app::AppState;
 use crate::config::Profile;
 use crate::jwks_fetch::KeySet;
 use crate::registry::{Client, ClientKeySource};
-use crate::response::{RequestId, json_response, method_not_allowed, ordered, rejection_response};
+use crate::response::{RequestId, json_response, method_not_allowed, rejection_response};
 
 /// How long NHS remembers a `jti` (reference §1.7: 30 days, whatever the assertion's `exp`).
 pub const NHS_JTI_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The scope prefix NHS requires among an app's products (reference row 42).
 pub const NHS_LEVEL3_SCOPE_PREFIX: &str = "urn:nhsd:apim:app:level3:";
+
+/// The rfc profile's success body (RFC 6749 §5.1). Structs, not JSON maps, for the success
+/// bodies: they are built once per issued token.
+#[derive(serde::Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+}
+
+/// NHS's success body: its member order, `expires_in` and `issued_at` (milliseconds) as strings
+/// (reference §1.6).
+#[derive(serde::Serialize)]
+struct NhsTokenResponse<'a> {
+    access_token: &'a str,
+    expires_in: String,
+    token_type: &'static str,
+    issued_at: String,
+}
 
 /// A refusal on its way out: the rejection, a `Retry-After` for 429, and the client when known
 /// (for the log).
@@ -299,18 +319,13 @@ async fn rfc_flow(
         .token_lifetime
         .unwrap_or(state.config.access_token_lifetime);
     let issued = issue(state, &client, &scopes, lifetime, now)?;
-    let mut members = vec![
-        ("access_token", json!(issued.token)),
-        ("token_type", json!("Bearer")),
-        ("expires_in", json!(issued.expires_in)),
-    ];
-    if !scopes.is_empty() {
-        members.push(("scope", json!(scopes.join(" "))));
-    }
-    Ok((
-        json_response(StatusCode::OK, &ordered(&members)),
-        client.id.clone(),
-    ))
+    let body = TokenResponse {
+        access_token: &issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
+    };
+    Ok((json_response(StatusCode::OK, &body), client.id.clone()))
 }
 
 fn issue(
@@ -405,15 +420,12 @@ async fn nhs_flow(
             .max(Duration::from_secs(1));
     }
     let issued = issue(state, &client, &client.scopes, lifetime, now)?;
-    // NHS reports one second less than the lifetime ("599" for 600 s), as strings.
-    let body = ordered(&[
-        ("access_token", json!(issued.token)),
-        (
-            "expires_in",
-            json!(issued.expires_in.saturating_sub(1).to_string()),
-        ),
-        ("token_type", json!("Bearer")),
-        ("issued_at", json!(now.as_millis().to_string())),
-    ]);
+    let body = NhsTokenResponse {
+        access_token: &issued.token,
+        // NHS reports one second less than the lifetime ("599" for 600 s), as strings.
+        expires_in: issued.expires_in.saturating_sub(1).to_string(),
+        token_type: "Bearer",
+        issued_at: now.as_millis().to_string(),
+    };
     Ok((json_response(StatusCode::OK, &body), client.id.clone()))
 }

@@ -21,8 +21,20 @@ async fn happy_path_issues_a_verifiable_rfc9068_token() {
     let r = t.token(&good("svc")).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.headers["cache-control"], "no-store");
+    assert_eq!(r.headers["pragma"], "no-cache");
+    assert_eq!(r.headers["content-type"], "application/json");
     assert!(r.headers.contains_key("x-request-id"));
     let body = r.json();
+    let members: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        members,
+        ["access_token", "token_type", "expires_in", "scope"]
+    );
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 600);
     assert_eq!(body["scope"], "read write");
@@ -45,6 +57,23 @@ async fn happy_path_issues_a_verifiable_rfc9068_token() {
         600
     );
     assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+    let names: Vec<&str> = claims.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "iss",
+            "sub",
+            "client_id",
+            "aud",
+            "iat",
+            "exp",
+            "jti",
+            "scope"
+        ],
+        "exactly RFC 9068's claims, and no others"
+    );
+    let header: Vec<&str> = jws.header().keys().map(String::as_str).collect();
+    assert_eq!(header, ["typ", "alg", "kid"]);
 }
 
 #[tokio::test]
