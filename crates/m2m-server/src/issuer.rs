@@ -149,8 +149,8 @@ pub struct TokenRequest<'a> {
     pub client_id: &'a str,
     /// `aud`.
     pub audience: &'a str,
-    /// Granted scopes (empty: no `scope` claim).
-    pub scopes: &'a [String],
+    /// The granted scopes, space-separated (`None`: no `scope` claim).
+    pub scope: Option<&'a str>,
     /// Lifetime.
     pub lifetime: Duration,
 }
@@ -218,7 +218,6 @@ impl AccessTokenIssuer {
         let iat = now.as_secs();
         let expires_in = request.lifetime.as_secs().max(1);
         let jti = m2m_core::assertion::new_jti();
-        let scope = (!request.scopes.is_empty()).then(|| request.scopes.join(" "));
         let claims = AccessTokenClaims {
             iss: &self.issuer,
             sub: request.client_id,
@@ -227,7 +226,7 @@ impl AccessTokenIssuer {
             iat,
             exp: iat + expires_in,
             jti: &jti,
-            scope: scope.as_deref(),
+            scope: request.scope,
         };
         let current = &self.keys.current;
         let token = current.header.sign(&claims, &current.signer)?;

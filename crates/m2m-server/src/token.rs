@@ -33,7 +33,7 @@ struct TokenResponse<'a> {
     token_type: &'static str,
     expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<String>,
+    scope: Option<&'a str>,
 }
 
 /// NHS's success body: its member order, `expires_in` and `issued_at` (milliseconds) as strings
@@ -281,6 +281,11 @@ pub(crate) fn rate_limit(state: &AppState, client: &Client, now: UnixTime) -> Re
     })
 }
 
+/// Scopes as the `scope` claim and response member carry them (RFC 6749 §3.3); none → `None`.
+fn space_separated(scopes: &[String]) -> Option<String> {
+    (!scopes.is_empty()).then(|| scopes.join(" "))
+}
+
 /// Requested scopes must be a subset of the client's; none requested → all of them.
 fn granted_scopes(client: &Client, requested: Option<&str>) -> Result<Vec<String>, Refusal> {
     let Some(requested) = requested else {
@@ -318,12 +323,13 @@ async fn rfc_flow(
     let lifetime = client
         .token_lifetime
         .unwrap_or(state.config.access_token_lifetime);
-    let issued = issue(state, &client, &scopes, lifetime, now)?;
+    let scope = space_separated(&scopes);
+    let issued = issue(state, &client, scope.as_deref(), lifetime, now)?;
     let body = TokenResponse {
         access_token: &issued.token,
         token_type: "Bearer",
         expires_in: issued.expires_in,
-        scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
+        scope: scope.as_deref(),
     };
     Ok((json_response(StatusCode::OK, &body), client.id.clone()))
 }
@@ -331,14 +337,14 @@ async fn rfc_flow(
 fn issue(
     state: &AppState,
     client: &Client,
-    scopes: &[String],
+    scope: Option<&str>,
     lifetime: Duration,
     now: UnixTime,
 ) -> Result<crate::issuer::IssuedToken, Refusal> {
     let request = crate::issuer::TokenRequest {
         client_id: &client.id,
         audience: client.audience.as_deref().unwrap_or(&state.issuer),
-        scopes,
+        scope,
         lifetime,
     };
     state.tokens.issue(&request, now).map_err(|e| {
@@ -419,7 +425,8 @@ async fn nhs_flow(
             .min(Duration::from_millis(ms))
             .max(Duration::from_secs(1));
     }
-    let issued = issue(state, &client, &client.scopes, lifetime, now)?;
+    let scope = space_separated(&client.scopes);
+    let issued = issue(state, &client, scope.as_deref(), lifetime, now)?;
     let body = NhsTokenResponse {
         access_token: &issued.token,
         // NHS reports one second less than the lifetime ("599" for 600 s), as strings.
