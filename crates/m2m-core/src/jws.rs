@@ -56,7 +56,8 @@ impl UnverifiedJws {
         let header = parse_object(&header_bytes)
             .ok_or(Error::MalformedJws("header is not a JSON object"))?;
         Ok(UnverifiedJws {
-            signing_input: format!("{h}.{p}"),
+            // `h.p` is the token's start: a copy, not a format.
+            signing_input: token[..h.len() + 1 + p.len()].to_owned(),
             header,
             payload,
             signature,

@@ -262,12 +262,13 @@ fn next_request_id() -> String {
 /// carries it) and returns it in `X-Request-Id`.
 async fn request_id(mut request: Request, next: Next) -> Response {
     let id = next_request_id();
-    request.extensions_mut().insert(RequestId(id.clone()));
+    let header = HeaderValue::from_str(&id).ok();
     // Only the id: the span is live at info (m2m serve's default) and the fmt subscriber formats
     // its fields on every request; method and path are on the refusal lines that need them.
     let span = tracing::info_span!("request", request_id = %id);
+    request.extensions_mut().insert(RequestId(id));
     let mut response = next.run(request).instrument(span).await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Some(v) = header {
         response.headers_mut().insert("x-request-id", v);
     }
     response
