@@ -105,13 +105,8 @@ impl Server {
 
         let app = router(Arc::clone(&state));
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let header_read_timeout = state.config.header_read_timeout;
+        let task = tokio::spawn(crate::serve::serve(listener, app, header_read_timeout, rx));
         Ok(RunningServer {
             local_addr,
             issuer,

@@ -41,6 +41,16 @@ pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 300;
 /// Default access-token lifetime: 10 minutes, like NHS (which reports `expires_in` "599").
 pub const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(600);
 
+/// Default time a client has to send a request's headers, and the longest a keep-alive connection
+/// may sit idle between requests: a client that holds connections open by trickling bytes
+/// (slowloris) costs the server a task and a file descriptor each, so they are closed after it.
+/// A token request's headers are a few hundred bytes; 10 s is generous on any link.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default time a client has to send a request's body once its headers are in (408 after it), for
+/// the same reason: at most 16 KiB is expected.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Everything [`crate::Server::start`] needs. Build with [`ServerConfig::new`] and change fields.
 #[non_exhaustive]
 #[derive(Clone, Debug)]
@@ -69,6 +79,12 @@ pub struct ServerConfig {
     pub opaque_errors: bool,
     /// Requests with a larger body get 413.
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request's headers, and how long an idle keep-alive
+    /// connection stays open; then the connection is closed.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send the body of a token or introspection request once its
+    /// headers are in; then 408.
+    pub body_read_timeout: Duration,
     /// The clock for every time decision (tests inject a `ManualClock`).
     pub clock: Arc<dyn Clock>,
 }
@@ -89,6 +105,8 @@ impl ServerConfig {
             audience: AudienceMode::Issuer,
             opaque_errors: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             clock: Arc::new(SystemClock),
         }
     }

@@ -74,7 +74,7 @@ async fn introspect(
     query: Option<&str>,
     body: Body,
 ) -> Result<Value, Refusal> {
-    let body = read_body(headers, body, state.config.max_body_bytes).await?;
+    let body = read_body(headers, body, &state.config).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());

@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: [`ServerConfig`], every knob of the server with its default.
 //! - [`app`]: [`Server::start`] / [`RunningServer`] — binds, wires the router, graceful shutdown.
+//! - `serve` (private): the accept loop — HTTP/1.1 with header-read and idle time limits.
 //! - [`token`]: `POST /oauth2/token`, the rfc and nhs flows (validator + registry + replay store).
 //! - [`introspect`]: `POST /oauth2/introspect` (RFC 7662), callers authenticate with
 //!   `private_key_jwt` too.
@@ -59,6 +60,7 @@ pub mod registry;
 pub mod registry_edit;
 pub mod replay;
 pub mod response;
+mod serve;
 pub mod token;
 
 pub use app::{RunningServer, Server, run_until_signal};

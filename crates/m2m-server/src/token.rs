@@ -14,7 +14,7 @@ use m2m_core::clock::UnixTime;
 use m2m_core::validate::{ClientKeys, Reason, Rejection, TokenForm, Verified, parse_token_form};
 
 use crate::app::AppState;
-use crate::config::Profile;
+use crate::config::{Profile, ServerConfig};
 use crate::jwks_fetch::KeySet;
 use crate::registry::{Client, ClientKeySource};
 use crate::response::{RequestId, json_response, method_not_allowed, rejection_response};
@@ -84,12 +84,14 @@ pub(crate) fn store_unavailable(state: &AppState, error: &crate::replay::StoreEr
     ))
 }
 
-/// The request's body, at most `cap` bytes; `Err` is the 413.
+/// The request's body, at most `config.max_body_bytes` bytes within `config.body_read_timeout`;
+/// `Err` is the 413 or the 408.
 pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
-    cap: usize,
+    config: &ServerConfig,
 ) -> Result<Bytes, Refusal> {
+    let cap = config.max_body_bytes;
     let too_large = || {
         Refusal::from(Rejection::new(
             413,
@@ -105,9 +107,19 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|len| len > cap as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, cap)
-        .await
-        .map_err(|_| too_large())
+    match tokio::time::timeout(config.body_read_timeout, axum::body::to_bytes(body, cap)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(Refusal::from(Rejection::new(
+            408,
+            "invalid_request",
+            format!(
+                "the request body did not arrive within {} s",
+                config.body_read_timeout.as_secs_f64()
+            ),
+            Reason::BodyTimeout,
+        ))),
+    }
 }
 
 /// Lets the other requests that are ready run their (CPU-bound) checks before this response is
@@ -148,7 +160,7 @@ pub(crate) async fn handle(
         return method_not_allowed();
     }
     let started = Instant::now();
-    let result = match read_body(&headers, body, state.config.max_body_bytes).await {
+    let result = match read_body(&headers, body, &state.config).await {
         Err(refusal) => Err(refusal),
         Ok(body) => {
             let content_type = headers

@@ -94,6 +94,8 @@ pub enum Reason {
     AssertionMissing,
     /// The assertion is longer than the configured limit.
     AssertionTooLarge,
+    /// The request body did not arrive within the server's time limit.
+    BodyTimeout,
     /// The assertion is not a compact JWS with JSON header and claims.
     Malformed,
     /// `alg` is missing, `none`, HMAC, unknown, or (nhs) not RS512.
@@ -167,6 +169,7 @@ impl Reason {
             Reason::AssertionTypeInvalid => "assertion_type_invalid",
             Reason::AssertionMissing => "assertion_missing",
             Reason::AssertionTooLarge => "assertion_too_large",
+            Reason::BodyTimeout => "body_timeout",
             Reason::Malformed => "malformed",
             Reason::AlgRefused => "alg_refused",
             Reason::AlgNotAllowed => "alg_not_allowed",
@@ -200,7 +203,7 @@ impl Reason {
     }
 
     /// Every reason, for tests and for pre-registering metrics labels.
-    pub const ALL: [Reason; 38] = [
+    pub const ALL: [Reason; 39] = [
         Reason::MediaType,
         Reason::QueryParams,
         Reason::DuplicateParam,
@@ -210,6 +213,7 @@ impl Reason {
         Reason::AssertionTypeInvalid,
         Reason::AssertionMissing,
         Reason::AssertionTooLarge,
+        Reason::BodyTimeout,
         Reason::Malformed,
         Reason::AlgRefused,
         Reason::AlgNotAllowed,

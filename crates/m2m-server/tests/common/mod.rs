@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use m2m_core::alg::Algorithm;
 use m2m_core::assertion::{AssertionBuilder, Audience};
@@ -197,6 +198,8 @@ pub struct Setup {
     pub clock: Option<Arc<dyn Clock>>,
     pub data_dir: Option<PathBuf>,
     pub opaque: bool,
+    pub header_read_timeout: Option<Duration>,
+    pub body_read_timeout: Option<Duration>,
 }
 
 impl Setup {
@@ -209,6 +212,8 @@ impl Setup {
             clock: None,
             data_dir: None,
             opaque: false,
+            header_read_timeout: None,
+            body_read_timeout: None,
         }
     }
 }
@@ -229,6 +234,12 @@ pub async fn start(setup: Setup, prepare: impl FnOnce(&Path)) -> TestServer {
     config.opaque_errors = setup.opaque;
     if let Some(clock) = setup.clock {
         config.clock = clock;
+    }
+    if let Some(t) = setup.header_read_timeout {
+        config.header_read_timeout = t;
+    }
+    if let Some(t) = setup.body_read_timeout {
+        config.body_read_timeout = t;
     }
     let server = Server::start(config).await.unwrap();
     let base = format!("http://{}", server.local_addr());
