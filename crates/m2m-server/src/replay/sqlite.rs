@@ -174,7 +174,7 @@ impl SqliteStore {
         Self::open_with_clock(path, Arc::new(SystemClock))
     }
 
-    /// Like [`SqliteStore::open`], with the periodic purge reading `clock`.
+    /// Like [`SqliteStore::open`], with the periodic purge and the health probe reading `clock`.
     pub fn open_with_clock(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(err("open the database file"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
@@ -286,6 +286,7 @@ impl Drop for SqliteStore {
 /// The writer thread's state.
 struct Writer {
     conn: Connection,
+    /// The store's clock: the periodic purge's `now` and the health row's timestamp.
     clock: Arc<dyn Clock>,
     /// When the last periodic purge was started.
     last_purge: Instant,
@@ -439,7 +440,7 @@ impl Writer {
                 .map(|row| row.is_some())
                 .map_err(err("look up a jti")),
             Request::Health { .. } => {
-                let now = millis(SystemClock.now());
+                let now = millis(self.clock.now());
                 self.conn
                     .prepare_cached(HEALTH)
                     .and_then(|mut stmt| stmt.execute(params![now]))
