@@ -16,14 +16,13 @@ use crate::error::Error;
 use crate::jws::sign_compact;
 use crate::signer::Signer;
 
-/// The `client_assertion_type` for JWT client authentication (RFC 7523 §2.2).
-pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub use crate::wire::CLIENT_ASSERTION_TYPE;
 /// The explicit `typ` RFC 10070 defines for client-authentication JWTs.
 pub const TYP_CLIENT_AUTH: &str = "client-authentication+jwt";
 /// Default assertion lifetime.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
 /// Longest lifetime allowed without a `dangerous_` override (NHS: 5 minutes).
-pub const MAX_LIFETIME: Duration = Duration::from_secs(300);
+pub const MAX_LIFETIME: Duration = crate::wire::MAX_ASSERTION_LIFETIME;
 
 /// What the assertion's `aud` is, which follows from how the token endpoint was found (SPEC §1).
 #[derive(Clone, Debug, PartialEq, Eq)]

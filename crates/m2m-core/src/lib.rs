@@ -16,6 +16,9 @@
 //! - [`assertion`]: the RFC 7523 client-assertion builder (audience rules, lifetime, fresh `jti`).
 //! - [`nhs`]: NHS England API platform environments and token URLs.
 //! - [`validate`]: the assertion validator (server side) and the linter behind `m2m decode --lint`.
+//! - [`ids`]: protocol newtypes ([`ids::ClientId`], [`ids::Kid`], [`ids::Issuer`]) and the
+//!   [`ids::KeySet`] of kid-and-key entries.
+//! - [`wire`]: wire constants (grant types, assertion type, form media type), written once.
 //! - [`clock`]: injected time.
 //! - [`error`]: the crate's error type.
 //! - [`manual`]: the threat model and why the defaults are what they are.
@@ -46,12 +49,14 @@ pub mod assertion;
 mod b64;
 pub mod clock;
 pub mod error;
+pub mod ids;
 pub mod jwk;
 pub mod jws;
 pub mod key;
 pub mod nhs;
 pub mod signer;
 pub mod validate;
+pub mod wire;
 
 pub use error::Error;
 

@@ -6,8 +6,7 @@ use std::fmt;
 
 use super::rejection::{Reason, Rejection};
 
-/// The one media type a token request body may have (RFC 6749 §4.4.2, RFC 7523 §2.2).
-pub const FORM_MEDIA_TYPE: &str = "application/x-www-form-urlencoded";
+pub use crate::wire::FORM_MEDIA_TYPE;
 
 /// A token request body after the HTTP-level checks. Parameters sent with an empty value count as
 /// omitted (RFC 6749 §3.1).

@@ -14,11 +14,9 @@ use crate::alg::Algorithm;
 use crate::clock::UnixTime;
 use crate::key::PublicKey;
 
-/// The only grant this token endpoint serves (RFC 6749 §4.4).
-pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
-/// RFC 7523 §2.2: the `client_assertion_type` for a JWT client assertion.
-pub const JWT_BEARER_ASSERTION_TYPE: &str =
-    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub use crate::wire::{
+    CLIENT_ASSERTION_TYPE as JWT_BEARER_ASSERTION_TYPE, GRANT_CLIENT_CREDENTIALS,
+};
 /// Why a client assertion that does not parse is refused.
 pub(crate) const MALFORMED_DESCRIPTION: &str = "client_assertion is not a compact JWS (three base64url parts with a JSON header and JSON claims)";
 /// What an opaque server says for every authentication failure.
