@@ -167,7 +167,7 @@ async fn protected_resource_metadata_is_fetched_and_its_resource_checked() {
         .await
         .unwrap();
     assert_eq!(meta.resource(), resource);
-    assert_eq!(meta.authorization_servers(), [host.base.clone()]);
+    assert_eq!(meta.authorization_servers(), [host.base.as_str()]);
     assert!(!meta.dpop_bound_access_tokens_required());
 
     // The same document served for another resource is refused (RFC 9728 §3.3).
