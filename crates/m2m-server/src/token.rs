@@ -97,7 +97,7 @@ pub(crate) async fn read_body(
             413,
             "invalid_request",
             format!("request body is larger than {cap} bytes"),
-            Reason::AssertionTooLarge,
+            Reason::BodyTooLarge,
         ))
     };
     let declared = headers
@@ -206,15 +206,16 @@ pub(crate) async fn handle(
     }
 }
 
-/// Client authentication with the rfc validator, shared with introspection: precheck → client
-/// lookup → keys → verify → replay insert-if-absent (until `exp` + leeway).
+/// Client authentication with the rfc validator, shared with introspection (so it checks no
+/// grant: the token endpoint calls `check_grant` first): assertion prechecks → client lookup →
+/// keys → verify → replay insert-if-absent (until `exp` + leeway).
 pub(crate) async fn authenticate_rfc(
     state: &AppState,
     form: &TokenForm,
     now: UnixTime,
 ) -> Result<(Arc<Client>, Verified), Refusal> {
-    let pending = state.rfc.precheck(form)?;
-    let sub = pending.subject().unwrap_or_default();
+    let pending = state.rfc.authenticate_client(form)?;
+    let sub = pending.subject();
     let Some(client) = state.registry.get(sub) else {
         return Err(Refusal::from(state.rfc.unknown_client()).for_client(sub));
     };
@@ -234,13 +235,13 @@ pub(crate) async fn authenticate_rfc(
     let client_keys = ClientKeys {
         client_id: &client.id,
         allowed_algs: &client.algs,
-        keys: &keys,
+        keys: keys.as_slice(),
     };
     let verified = state
         .rfc
         .verify(&pending, &client_keys, now)
         .map_err(|r| Refusal::from(r).for_client(&client.id))?;
-    let until = verified.exp.add(state.rfc.config().leeway);
+    let until = verified.exp.add(state.rfc.config().leeway());
     match state
         .replay
         .insert_if_absent(&client.id, &verified.jti, until, now)
@@ -263,7 +264,7 @@ async fn client_keys(
     kid: Option<&str>,
 ) -> Result<KeySet, KeysProblem> {
     match &client.keys {
-        ClientKeySource::Static(keys) => Ok(Arc::clone(keys)),
+        ClientKeySource::Static(keys) => Ok(keys.clone()),
         ClientKeySource::None => Err(KeysProblem::None),
         ClientKeySource::Remote(url) => state.fetcher.keys(url, kid).await.map_err(|e| {
             state.metrics.jwks_fetch_error();
@@ -310,7 +311,7 @@ fn granted_scopes(client: &Client, requested: Option<&str>) -> Result<Vec<String
                 400,
                 "invalid_scope",
                 format!("scope {scope:?} is not allowed for this client"),
-                Reason::Other,
+                Reason::ScopeNotAllowed,
             ))
             .for_client(&client.id));
         }
@@ -328,6 +329,7 @@ async fn rfc_flow(
     body: &[u8],
 ) -> Result<(Response, String), Refusal> {
     let form = parse_token_form(content_type, query, body, false)?;
+    state.rfc.check_grant(&form)?;
     let now = state.config.clock.now();
     let (client, verified) = authenticate_rfc(state, &form, now).await?;
     rate_limit(state, &client, now)?;
@@ -413,7 +415,7 @@ async fn nhs_flow(
     };
     state
         .nhs
-        .verify(&pending, &keys)
+        .verify(&pending, keys.as_slice())
         .map_err(|r| Refusal::from(r).for_client(sub))?;
     if !client.scopes.is_empty()
         && !client
