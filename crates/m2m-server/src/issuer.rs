@@ -5,7 +5,7 @@
 //! published in the JWKS so tokens signed before a rotation stay verifiable until they expire.
 //! Both are PKCS#8 PEM, mode 0600, in a 0700 directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,13 +20,13 @@ use serde_json::{Map, Value, json};
 use crate::error::Error;
 
 /// Sub-directory of the data dir holding the keys.
-pub const KEYS_DIR: &str = "keys";
+pub(crate) const KEYS_DIR: &str = "keys";
 /// The signing key's file name.
-pub const CURRENT_KEY_FILE: &str = "current.pem";
+pub(crate) const CURRENT_KEY_FILE: &str = "current.pem";
 /// The retired key's file name (published, not used to sign).
-pub const PREVIOUS_KEY_FILE: &str = "previous.pem";
+pub(crate) const PREVIOUS_KEY_FILE: &str = "previous.pem";
 /// The JOSE `typ` of RFC 9068 access tokens.
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+pub(crate) const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// One server key: the private key, its `kid` (RFC 7638 thumbprint) and the alg it signs with.
 #[derive(Debug)]
@@ -126,15 +126,6 @@ impl ServerKeys {
         Jwks { keys }
     }
 
-    /// Algorithms of the published keys.
-    pub fn algorithms(&self) -> Vec<Algorithm> {
-        let mut algs = vec![self.current.alg];
-        if let Some(prev) = self.previous.as_ref().filter(|p| p.alg != self.current.alg) {
-            algs.push(prev.alg);
-        }
-        algs
-    }
-
     fn by_kid(&self, kid: &str) -> Option<&ServerKey> {
         std::iter::once(&self.current)
             .chain(self.previous.as_ref())
@@ -144,7 +135,7 @@ impl ServerKeys {
 
 /// What a token is issued for.
 #[derive(Clone, Debug)]
-pub struct TokenRequest<'a> {
+pub(crate) struct TokenRequest<'a> {
     /// `sub` and `client_id`.
     pub client_id: &'a str,
     /// `aud`.
@@ -156,13 +147,11 @@ pub struct TokenRequest<'a> {
 }
 
 /// A signed access token. `Debug` does not show it.
-pub struct IssuedToken {
+pub(crate) struct IssuedToken {
     /// The compact JWS.
     pub token: String,
     /// Its `jti`.
     pub jti: String,
-    /// `iat`.
-    pub issued_at: UnixTime,
     /// Lifetime in seconds (`exp - iat`).
     pub expires_in: u64,
 }
@@ -193,14 +182,14 @@ struct AccessTokenClaims<'a> {
 
 /// Signs and verifies RFC 9068 access tokens.
 #[derive(Debug)]
-pub struct AccessTokenIssuer {
+pub(crate) struct AccessTokenIssuer {
     keys: ServerKeys,
     issuer: String,
 }
 
 impl AccessTokenIssuer {
     /// An issuer for the `iss` identifier.
-    pub fn new(keys: ServerKeys, issuer: impl Into<String>) -> Self {
+    pub(crate) fn new(keys: ServerKeys, issuer: impl Into<String>) -> Self {
         AccessTokenIssuer {
             keys,
             issuer: issuer.into(),
@@ -208,13 +197,17 @@ impl AccessTokenIssuer {
     }
 
     /// The server keys.
-    pub fn keys(&self) -> &ServerKeys {
+    pub(crate) fn keys(&self) -> &ServerKeys {
         &self.keys
     }
 
     /// Signs a token: header `typ: at+jwt`; claims `iss, sub, client_id, aud, iat, exp, jti`
     /// and `scope` when scopes were granted (RFC 9068 §2.2).
-    pub fn issue(&self, request: &TokenRequest<'_>, now: UnixTime) -> Result<IssuedToken, Error> {
+    pub(crate) fn issue(
+        &self,
+        request: &TokenRequest<'_>,
+        now: UnixTime,
+    ) -> Result<IssuedToken, Error> {
         let iat = now.as_secs();
         let expires_in = request.lifetime.as_secs().max(1);
         let jti = m2m_core::assertion::new_jti();
@@ -233,14 +226,17 @@ impl AccessTokenIssuer {
         Ok(IssuedToken {
             token,
             jti,
-            issued_at: UnixTime::from_secs(iat),
             expires_in,
         })
     }
 
     /// The claims of a token this server issued and that is still valid at `now`; `Err` says
     /// why not (for the log only — introspection answers just `active: false`).
-    pub fn verify(&self, token: &str, now: UnixTime) -> Result<Map<String, Value>, &'static str> {
+    pub(crate) fn verify(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<Map<String, Value>, &'static str> {
         let jws = UnverifiedJws::parse(token).map_err(|_| "not a compact JWS")?;
         if !jws
             .typ()
@@ -310,9 +306,4 @@ fn write_private_key(path: &Path, key: &PrivateKey) -> Result<(), Error> {
     file.write_all(pem.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| keys_err(path, e))
-}
-
-/// The key file path for a data dir (for `m2m serve` messages).
-pub fn current_key_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(KEYS_DIR).join(CURRENT_KEY_FILE)
 }
