@@ -15,7 +15,9 @@
 //! - [`jws`]: compact JWS parsing, signing and verification (our thin layer over aws-lc-rs).
 //! - [`assertion`]: the RFC 7523 client-assertion builder (audience rules, lifetime, fresh `jti`).
 //! - [`nhs`]: NHS England API platform environments and token URLs.
-//! - [`validate`]: the assertion validator (server side) and the linter behind `m2m decode --lint`.
+//! - [`validate`]: the client-assertion validator (token endpoint: rfc and nhs profiles), the
+//!   RFC 9068 access-token validator ([`validate::access_token`], resource servers and
+//!   introspection) and the linter behind `m2m decode --lint`.
 //! - [`ids`]: protocol newtypes ([`ids::ClientId`], [`ids::Kid`], [`ids::Issuer`]) and the
 //!   [`ids::KeySet`] of kid-and-key entries.
 //! - [`wire`]: wire constants (grant types, assertion type, form media type), written once.

@@ -5,7 +5,7 @@ mod validate_support;
 use m2m_core::alg::Algorithm;
 use m2m_core::validate::{
     Finding, LintContext, LintProfile, NhsConfig, NhsValidator, Reason, RfcConfig, RfcValidator,
-    lint, nhs_messages as msg,
+    lint, nhs::messages as msg,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};

@@ -7,9 +7,9 @@ use std::collections::HashSet;
 
 use m2m_core::alg::Algorithm;
 use m2m_core::clock::UnixTime;
-use m2m_core::key::PublicKey;
+use m2m_core::ids::KeyEntry;
 use m2m_core::validate::{
-    NhsConfig, NhsValidator, Reason, Rejection, Verified, nhs_messages as msg,
+    NhsConfig, NhsValidator, Reason, Rejection, Verified, nhs::messages as msg,
 };
 use serde_json::{Map, Value, json};
 use validate_support::{
@@ -26,7 +26,7 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 enum AppKeys {
     NoJwksUrl,
     Unreachable,
-    Jwks(Vec<(Option<String>, PublicKey)>),
+    Jwks(Vec<KeyEntry>),
 }
 
 /// The server's NHS flow around the pure validator: form → precheck → replay → app → JWKS → verify.
@@ -41,7 +41,7 @@ impl Emulator {
         Emulator {
             v: NhsValidator::new(NhsConfig::new(TOKEN_URL)),
             store: HashSet::new(),
-            app: AppKeys::Jwks(vec![(
+            app: AppKeys::Jwks(vec![KeyEntry::new(
                 Some("test-1".into()),
                 keys().rsa1.public_key().clone(),
             )]),
@@ -427,7 +427,7 @@ fn rows() -> Vec<Row> {
         r(
             "row 41: JWKS has the kid with a different key",
             |s| {
-                s.emu.app = AppKeys::Jwks(vec![(
+                s.emu.app = AppKeys::Jwks(vec![KeyEntry::new(
                     Some("test-1".into()),
                     keys().rsa2.public_key().clone(),
                 )])
@@ -710,7 +710,10 @@ fn pending_and_verified_fields() {
     assert_eq!(pending.kid(), Some("test-1"));
     assert!(!pending.far_future());
     assert_no_token_in(&format!("{pending:?}"), &token);
-    let keys = vec![(Some("test-1".to_owned()), keys().rsa1.public_key().clone())];
+    let keys = vec![KeyEntry::new(
+        Some("test-1".into()),
+        keys().rsa1.public_key().clone(),
+    )];
     let verified = v.verify(&pending, &keys).expect("verified");
     assert_eq!(verified.scope, None);
     assert_eq!(verified.exp, UnixTime::from_secs(NOW_SECS + 300));

@@ -3,10 +3,10 @@
 mod validate_support;
 
 use m2m_core::alg::Algorithm;
-use m2m_core::key::{PrivateKey, PublicKey};
+use m2m_core::ids::KeyEntry;
+use m2m_core::key::PrivateKey;
 use m2m_core::validate::{
-    AudienceMode, ClientKeys, OPAQUE_DESCRIPTION, Reason, Rejection, RfcConfig, RfcValidator,
-    TokenForm, Verified,
+    AudienceMode, ClientKeys, Reason, Rejection, RfcConfig, RfcValidator, TokenForm, Verified,
 };
 use serde_json::{Map, Value, json};
 use validate_support::{
@@ -26,7 +26,7 @@ struct Setup {
     raw: Option<String>,
     form: fn(&mut TokenForm),
     config: RfcConfig,
-    keys: Vec<(Option<String>, PublicKey)>,
+    keys: Vec<KeyEntry>,
     allowed: Vec<Algorithm>,
 }
 
@@ -44,9 +44,9 @@ impl Setup {
             form: |_| {},
             config: RfcConfig::new(ISSUER, TOKEN_URL),
             keys: vec![
-                (Some("k1".into()), k.rsa1.public_key().clone()),
-                (Some("k2".into()), k.rsa2.public_key().clone()),
-                (Some("ec".into()), k.ec.public_key().clone()),
+                KeyEntry::new(Some("k1".into()), k.rsa1.public_key().clone()),
+                KeyEntry::new(Some("k2".into()), k.rsa2.public_key().clone()),
+                KeyEntry::new(Some("ec".into()), k.ec.public_key().clone()),
             ],
             allowed: vec![
                 Algorithm::Rs256,
@@ -70,7 +70,7 @@ impl Setup {
         (self.form)(&mut f);
         let v = RfcValidator::new(self.config.clone());
         let result = v.precheck(&f).and_then(|pending| {
-            if pending.subject() != Some(CLIENT) {
+            if pending.subject() != CLIENT {
                 return Err(v.unknown_client());
             }
             let client = ClientKeys {
@@ -187,8 +187,10 @@ fn rows() -> Vec<Row> {
             |s| {
                 set(&mut s.header, "alg", json!("Ed25519"));
                 set(&mut s.header, "kid", json!("ed"));
-                s.keys
-                    .push((Some("ed".into()), keys().ed.public_key().clone()));
+                s.keys.push(KeyEntry::new(
+                    Some("ed".into()),
+                    keys().ed.public_key().clone(),
+                ));
                 s.sig = Sig::Key(&keys().ed, Algorithm::EdDsa);
             },
             None,
@@ -216,7 +218,7 @@ fn rows() -> Vec<Row> {
         r(
             "legacy mode accepts the token URL",
             |s| {
-                s.config.audience = AudienceMode::DangerousLegacyTokenUrl;
+                s.config.set_audience(AudienceMode::DangerousLegacyTokenUrl);
                 set(&mut s.claims, "aud", json!(TOKEN_URL));
             },
             None,
@@ -382,7 +384,7 @@ fn rows() -> Vec<Row> {
         r(
             "key not registered under a kid",
             |s| {
-                s.keys = vec![(None, keys().rsa1.public_key().clone())];
+                s.keys = vec![KeyEntry::new(None, keys().rsa1.public_key().clone())];
             },
             Some((401, BAD_CLIENT, Reason::UnknownKid)),
         ),
@@ -445,7 +447,7 @@ fn rows() -> Vec<Row> {
         r(
             "aud array refused in string-only mode",
             |s| {
-                s.config.audience = AudienceMode::IssuerStringOnly;
+                s.config.set_audience(AudienceMode::IssuerStringOnly);
                 set(&mut s.claims, "aud", json!([ISSUER]));
             },
             Some((401, BAD_CLIENT, Reason::AudInvalid)),
@@ -458,7 +460,7 @@ fn rows() -> Vec<Row> {
         r(
             "aud multi-valued refused even in legacy mode",
             |s| {
-                s.config.audience = AudienceMode::DangerousLegacyTokenUrl;
+                s.config.set_audience(AudienceMode::DangerousLegacyTokenUrl);
                 set(&mut s.claims, "aud", json!([ISSUER, TOKEN_URL]));
             },
             Some((401, BAD_CLIENT, Reason::AudInvalid)),
@@ -630,33 +632,166 @@ fn descriptions_are_specific_by_default() {
     );
 }
 
+/// The validator is never opaque: a server hiding reasons does so at its HTTP layer by status
+/// (m2m-server's `response.rs`, tested in its `opaque_errors_hide_every_authentication_failure`),
+/// so every authentication failure must be a 401 `invalid_client` carrying its precise reason,
+/// and form problems must not be 401s.
 #[test]
-fn opaque_errors_hide_the_reason_but_keep_it_for_logs() {
-    for tweak in [
-        (|s: &mut Setup| set(&mut s.claims, "aud", json!(TOKEN_URL))) as fn(&mut Setup),
-        |s| set(&mut s.header, "kid", json!("k9")),
-        |s| set(&mut s.header, "alg", json!("none")),
+fn authentication_failures_are_401_with_their_precise_reason() {
+    for (tweak, reason) in [
+        (
+            (|s: &mut Setup| set(&mut s.claims, "aud", json!(TOKEN_URL))) as fn(&mut Setup),
+            Reason::AudInvalid,
+        ),
+        (
+            |s| set(&mut s.header, "kid", json!("k9")),
+            Reason::UnknownKid,
+        ),
+        (
+            |s| set(&mut s.header, "alg", json!("none")),
+            Reason::AlgRefused,
+        ),
     ] {
         let mut setup = Setup::good();
-        setup.config.opaque_errors = true;
         tweak(&mut setup);
         let rej = setup.run().1.expect_err("refused");
         assert_eq!(
-            (rej.status, rej.error.as_ref(), rej.description.as_ref()),
-            (401, "invalid_client", OPAQUE_DESCRIPTION)
+            (rej.status, rej.error.as_ref(), rej.reason),
+            (401, "invalid_client", reason)
         );
-        assert_ne!(rej.reason, Reason::Other);
+        assert_ne!(rej.description, "client authentication failed");
     }
-    // Form problems stay specific: they reveal nothing about registered clients.
     let mut setup = Setup::good();
-    setup.config.opaque_errors = true;
     setup.form = |f| f.grant_type = None;
+    let rej = setup.run().1.expect_err("refused");
     assert_eq!(
-        setup.run().1.expect_err("refused").description,
-        "grant_type is missing"
+        (rej.status, rej.description.as_ref()),
+        (400, "grant_type is missing")
     );
     let v = RfcValidator::new(setup.config.clone());
-    assert_eq!(v.unknown_client().description, OPAQUE_DESCRIPTION);
+    assert_eq!(v.unknown_client().status, 401);
+    assert_eq!(v.unknown_client().reason, Reason::UnknownClient);
+}
+
+/// `check_grant` is the token endpoint's grant rule alone; `authenticate_client` is everything
+/// else before I/O and ignores the grant (introspection has none). One row per rule.
+#[test]
+fn check_grant_and_authenticate_client_split_the_precheck() {
+    type Tweak = fn(&mut TokenForm);
+    struct SplitRow {
+        rule: &'static str,
+        tweak: Tweak,
+        grant: Option<Reason>,
+        client: Option<Reason>,
+    }
+    let rows = [
+        SplitRow {
+            rule: "valid form passes both",
+            tweak: |_| {},
+            grant: None,
+            client: None,
+        },
+        SplitRow {
+            rule: "grant_type missing: check_grant only",
+            tweak: |f| f.grant_type = None,
+            grant: Some(Reason::GrantTypeMissing),
+            client: None,
+        },
+        SplitRow {
+            rule: "grant_type other: check_grant only",
+            tweak: |f| f.grant_type = Some("password".into()),
+            grant: Some(Reason::GrantTypeUnsupported),
+            client: None,
+        },
+        SplitRow {
+            rule: "client_assertion_type wrong: authenticate_client only",
+            tweak: |f| f.client_assertion_type = Some("jwt".into()),
+            grant: None,
+            client: Some(Reason::AssertionTypeInvalid),
+        },
+        SplitRow {
+            rule: "client_assertion missing: authenticate_client only",
+            tweak: |f| f.client_assertion = None,
+            grant: None,
+            client: Some(Reason::AssertionMissing),
+        },
+        SplitRow {
+            rule: "client_assertion malformed: authenticate_client only",
+            tweak: |f| f.client_assertion = Some("a.b".into()),
+            grant: None,
+            client: Some(Reason::Malformed),
+        },
+        SplitRow {
+            rule: "client_id differs from sub: authenticate_client only",
+            tweak: |f| f.client_id = Some("client-2".into()),
+            grant: None,
+            client: Some(Reason::ClientIdMismatch),
+        },
+    ];
+    let setup = Setup::good();
+    let token = setup.token();
+    let v = RfcValidator::new(setup.config.clone());
+    for row in rows {
+        let mut f = form(&token);
+        (row.tweak)(&mut f);
+        assert_eq!(
+            v.check_grant(&f).err().map(|r| r.reason),
+            row.grant,
+            "{}",
+            row.rule
+        );
+        let client = v.authenticate_client(&f);
+        assert_eq!(
+            client.as_ref().err().map(|r| r.reason),
+            row.client,
+            "{}",
+            row.rule
+        );
+        if let Ok(pending) = client {
+            assert_eq!(pending.subject(), CLIENT, "{}", row.rule);
+        }
+        let first = row.grant.or(row.client);
+        assert_eq!(
+            v.precheck(&f).err().map(|r| r.reason),
+            first,
+            "{}",
+            row.rule
+        );
+    }
+}
+
+#[test]
+fn rfc_config_setters_refuse_weakening_values_without_dangerous() {
+    use std::time::Duration;
+    let mut c = RfcConfig::new(ISSUER, TOKEN_URL);
+    assert_eq!(c.max_lifetime(), m2m_core::wire::MAX_ASSERTION_LIFETIME);
+    assert!(c.set_max_lifetime(Duration::from_secs(60)).is_ok());
+    assert_eq!(c.max_lifetime(), Duration::from_secs(60));
+    assert!(c.set_max_lifetime(Duration::from_secs(300)).is_ok());
+    assert!(c.set_max_lifetime(Duration::from_secs(301)).is_err());
+    assert_eq!(c.max_lifetime(), Duration::from_secs(300));
+    c.dangerous_max_lifetime(Duration::from_secs(3600));
+    assert_eq!(c.max_lifetime(), Duration::from_secs(3600));
+
+    assert!(c.set_leeway(Duration::from_secs(300)).is_ok());
+    assert!(c.set_leeway(Duration::from_secs(301)).is_err());
+    c.dangerous_leeway(Duration::from_secs(900));
+    assert_eq!(c.leeway(), Duration::from_secs(900));
+
+    assert!(c.set_max_assertion_len(4096).is_ok());
+    assert!(c.set_max_assertion_len(8193).is_err());
+    assert_eq!(c.max_assertion_len(), 4096);
+    c.dangerous_max_assertion_len(65536);
+    assert_eq!(c.max_assertion_len(), 65536);
+
+    assert!(c.set_max_jti_len(64).is_ok());
+    assert!(c.set_max_jti_len(257).is_err());
+    c.dangerous_max_jti_len(1024);
+    assert_eq!(c.max_jti_len(), 1024);
+
+    c.set_audience(AudienceMode::IssuerStringOnly);
+    assert_eq!(c.audience(), AudienceMode::IssuerStringOnly);
+    assert_eq!((c.issuer(), c.token_url()), (ISSUER, TOKEN_URL));
 }
 
 #[test]
@@ -667,7 +802,7 @@ fn pending_exposes_lookup_fields_and_debug_hides_the_token() {
     f.client_id = Some(CLIENT.into());
     let v = RfcValidator::new(setup.config.clone());
     let pending = v.precheck(&f).expect("precheck");
-    assert_eq!(pending.subject(), Some(CLIENT));
+    assert_eq!(pending.subject(), CLIENT);
     assert_eq!(pending.kid(), Some("k1"));
     assert_eq!(pending.form_client_id(), Some(CLIENT));
     assert_eq!(pending.alg(), Algorithm::Rs256);
@@ -679,7 +814,7 @@ fn pending_exposes_lookup_fields_and_debug_hides_the_token() {
 fn unknown_kid_lets_the_server_refetch_and_retry() {
     // The server sees Reason::UnknownKid, refetches the JWKS and verifies the same Pending again.
     let mut setup = Setup::good();
-    setup.keys.retain(|(kid, _)| kid.as_deref() != Some("k1"));
+    setup.keys.retain(|e| e.kid.as_deref() != Some("k1"));
     let token = setup.token();
     let v = RfcValidator::new(setup.config.clone());
     let pending = v.precheck(&form(&token)).expect("precheck");
@@ -694,8 +829,10 @@ fn unknown_kid_lets_the_server_refetch_and_retry() {
             .reason,
         Reason::UnknownKid
     );
-    let refreshed: Vec<(Option<String>, PublicKey)> =
-        vec![(Some("k1".into()), keys().rsa1.public_key().clone())];
+    let refreshed: Vec<KeyEntry> = vec![KeyEntry::new(
+        Some("k1".into()),
+        keys().rsa1.public_key().clone(),
+    )];
     let client = ClientKeys {
         keys: &refreshed,
         ..client
@@ -712,7 +849,7 @@ fn rsa_4096_assertion_fits_the_size_limit() {
     setup.header = obj(json!({"alg": "RS512", "typ": "JWT", "kid": "big"}));
     let key: &'static PrivateKey = Box::leak(Box::new(key));
     setup.sig = Sig::Key(key, Algorithm::Rs512);
-    setup.keys = vec![(Some("big".into()), key.public_key().clone())];
+    setup.keys = vec![KeyEntry::new(Some("big".into()), key.public_key().clone())];
     setup.allowed = vec![Algorithm::Rs512];
     let (token, result) = setup.run();
     assert!(token.len() < 2048);

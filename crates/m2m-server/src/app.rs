@@ -63,10 +63,9 @@ impl Server {
             .map_err(|e| Error::Config(format!("cannot build the JWKS HTTP client: {e}")))?;
 
         let mut rfc_config = RfcConfig::new(issuer.clone(), token_url.clone());
-        rfc_config.audience = config.audience;
+        rfc_config.set_audience(config.audience);
         // Descriptions stay detailed inside: the log needs the precise reason; the HTTP layer
         // makes them opaque when configured (see `response`).
-        rfc_config.opaque_errors = false;
         let state = Arc::new(AppState {
             tokens: AccessTokenIssuer::new(keys, issuer.clone()),
             rfc: RfcValidator::new(rfc_config),

@@ -21,7 +21,7 @@ pub(crate) async fn read_body(
             413,
             "invalid_request",
             format!("request body is larger than {cap} bytes"),
-            Reason::AssertionTooLarge,
+            Reason::BodyTooLarge,
         ))
     };
     let declared = headers

@@ -31,8 +31,9 @@ pub(crate) struct AuthenticatedClient {
 
 /// Authenticates the request's client: exactly one method presented → the client it names →
 /// the checks of the method the client is registered for. For `private_key_jwt` (the only
-/// method today): assertion precheck → client lookup → keys → verify → replay insert-if-absent
-/// (until `exp` + leeway).
+/// method today): assertion prechecks → client lookup → keys → verify → replay insert-if-absent
+/// (until `exp` + leeway). It checks no grant: the token endpoint does that first, and
+/// introspection has none.
 pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -47,8 +48,8 @@ pub(crate) async fn authenticate(
     }
     // The one method that exists names its client inside the assertion (`sub`); a method that
     // names it elsewhere (the Basic user name, `client_id`) will read it here.
-    let pending = state.rfc.precheck(form)?;
-    let sub = pending.subject().unwrap_or_default();
+    let pending = state.rfc.authenticate_client(form)?;
+    let sub = pending.subject();
     let Some(client) = state.registry.get(sub) else {
         return Err(Refusal::from(state.rfc.unknown_client()).for_client(sub));
     };
@@ -102,13 +103,13 @@ async fn private_key_jwt(
     let client_keys = ClientKeys {
         client_id: &client.id,
         allowed_algs: &client.algs,
-        keys: &keys,
+        keys: keys.as_slice(),
     };
     let verified = state
         .rfc
         .verify(pending, &client_keys, now)
         .map_err(|r| Refusal::from(r).for_client(&client.id))?;
-    let until = verified.exp.add(state.rfc.config().leeway);
+    let until = verified.exp.add(state.rfc.config().leeway());
     match state
         .replay
         .insert_if_absent(&client.id, &verified.jti, until, now)
@@ -136,7 +137,7 @@ pub(crate) async fn client_keys(
     kid: Option<&str>,
 ) -> Result<KeySet, KeysProblem> {
     match &client.keys {
-        ClientKeySource::Static(keys) => Ok(Arc::clone(keys)),
+        ClientKeySource::Static(keys) => Ok(keys.clone()),
         ClientKeySource::Unregistered => Err(KeysProblem::NoKeys),
         ClientKeySource::Remote(url) => state.fetcher.keys(url, kid).await.map_err(|e| {
             state.metrics.jwks_fetch_error();

@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
-use m2m_core::validate::{GRANT_CLIENT_CREDENTIALS, Reason, Rejection, parse_token_form};
+use m2m_core::validate::{Reason, Rejection, parse_token_form};
 use serde_json::{Map, Value, json};
 
 use crate::body::{coalesce_writes, read_body};
@@ -81,15 +81,15 @@ async fn introspect(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let mut form = parse_token_form(content_type, query, &body, false)?;
-    // The assertion is checked exactly as for a token request; introspection has no grant_type.
+    let form = parse_token_form(content_type, query, &body, false)?;
+    // The caller authenticates exactly as at the token endpoint (`client_auth::authenticate`,
+    // which checks no grant); introspection has no grant_type.
     if form.grant_type.is_some() {
         return Err(Refusal::from(Rejection::invalid_request(
             Reason::Other,
             "grant_type is not an introspection parameter",
         )));
     }
-    form.grant_type = Some(GRANT_CLIENT_CREDENTIALS.to_owned());
     let token = form
         .extra
         .iter()

@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use m2m_core::alg::Algorithm;
 use m2m_core::clock::UnixTime;
+use m2m_core::ids::{KeyEntry, KeySet};
 use m2m_core::jwk::{Jwk, Jwks};
-use m2m_core::jws::{EncodedHeader, UnverifiedJws};
+use m2m_core::jws::EncodedHeader;
 use m2m_core::key::{KeySpec, PrivateKey, PublicKey};
 use m2m_core::signer::KeySigner;
+use m2m_core::validate::{AccessTokenConfig, AccessTokenValidator, Presentation};
+use m2m_core::wire::ACCESS_TOKEN_TYP;
 use serde_json::{Map, Value, json};
 
 use crate::error::Error;
@@ -25,8 +28,6 @@ pub(crate) const KEYS_DIR: &str = "keys";
 pub(crate) const CURRENT_KEY_FILE: &str = "current.pem";
 /// The retired key's file name (published, not used to sign).
 pub(crate) const PREVIOUS_KEY_FILE: &str = "previous.pem";
-/// The JOSE `typ` of RFC 9068 access tokens.
-pub(crate) const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// One server key: the private key, its `kid` (RFC 7638 thumbprint) and the alg it signs with.
 #[derive(Debug)]
@@ -126,10 +127,22 @@ impl ServerKeys {
         Jwks { keys }
     }
 
-    fn by_kid(&self, kid: &str) -> Option<&ServerKey> {
+    /// Algorithms of the published keys.
+    pub(crate) fn algorithms(&self) -> Vec<Algorithm> {
+        let mut algs = vec![self.current.alg];
+        if let Some(prev) = self.previous.as_ref().filter(|p| p.alg != self.current.alg) {
+            algs.push(prev.alg);
+        }
+        algs
+    }
+
+    /// The published keys as a verification key set (what introspection verifies against).
+    pub(crate) fn key_set(&self) -> KeySet {
         std::iter::once(&self.current)
             .chain(self.previous.as_ref())
-            .find(|k| k.kid == kid)
+            .map(|k| KeyEntry::new(Some(k.kid.as_str().into()), k.public.clone()))
+            .collect::<Vec<_>>()
+            .into()
     }
 }
 
@@ -185,14 +198,28 @@ struct AccessTokenClaims<'a> {
 pub(crate) struct AccessTokenIssuer {
     keys: ServerKeys,
     issuer: String,
+    /// The server's own keys, for `verify`.
+    key_set: KeySet,
+    /// Core's access-token validator, configured for introspection of our own tokens.
+    validator: AccessTokenValidator,
 }
 
 impl AccessTokenIssuer {
     /// An issuer for the `iss` identifier.
     pub(crate) fn new(keys: ServerKeys, issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        // Introspection answers for every token we issued, whatever its audience (the caller's
+        // visibility rule comes after), only with our keys' algorithms, and with no leeway: our
+        // own clock signed `exp`, so a token is inactive the second it expires.
+        let mut config = AccessTokenConfig::any_audience_for_introspection(issuer.as_str());
+        config.set_algorithms(&keys.algorithms());
+        // Zero is within range: `set_leeway` cannot refuse it.
+        let _ = config.set_leeway(Duration::ZERO);
         AccessTokenIssuer {
+            key_set: keys.key_set(),
             keys,
-            issuer: issuer.into(),
+            issuer,
+            validator: AccessTokenValidator::new(config),
         }
     }
 
@@ -231,37 +258,17 @@ impl AccessTokenIssuer {
     }
 
     /// The claims of a token this server issued and that is still valid at `now`; `Err` says
-    /// why not (for the log only — introspection answers just `active: false`).
+    /// why not (for the log only — introspection answers just `active: false`). A thin call to
+    /// core's RFC 9068 validator with our own key set.
     pub(crate) fn verify(
         &self,
         token: &str,
         now: UnixTime,
     ) -> Result<Map<String, Value>, &'static str> {
-        let jws = UnverifiedJws::parse(token).map_err(|_| "not a compact JWS")?;
-        if !jws
-            .typ()
-            .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
-        {
-            return Err("typ is not at+jwt");
-        }
-        let key = jws
-            .kid()
-            .and_then(|kid| self.keys.by_kid(kid))
-            .ok_or("kid is not one of ours")?;
-        if jws.alg() != Some(key.alg.name()) {
-            return Err("alg does not match our key");
-        }
-        jws.verify(&key.public, key.alg)
-            .map_err(|_| "bad signature")?;
-        let claims = jws.claims().map_err(|_| "claims are not a JSON object")?;
-        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
-            return Err("issued by another issuer");
-        }
-        let exp = claims.get("exp").and_then(Value::as_u64).ok_or("no exp")?;
-        if now.as_secs() >= exp {
-            return Err("expired");
-        }
-        Ok(claims)
+        self.validator
+            .validate(token, &self.key_set, Presentation::Introspection, &[], now)
+            .map(|verified| verified.claims)
+            .map_err(|rejection| rejection.reason.as_str())
     }
 }
 

@@ -12,13 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use m2m_core::clock::{Clock, UnixTime};
-use m2m_core::key::PublicKey;
 use url::Url;
 
 use crate::registry::{is_loopback, parse_jwks};
 
-/// The keys of one fetched JWKS, `(kid, key)`.
-pub(crate) type KeySet = Arc<[(Option<String>, PublicKey)]>;
+/// The keys of one fetched JWKS (core's [`m2m_core::ids::KeySet`]).
+pub(crate) use m2m_core::ids::KeySet;
 
 /// How the fetcher caches and limits.
 #[derive(Clone, Debug)]
@@ -247,8 +246,7 @@ impl JwksFetcher {
         let mut state = entry.state.lock().await;
         let someone_fetched = entry.generation.load(Ordering::Acquire) != generation_before;
         let now = self.clock.now();
-        let has_kid =
-            |keys: &KeySet| kid.is_none_or(|k| keys.iter().any(|(id, _)| id.as_deref() == Some(k)));
+        let has_kid = |keys: &KeySet| kid.is_none_or(|k| keys.by_kid(k).is_some());
 
         let recent_error = state
             .last_error
@@ -287,7 +285,7 @@ impl JwksFetcher {
         let now = self.clock.now();
         match result {
             Ok((keys, ttl)) => {
-                state.keys = Some(Arc::clone(&keys));
+                state.keys = Some(keys.clone());
                 state.fresh_until = now.add(ttl);
                 state.stale_until = state.fresh_until.add(self.policy.stale_if_error);
                 state.last_error = None;

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use m2m_core::alg::Algorithm;
+use m2m_core::ids::{KeyEntry, KeySet, Kid};
 use m2m_core::jwk::Jwks;
 use m2m_core::key::PublicKey;
 use serde::Deserialize;
@@ -134,7 +135,7 @@ impl std::str::FromStr for AuthMethod {
 #[derive(Clone, Debug)]
 pub enum ClientKeySource {
     /// Keys known at load time (inline `jwks` or `jwks_file`), each with its `kid`.
-    Static(Arc<[(Option<String>, PublicKey)]>),
+    Static(KeySet),
     /// Keys fetched from the client's `jwks_uri`, cached.
     Remote(Url),
     /// No keys registered: every assertion fails (NHS: 403 "register a public key").
@@ -339,10 +340,7 @@ impl RawClient {
         };
         if let ClientKeySource::Static(keys) = &keys {
             for alg in &algs {
-                if !keys
-                    .iter()
-                    .any(|(_, k): &(Option<String>, PublicKey)| k.kind().fits(*alg))
-                {
+                if !keys.iter().any(|e: &KeyEntry| e.key.kind().fits(*alg)) {
                     return Err(format!(
                         "`algs` lists {alg} but no registered key can verify it"
                     ));
@@ -386,8 +384,8 @@ impl RawClient {
 
 /// Verification keys parsed from a JWKS, plus the algorithms they imply when `algs` is absent.
 pub(crate) struct ParsedJwks {
-    /// `(kid, key)` pairs.
-    pub(crate) keys: Arc<[(Option<String>, PublicKey)]>,
+    /// The keys with their `kid`s.
+    pub(crate) keys: KeySet,
     /// Each key's JWK `alg`, else its type's default (RSA without `alg`: RS256 and RS512, the
     /// JOSE default and the NHS one).
     pub(crate) implied_algs: Vec<Algorithm>,
@@ -420,13 +418,13 @@ pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<ParsedJwks, String> {
                 implied_algs.push(alg);
             }
         }
-        keys.push((jwk.kid.clone(), key));
+        keys.push(KeyEntry::new(jwk.kid.clone().map(Kid::from), key));
     }
     if keys.is_empty() {
         return Err("the JWKS holds no signature keys".to_owned());
     }
     Ok(ParsedJwks {
-        keys: keys.into(),
+        keys: KeySet::new(keys),
         implied_algs,
     })
 }

@@ -105,7 +105,7 @@ fn add_remove_list_preserve_comments() {
     let c = registry.get("inline").unwrap();
     assert_eq!(c.algs, vec![Algorithm::Rs512]);
     assert!(
-        matches!(&c.keys, ClientKeySource::Static(k) if k.len() == 1 && k[0].0.as_deref() == Some("k1"))
+        matches!(&c.keys, ClientKeySource::Static(k) if k.len() == 1 && k.as_slice()[0].kid.as_deref() == Some("k1"))
     );
     assert_eq!(registry.get("remote").unwrap().rate_limit, Some(10));
 

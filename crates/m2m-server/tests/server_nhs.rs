@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use m2m_core::alg::Algorithm;
-use m2m_core::validate::nhs_messages as msg;
+use m2m_core::validate::nhs::messages as msg;
 use m2m_server::Profile;
 use serde_json::{Map, Value, json};
 

@@ -371,6 +371,59 @@ async fn opaque_errors_hide_the_reason() {
     );
 }
 
+/// Opacity lives in the HTTP layer (`response.rs`), not in the validator: every
+/// authentication failure reads the same, while a form problem (400) stays a 400.
+#[tokio::test]
+async fn opaque_errors_hide_every_authentication_failure() {
+    let mut setup = Setup::new(RFC_CLIENTS);
+    setup.replay_store = "memory".into();
+    setup.opaque = true;
+    let t = start(setup, rfc_prepare).await;
+    let n = now();
+    let header = |alg: &str, kid: &str| obj(json!({"alg": alg, "typ": "JWT", "kid": kid}));
+    let none = format!(
+        "{}.{}.",
+        m2m_core::jws::base64url_encode(serde_json::to_vec(&header("none", "k1")).unwrap()),
+        m2m_core::jws::base64url_encode(
+            serde_json::to_vec(&default_claims("svc", ISSUER, n)).unwrap()
+        )
+    );
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "aud is the token URL",
+            craft(
+                &header("RS256", "k1"),
+                &default_claims("svc", TOKEN_URL, n),
+                &key_a(),
+                Algorithm::Rs256,
+            ),
+        ),
+        (
+            "unknown kid",
+            craft(
+                &header("RS256", "k9"),
+                &default_claims("svc", ISSUER, n),
+                &key_a(),
+                Algorithm::Rs256,
+            ),
+        ),
+        ("alg none", none),
+    ];
+    for (name, assertion) in cases {
+        let r = t.token(&assertion).await;
+        assert_eq!(
+            (r.status, r.error().as_str(), r.description().as_str()),
+            (401, "invalid_client", "client authentication failed"),
+            "{name}: {}",
+            r.text
+        );
+    }
+    let mut f = form(&good("svc"));
+    f.retain(|(k, _)| k != "grant_type");
+    let r = t.post_form("/oauth2/token", &f).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+}
+
 async fn fifty_concurrent(t: &TestServer) {
     let a = good("svc");
     let mut tasks = Vec::new();

@@ -77,7 +77,7 @@ fn lint_rfc(token: &str, ctx: &LintContext<'_>, push: &mut dyn FnMut(Rejection))
         (None, None) => (None, ""),
     };
     let mut config = RfcConfig::new(issuer.unwrap_or_default(), token_url);
-    config.audience = AudienceMode::Issuer;
+    config.set_audience(AudienceMode::Issuer);
     let v = RfcValidator::new(config);
     if let Err(r) = v.rule_size(token) {
         push(r);

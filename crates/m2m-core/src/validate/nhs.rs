@@ -1,18 +1,22 @@
 //! The NHS England token-endpoint emulation profile: the proxy's check order
-//! (reference/nhs-token-endpoint.md §2.1), its status codes and its exact error strings (§2.2),
+//! (docs/nhs-token-endpoint.md), its status codes and its exact error strings (§2.2),
 //! with each header/claim check a small function the linter runs too.
+//!
+//! A public module so that the exact strings are named `validate::nhs::messages::…`.
 
 use std::fmt;
 
 use serde_json::{Map, Value};
 
+use super::Verified;
 use super::form::{self, Duplicates, TokenForm};
 use super::rejection::{Reason, Rejection};
-use super::rfc::{GRANT_CLIENT_CREDENTIALS, JWT_BEARER_ASSERTION_TYPE, Verified};
 use super::rules::{self, Parsed};
 use crate::alg::Algorithm;
 use crate::clock::UnixTime;
+use crate::ids::{ClientId, KeyEntry};
 use crate::key::PublicKey;
+use crate::wire::{CLIENT_ASSERTION_TYPE, GRANT_CLIENT_CREDENTIALS};
 
 /// The exact `error_description` strings of the NHS token endpoint (reference §2.2), so the
 /// server, the tests and the client's hint table share one spelling.
@@ -281,11 +285,7 @@ impl NhsValidator {
 
     /// Step 12 (Apigee VerifyJWT): kid → signature (RS512) → `aud` == token URL → `nbf`/`iat` with
     /// the 10 s allowance (reference row 46, inferred).
-    pub fn verify(
-        &self,
-        pending: &NhsPending,
-        keys: &[(Option<String>, PublicKey)],
-    ) -> Result<Verified, Rejection> {
+    pub fn verify(&self, pending: &NhsPending, keys: &[KeyEntry]) -> Result<Verified, Rejection> {
         let parsed = &pending.parsed;
         let key = self.rule_key(parsed.header(), keys)?;
         parsed.jws.verify(key, Algorithm::Rs512).map_err(|_| {
@@ -303,7 +303,7 @@ impl NhsValidator {
             return Err(rejection);
         }
         Ok(Verified {
-            client_id: pending.sub.clone(),
+            client_id: ClientId::from(pending.sub.as_str()),
             jti: pending.jti.clone(),
             exp: pending.exp(),
             // The proxy strips `scope` before the flow; it has no effect.
@@ -330,7 +330,7 @@ impl NhsValidator {
     }
 
     fn rule_assertion_type(&self, assertion_type: Option<&str>) -> Result<(), Rejection> {
-        if assertion_type == Some(JWT_BEARER_ASSERTION_TYPE) {
+        if assertion_type == Some(CLIENT_ASSERTION_TYPE) {
             Ok(())
         } else {
             Err(nhs_400(
@@ -353,13 +353,13 @@ impl NhsValidator {
     fn rule_key<'k>(
         &self,
         header: &Map<String, Value>,
-        keys: &'k [(Option<String>, PublicKey)],
+        keys: &'k [KeyEntry],
     ) -> Result<&'k PublicKey, Rejection> {
         // Precheck guarantees a truthy kid; Apigee matches it as a string.
         let kid = header.get("kid").map(rules::js_to_string);
         keys.iter()
-            .find(|(k, _)| k.is_some() && k.as_deref() == kid.as_deref())
-            .map(|(_, key)| key)
+            .find(|e| e.kid.is_some() && e.kid.as_deref() == kid.as_deref())
+            .map(|e| &e.key)
             .ok_or_else(|| {
                 Rejection::new(
                     401,

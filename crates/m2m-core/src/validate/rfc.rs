@@ -1,4 +1,4 @@
-//! The generic (RFC 7523 / RFC 10070) profile: configuration, the validator in SPEC §4 order,
+//! The generic (RFC 7523 / RFC 10070) profile: configuration, the validator in the order of docs/protocol.md (`## Client assertion checks (rfc profile)`),
 //! and its rules, each a small function the linter runs too.
 
 use std::borrow::Cow;
@@ -7,20 +7,19 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::Verified;
 use super::form::TokenForm;
 use super::rejection::{Reason, Rejection};
 use super::rules::{self, Parsed};
+use crate::Error;
 use crate::alg::Algorithm;
 use crate::clock::UnixTime;
+use crate::ids::{ClientId, KeyEntry};
 use crate::key::PublicKey;
+use crate::wire::{self, CLIENT_ASSERTION_TYPE, GRANT_CLIENT_CREDENTIALS};
 
-pub use crate::wire::{
-    CLIENT_ASSERTION_TYPE as JWT_BEARER_ASSERTION_TYPE, GRANT_CLIENT_CREDENTIALS,
-};
 /// Why a client assertion that does not parse is refused.
 pub(crate) const MALFORMED_DESCRIPTION: &str = "client_assertion is not a compact JWS (three base64url parts with a JSON header and JSON claims)";
-/// What an opaque server says for every authentication failure.
-pub const OPAQUE_DESCRIPTION: &str = "client authentication failed";
 
 /// Which `aud` values the server accepts (RFC 10070 §3: the issuer identifier as the sole value).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -35,42 +34,143 @@ pub enum AudienceMode {
     DangerousLegacyTokenUrl,
 }
 
-/// Configuration of the rfc profile. Build it with [`RfcConfig::new`] and adjust the fields.
+/// Longest assertion accepted by default, in bytes (8 KiB: generous for RSA-4096, bounds parsing
+/// work). Raising it is `dangerous_`.
+pub const DEFAULT_MAX_ASSERTION_LEN: usize = 8192;
+/// Longest `jti` accepted by default, in bytes (bounds the replay store's keys). Raising it is
+/// `dangerous_`.
+pub const DEFAULT_MAX_JTI_LEN: usize = 256;
+/// The largest clock-skew allowance accepted without `dangerous_leeway`: more than the whole
+/// assertion lifetime would make `exp` meaningless.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// Configuration of the rfc profile. Build it with [`RfcConfig::new`]; the fields are private so
+/// that every setting that weakens a check goes through a `dangerous_` setter, and the safe
+/// setters refuse values beyond the safe range with [`Error::Config`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RfcConfig {
-    /// This server's issuer identifier (RFC 8414), the `aud` clients must use.
-    pub issuer: String,
-    /// This server's externally visible token endpoint URL.
-    pub token_url: String,
-    /// Which audiences are accepted.
-    pub audience: AudienceMode,
-    /// How far ahead `exp` may be (SPEC §1: at most 300 s).
-    pub max_lifetime: Duration,
-    /// Clock-skew allowance for `exp`, `iat`, `nbf`.
-    pub leeway: Duration,
-    /// Longest assertion accepted, in bytes (8 KiB: generous for RSA-4096, bounds parsing work).
-    pub max_assertion_len: usize,
-    /// Longest `jti` accepted, in bytes (bounds the replay store's keys).
-    pub max_jti_len: usize,
-    /// Say only "client authentication failed" for authentication failures, so an attacker learns
-    /// nothing about which client ids and kids exist. The precise reason stays in [`Rejection::reason`].
-    pub opaque_errors: bool,
+    issuer: String,
+    token_url: String,
+    audience: AudienceMode,
+    max_lifetime: Duration,
+    leeway: Duration,
+    max_assertion_len: usize,
+    max_jti_len: usize,
 }
 
 impl RfcConfig {
-    /// Defaults: [`AudienceMode::Issuer`], 300 s max lifetime, 10 s leeway, 8 KiB assertions,
-    /// 256-byte `jti`, detailed errors.
+    /// Defaults: [`AudienceMode::Issuer`], 300 s max lifetime
+    /// ([`wire::MAX_ASSERTION_LIFETIME`]), 10 s leeway, 8 KiB assertions, 256-byte `jti`.
     pub fn new(issuer: impl Into<String>, token_url: impl Into<String>) -> Self {
         RfcConfig {
             issuer: issuer.into(),
             token_url: token_url.into(),
             audience: AudienceMode::Issuer,
-            max_lifetime: Duration::from_secs(300),
+            max_lifetime: wire::MAX_ASSERTION_LIFETIME,
             leeway: Duration::from_secs(10),
-            max_assertion_len: 8192,
-            max_jti_len: 256,
-            opaque_errors: false,
+            max_assertion_len: DEFAULT_MAX_ASSERTION_LEN,
+            max_jti_len: DEFAULT_MAX_JTI_LEN,
         }
+    }
+
+    /// This server's issuer identifier (RFC 8414), the `aud` clients must use.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+    /// This server's externally visible token endpoint URL.
+    pub fn token_url(&self) -> &str {
+        &self.token_url
+    }
+    /// Which audiences are accepted.
+    pub fn audience(&self) -> AudienceMode {
+        self.audience
+    }
+    /// How far ahead `exp` may be.
+    pub fn max_lifetime(&self) -> Duration {
+        self.max_lifetime
+    }
+    /// Clock-skew allowance for `exp`, `iat`, `nbf`.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+    /// Longest assertion accepted, in bytes.
+    pub fn max_assertion_len(&self) -> usize {
+        self.max_assertion_len
+    }
+    /// Longest `jti` accepted, in bytes.
+    pub fn max_jti_len(&self) -> usize {
+        self.max_jti_len
+    }
+
+    /// Which audiences are accepted (the weakening mode is itself named
+    /// [`AudienceMode::DangerousLegacyTokenUrl`]).
+    pub fn set_audience(&mut self, audience: AudienceMode) -> &mut Self {
+        self.audience = audience;
+        self
+    }
+    /// How far ahead `exp` may be; refuses more than [`wire::MAX_ASSERTION_LIFETIME`] (300 s).
+    pub fn set_max_lifetime(&mut self, max_lifetime: Duration) -> Result<&mut Self, Error> {
+        if max_lifetime > wire::MAX_ASSERTION_LIFETIME {
+            return Err(Error::Config(format!(
+                "a maximum assertion lifetime of {} s is above {} s; use dangerous_max_lifetime to allow it",
+                max_lifetime.as_secs(),
+                wire::MAX_ASSERTION_LIFETIME.as_secs()
+            )));
+        }
+        self.max_lifetime = max_lifetime;
+        Ok(self)
+    }
+    /// Any maximum lifetime: a long-lived assertion is a long-lived credential if it leaks.
+    pub fn dangerous_max_lifetime(&mut self, max_lifetime: Duration) -> &mut Self {
+        self.max_lifetime = max_lifetime;
+        self
+    }
+    /// The clock-skew allowance; refuses more than [`MAX_LEEWAY`] (300 s).
+    pub fn set_leeway(&mut self, leeway: Duration) -> Result<&mut Self, Error> {
+        if leeway > MAX_LEEWAY {
+            return Err(Error::Config(format!(
+                "a leeway of {} s is above {} s; use dangerous_leeway to allow it",
+                leeway.as_secs(),
+                MAX_LEEWAY.as_secs()
+            )));
+        }
+        self.leeway = leeway;
+        Ok(self)
+    }
+    /// Any leeway: it extends every assertion's life and accepts clocks that far off.
+    pub fn dangerous_leeway(&mut self, leeway: Duration) -> &mut Self {
+        self.leeway = leeway;
+        self
+    }
+    /// The longest assertion; refuses more than [`DEFAULT_MAX_ASSERTION_LEN`] (lowering is safe).
+    pub fn set_max_assertion_len(&mut self, len: usize) -> Result<&mut Self, Error> {
+        if len > DEFAULT_MAX_ASSERTION_LEN {
+            return Err(Error::Config(format!(
+                "a maximum assertion length of {len} bytes is above {DEFAULT_MAX_ASSERTION_LEN}; use dangerous_max_assertion_len to allow it"
+            )));
+        }
+        self.max_assertion_len = len;
+        Ok(self)
+    }
+    /// Any assertion length: more parsing work per unauthenticated request.
+    pub fn dangerous_max_assertion_len(&mut self, len: usize) -> &mut Self {
+        self.max_assertion_len = len;
+        self
+    }
+    /// The longest `jti`; refuses more than [`DEFAULT_MAX_JTI_LEN`] (lowering is safe).
+    pub fn set_max_jti_len(&mut self, len: usize) -> Result<&mut Self, Error> {
+        if len > DEFAULT_MAX_JTI_LEN {
+            return Err(Error::Config(format!(
+                "a maximum jti length of {len} bytes is above {DEFAULT_MAX_JTI_LEN}; use dangerous_max_jti_len to allow it"
+            )));
+        }
+        self.max_jti_len = len;
+        Ok(self)
+    }
+    /// Any `jti` length: bigger replay-store keys, chosen by unauthenticated callers.
+    pub fn dangerous_max_jti_len(&mut self, len: usize) -> &mut Self {
+        self.max_jti_len = len;
+        self
     }
 }
 
@@ -81,8 +181,9 @@ pub struct ClientKeys<'a> {
     pub client_id: &'a str,
     /// The algorithms pinned for this client.
     pub allowed_algs: &'a [Algorithm],
-    /// The client's public keys with their `kid`s.
-    pub keys: &'a [(Option<String>, PublicKey)],
+    /// The client's public keys with their `kid`s (a [`crate::ids::KeySet`] derefs to this via
+    /// [`crate::ids::KeySet::as_slice`]).
+    pub keys: &'a [KeyEntry],
 }
 
 /// An assertion that passed [`RfcValidator::precheck`]: well-formed, signed with an acceptable
@@ -96,10 +197,10 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// The `sub` claim: the client id to look the client up by. Always `Some` after a successful
-    /// [`RfcValidator::precheck`] (which refuses an assertion without a string `sub`).
-    pub fn subject(&self) -> Option<&str> {
-        Some(&self.sub)
+    /// The `sub` claim: the client id to look the client up by (a `Pending` exists only for an
+    /// assertion with a non-empty string `sub`).
+    pub fn subject(&self) -> &str {
+        &self.sub
     }
     /// The `kid` header, if it is a string.
     pub fn kid(&self) -> Option<&str> {
@@ -130,21 +231,7 @@ impl fmt::Debug for Pending {
     }
 }
 
-/// An authenticated client assertion. The caller still has to record `(client_id, jti)` in its
-/// replay store until `exp` + leeway.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verified {
-    /// The authenticated client.
-    pub client_id: String,
-    /// The assertion's `jti`.
-    pub jti: String,
-    /// The assertion's `exp`.
-    pub exp: UnixTime,
-    /// The `scope` form parameter, if any.
-    pub scope: Option<String>,
-}
-
-/// The rfc-profile validator: SPEC §4 order, first failing check wins, split where the server must
+/// The rfc-profile validator: the order of docs/protocol.md, first failing check wins, split where the server must
 /// do I/O (client lookup, JWKS fetch, replay store).
 #[derive(Clone, Debug)]
 pub struct RfcValidator {
@@ -162,11 +249,24 @@ impl RfcValidator {
         &self.config
     }
 
-    /// grant_type → client_assertion_type → size/shape → header (none/HMAC/unknown alg refused,
-    /// crit refused) → `sub` present → `client_id` form field equals `sub`. Returns the parsed
-    /// assertion and the `sub` to look the client up by.
+    /// The token endpoint's pre-I/O checks: [`check_grant`](Self::check_grant) then
+    /// [`authenticate_client`](Self::authenticate_client). Returns the parsed assertion and the
+    /// `sub` to look the client up by.
     pub fn precheck(&self, form: &TokenForm) -> Result<Pending, Rejection> {
-        self.rule_grant_type(form.grant_type.as_deref())?;
+        self.check_grant(form)?;
+        self.authenticate_client(form)
+    }
+
+    /// The grant: `grant_type` present and `client_credentials`. Token endpoint only — other
+    /// endpoints that authenticate clients (introspection) have no grant.
+    pub fn check_grant(&self, form: &TokenForm) -> Result<(), Rejection> {
+        self.rule_grant_type(form.grant_type.as_deref())
+    }
+
+    /// The pre-I/O half of client authentication, for any endpoint that takes a
+    /// `private_key_jwt` assertion: client_assertion_type → size/shape → header (none/HMAC/unknown
+    /// alg refused, crit refused) → `sub` present → `client_id` form field equals `sub`.
+    pub fn authenticate_client(&self, form: &TokenForm) -> Result<Pending, Rejection> {
         self.rule_assertion_type(form.client_assertion_type.as_deref())?;
         let parsed = self.rule_shape(form.client_assertion.as_deref())?;
         let alg = self.rule_alg(parsed.header())?;
@@ -202,7 +302,7 @@ impl RfcValidator {
         self.rule_nbf(&parsed.claims, now)?;
         let jti = self.rule_jti(&parsed.claims)?;
         Ok(Verified {
-            client_id: client.client_id.to_owned(),
+            client_id: ClientId::from(client.client_id),
             jti: jti.to_owned(),
             exp: rules::to_unix_time(exp),
             scope: pending.scope.clone(),
@@ -234,16 +334,13 @@ impl RfcValidator {
         )
     }
 
-    /// A 401 `invalid_client`, opaque when configured so.
+    /// A 401 `invalid_client`. Always the precise description: a server that wants opaque
+    /// errors replaces it at the HTTP layer, after logging it (m2m-server's `response.rs`).
     fn auth_failure(&self, reason: Reason, description: impl Into<Cow<'static, str>>) -> Rejection {
-        if self.config.opaque_errors {
-            Rejection::invalid_client(reason, OPAQUE_DESCRIPTION)
-        } else {
-            Rejection::invalid_client(reason, description)
-        }
+        Rejection::invalid_client(reason, description)
     }
 
-    // ---- rules, in SPEC §4 order; each is shared with `lint` ----
+    // ---- rules, in the order of docs/protocol.md (`## Client assertion checks (rfc profile)`); each is shared with `lint` ----
 
     pub(crate) fn rule_grant_type(&self, grant_type: Option<&str>) -> Result<(), Rejection> {
         match grant_type {
@@ -262,7 +359,7 @@ impl RfcValidator {
         &self,
         assertion_type: Option<&str>,
     ) -> Result<(), Rejection> {
-        if assertion_type == Some(JWT_BEARER_ASSERTION_TYPE) {
+        if assertion_type == Some(CLIENT_ASSERTION_TYPE) {
             Ok(())
         } else {
             Err(Rejection::invalid_request(
@@ -392,14 +489,14 @@ impl RfcValidator {
     pub(crate) fn rule_key<'k>(
         &self,
         header: &Map<String, Value>,
-        keys: &'k [(Option<String>, PublicKey)],
+        keys: &'k [KeyEntry],
     ) -> Result<&'k PublicKey, Rejection> {
         match header.get("kid") {
             None => match keys {
                 [] => {
                     Err(self.auth_failure(Reason::NoKeys, "no keys are registered for this client"))
                 }
-                [(_, key)] => Ok(key),
+                [entry] => Ok(&entry.key),
                 _ => Err(self.auth_failure(
                     Reason::KidMissing,
                     format!(
@@ -411,8 +508,8 @@ impl RfcValidator {
             Some(kid) => {
                 let kid = kid.as_str();
                 keys.iter()
-                    .find(|(k, _)| kid.is_some() && k.as_deref() == kid)
-                    .map(|(_, key)| key)
+                    .find(|e| kid.is_some() && e.kid.as_deref() == kid)
+                    .map(|e| &e.key)
                     .ok_or_else(|| {
                         self.auth_failure(
                             Reason::UnknownKid,

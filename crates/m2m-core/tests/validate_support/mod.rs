@@ -8,7 +8,8 @@ use m2m_core::alg::Algorithm;
 use m2m_core::clock::UnixTime;
 use m2m_core::jws::base64url_encode;
 use m2m_core::key::{KeySpec, PrivateKey, PublicKey};
-use m2m_core::validate::{JWT_BEARER_ASSERTION_TYPE, TokenForm};
+use m2m_core::validate::TokenForm;
+use m2m_core::wire::CLIENT_ASSERTION_TYPE;
 use serde_json::{Map, Value, json};
 
 /// Keys are generated once: RSA generation is slow.
@@ -87,7 +88,7 @@ pub fn public_key_bytes(key: &PublicKey) -> Vec<u8> {
 pub fn form(assertion: &str) -> TokenForm {
     TokenForm {
         grant_type: Some("client_credentials".into()),
-        client_assertion_type: Some(JWT_BEARER_ASSERTION_TYPE.into()),
+        client_assertion_type: Some(CLIENT_ASSERTION_TYPE.into()),
         client_assertion: Some(assertion.into()),
         ..TokenForm::default()
     }

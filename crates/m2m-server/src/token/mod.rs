@@ -122,7 +122,7 @@ fn granted_scopes(client: &Client, requested: Option<&str>) -> Result<Vec<String
                 400,
                 "invalid_scope",
                 format!("scope {scope:?} is not allowed for this client"),
-                Reason::Other,
+                Reason::ScopeNotAllowed,
             ))
             .for_client(&client.id));
         }

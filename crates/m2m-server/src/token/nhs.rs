@@ -62,7 +62,7 @@ pub(super) async fn nhs_flow(
     };
     state
         .nhs
-        .verify(&pending, &keys)
+        .verify(&pending, keys.as_slice())
         .map_err(|r| Refusal::from(r).for_client(sub))?;
     if !client.scopes.is_empty()
         && !client

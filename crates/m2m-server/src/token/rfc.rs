@@ -1,5 +1,5 @@
-//! The rfc profile's token flow (RFC 6749 / RFC 7523): form → client authentication → rate
-//! limit → scopes → token, in the order docs/protocol.md fixes.
+//! The rfc profile's token flow (RFC 6749 / RFC 7523): form → grant → client authentication →
+//! rate limit → scopes → token, in the order docs/protocol.md fixes.
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -20,6 +20,7 @@ pub(super) async fn rfc_flow(
     body: &[u8],
 ) -> Result<(Response, String), Refusal> {
     let form = parse_token_form(content_type, query, body, false)?;
+    state.rfc.check_grant(&form)?;
     let now = state.config.clock.now();
     let client = client_auth::authenticate(state, headers, &form, now)
         .await?
