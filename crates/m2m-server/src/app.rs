@@ -6,15 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::routing::{any, get};
 use m2m_core::validate::{NhsConfig, NhsValidator, RfcConfig, RfcValidator};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tracing::Instrument;
 use url::Url;
 
 use crate::config::{Profile, ServerConfig};
@@ -22,28 +19,14 @@ use crate::error::Error;
 use crate::issuer::{AccessTokenIssuer, ServerKeys};
 use crate::jwks_fetch::{FetchPolicy, JwksFetcher};
 use crate::metrics::Metrics;
+use crate::paths::{INTROSPECT_PATH, JWKS_PATH, METADATA_PATH, TOKEN_PATH};
 use crate::ratelimit::RateLimiter;
 use crate::registry::Registry;
-use crate::replay::{self, ReplayStore};
-use crate::response::{RequestId, ordered};
-use crate::{health, introspect, metadata, token};
-
-/// Everything a request handler needs, shared by all requests.
-#[derive(Debug)]
-pub(crate) struct AppState {
-    pub(crate) config: ServerConfig,
-    /// The issuer identifier (no trailing slash).
-    pub(crate) issuer: String,
-    pub(crate) token_url: String,
-    pub(crate) registry: Registry,
-    pub(crate) fetcher: JwksFetcher,
-    pub(crate) tokens: AccessTokenIssuer,
-    pub(crate) replay: Arc<dyn ReplayStore>,
-    pub(crate) limiter: RateLimiter,
-    pub(crate) metrics: Metrics,
-    pub(crate) rfc: RfcValidator,
-    pub(crate) nhs: NhsValidator,
-}
+use crate::replay;
+use crate::request_id::request_id;
+use crate::response::oauth_not_found;
+use crate::state::AppState;
+use crate::{health, introspect, metadata, metrics, token};
 
 /// The authorization server.
 #[derive(Debug)]
@@ -63,7 +46,7 @@ impl Server {
             source,
         })?;
         let issuer = normalise_issuer(config.issuer.as_deref(), local_addr)?;
-        let token_url = format!("{issuer}/oauth2/token");
+        let token_url = format!("{issuer}{TOKEN_PATH}");
 
         let registry = Registry::load(&config.clients_file)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
@@ -137,7 +120,7 @@ impl RunningServer {
 
     /// The token endpoint URL (the `aud` NHS-profile clients sign for).
     pub fn token_url(&self) -> String {
-        format!("{}/oauth2/token", self.issuer)
+        format!("{}{TOKEN_PATH}", self.issuer)
     }
 
     /// Stops accepting connections, lets in-flight requests finish, and waits for that.
@@ -152,11 +135,6 @@ impl RunningServer {
     /// failure). Dropping this handle does not stop the server; shutting down does.
     pub async fn wait(mut self) -> Result<(), Error> {
         self.join().await
-    }
-
-    /// A sender that triggers graceful shutdown, for callers that keep `wait`ing on the handle.
-    pub fn shutdown_handle(&mut self) -> Option<oneshot::Sender<()>> {
-        self.shutdown.take()
     }
 
     async fn join(&mut self) -> Result<(), Error> {
@@ -225,75 +203,15 @@ fn normalise_issuer(issuer: Option<&str>, local_addr: SocketAddr) -> Result<Stri
 
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/oauth2/token", any(token::handle))
-        .route("/oauth2/introspect", any(introspect::handle))
+        .route(TOKEN_PATH, any(token::handle))
+        .route(INTROSPECT_PATH, any(introspect::handle))
         .route("/oauth2/{*rest}", any(oauth_not_found))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(metadata::authorization_server),
-        )
-        .route("/.well-known/jwks.json", get(metadata::jwks))
+        .route(METADATA_PATH, get(metadata::authorization_server))
+        .route(JWKS_PATH, get(metadata::jwks))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics::handle))
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(middleware::from_fn(request_id))
         .with_state(state)
-}
-
-/// Request ids: a random per-process prefix and a counter. Unique across restarts and instances
-/// (the prefix), and cheap: a CSPRNG UUID per request cost ~0.6% of the token endpoint's CPU
-/// under load. They correlate log lines; they authorize nothing, so predictability is harmless.
-fn next_request_id() -> String {
-    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| m2m_core::assertion::new_jti()[..8].to_owned());
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{prefix}-{n:012}")
-}
-
-/// Gives every request an id, records it on a tracing span (so every log line of the request
-/// carries it) and returns it in `X-Request-Id`.
-async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = next_request_id();
-    let header = HeaderValue::from_str(&id).ok();
-    // Only the id: the span is live at info (m2m serve's default) and the fmt subscriber formats
-    // its fields on every request; method and path are on the refusal lines that need them.
-    let span = tracing::info_span!("request", request_id = %id);
-    request.extensions_mut().insert(RequestId(id));
-    let mut response = next.run(request).instrument(span).await;
-    if let Some(v) = header {
-        response.headers_mut().insert("x-request-id", v);
-    }
-    response
-}
-
-/// Unknown paths under `/oauth2/`: NHS's 404 body (reference row 45) in the nhs profile.
-async fn oauth_not_found(
-    State(state): State<Arc<AppState>>,
-    axum::Extension(id): axum::Extension<RequestId>,
-) -> Response {
-    match state.config.profile {
-        Profile::Nhs => crate::response::json_response(
-            StatusCode::NOT_FOUND,
-            &ordered(&[
-                ("error", "invalid_request".into()),
-                ("error_description", "Not Found".into()),
-                ("message_id", format!("rrt-{}", id.0).into()),
-            ]),
-        ),
-        Profile::Rfc => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let body = state.metrics.render(state.fetcher.fetch_count());
-    (
-        [(
-            http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
 }

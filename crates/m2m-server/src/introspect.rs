@@ -19,10 +19,13 @@ use axum::response::Response;
 use m2m_core::validate::{Reason, Rejection, parse_token_form};
 use serde_json::{Map, Value, json};
 
-use crate::app::AppState;
+use crate::body::{coalesce_writes, read_body};
+use crate::client_auth;
 use crate::config::Profile;
-use crate::response::{RequestId, json_response, method_not_allowed, rejection_response};
-use crate::token::{Refusal, authenticate_rfc, log_refusal, rate_limit, read_body};
+use crate::refusal::{Refusal, log_refusal, rate_limit};
+use crate::request_id::RequestId;
+use crate::response::{json_response, method_not_allowed, rejection_response};
+use crate::state::AppState;
 
 /// Claims copied into an active introspection response (RFC 7662 §2.2).
 const EXPOSED_CLAIMS: [&str; 8] = [
@@ -50,7 +53,7 @@ pub(crate) async fn handle(
     }
     let started = Instant::now();
     let result = introspect(&state, &headers, uri.query(), body).await;
-    crate::token::coalesce_writes().await;
+    coalesce_writes().await;
     match result {
         Ok(body) => json_response(StatusCode::OK, &body),
         Err(refusal) => {
@@ -79,8 +82,8 @@ async fn introspect(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let form = parse_token_form(content_type, query, &body, false)?;
-    // The assertion is checked exactly as for a token request (`authenticate_rfc` runs the
-    // validator's `authenticate_client`); introspection has no grant_type.
+    // The caller authenticates exactly as at the token endpoint (`client_auth::authenticate`,
+    // which checks no grant); introspection has no grant_type.
     if form.grant_type.is_some() {
         return Err(Refusal::from(Rejection::invalid_request(
             Reason::Other,
@@ -93,7 +96,9 @@ async fn introspect(
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.clone());
     let now = state.config.clock.now();
-    let (caller, _) = authenticate_rfc(state, &form, now).await?;
+    let caller = client_auth::authenticate(state, headers, &form, now)
+        .await?
+        .client;
     rate_limit(state, &caller, now)?;
     let Some(token) = token else {
         return Err(Refusal::from(Rejection::invalid_request(

@@ -5,7 +5,7 @@
 //! published in the JWKS so tokens signed before a rotation stay verifiable until they expire.
 //! Both are PKCS#8 PEM, mode 0600, in a 0700 directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,18 +17,17 @@ use m2m_core::jws::EncodedHeader;
 use m2m_core::key::{KeySpec, PrivateKey, PublicKey};
 use m2m_core::signer::KeySigner;
 use m2m_core::validate::{AccessTokenConfig, AccessTokenValidator, Presentation};
+use m2m_core::wire::ACCESS_TOKEN_TYP;
 use serde_json::{Map, Value, json};
 
 use crate::error::Error;
 
 /// Sub-directory of the data dir holding the keys.
-pub const KEYS_DIR: &str = "keys";
+pub(crate) const KEYS_DIR: &str = "keys";
 /// The signing key's file name.
-pub const CURRENT_KEY_FILE: &str = "current.pem";
+pub(crate) const CURRENT_KEY_FILE: &str = "current.pem";
 /// The retired key's file name (published, not used to sign).
-pub const PREVIOUS_KEY_FILE: &str = "previous.pem";
-/// The JOSE `typ` of RFC 9068 access tokens (written once, in core).
-pub use m2m_core::wire::ACCESS_TOKEN_TYP;
+pub(crate) const PREVIOUS_KEY_FILE: &str = "previous.pem";
 
 /// One server key: the private key, its `kid` (RFC 7638 thumbprint) and the alg it signs with.
 #[derive(Debug)]
@@ -129,7 +128,7 @@ impl ServerKeys {
     }
 
     /// Algorithms of the published keys.
-    pub fn algorithms(&self) -> Vec<Algorithm> {
+    pub(crate) fn algorithms(&self) -> Vec<Algorithm> {
         let mut algs = vec![self.current.alg];
         if let Some(prev) = self.previous.as_ref().filter(|p| p.alg != self.current.alg) {
             algs.push(prev.alg);
@@ -138,7 +137,7 @@ impl ServerKeys {
     }
 
     /// The published keys as a verification key set (what introspection verifies against).
-    pub fn key_set(&self) -> KeySet {
+    pub(crate) fn key_set(&self) -> KeySet {
         std::iter::once(&self.current)
             .chain(self.previous.as_ref())
             .map(|k| KeyEntry::new(Some(k.kid.as_str().into()), k.public.clone()))
@@ -149,7 +148,7 @@ impl ServerKeys {
 
 /// What a token is issued for.
 #[derive(Clone, Debug)]
-pub struct TokenRequest<'a> {
+pub(crate) struct TokenRequest<'a> {
     /// `sub` and `client_id`.
     pub client_id: &'a str,
     /// `aud`.
@@ -161,13 +160,11 @@ pub struct TokenRequest<'a> {
 }
 
 /// A signed access token. `Debug` does not show it.
-pub struct IssuedToken {
+pub(crate) struct IssuedToken {
     /// The compact JWS.
     pub token: String,
     /// Its `jti`.
     pub jti: String,
-    /// `iat`.
-    pub issued_at: UnixTime,
     /// Lifetime in seconds (`exp - iat`).
     pub expires_in: u64,
 }
@@ -198,7 +195,7 @@ struct AccessTokenClaims<'a> {
 
 /// Signs and verifies RFC 9068 access tokens.
 #[derive(Debug)]
-pub struct AccessTokenIssuer {
+pub(crate) struct AccessTokenIssuer {
     keys: ServerKeys,
     issuer: String,
     /// The server's own keys, for `verify`.
@@ -209,7 +206,7 @@ pub struct AccessTokenIssuer {
 
 impl AccessTokenIssuer {
     /// An issuer for the `iss` identifier.
-    pub fn new(keys: ServerKeys, issuer: impl Into<String>) -> Self {
+    pub(crate) fn new(keys: ServerKeys, issuer: impl Into<String>) -> Self {
         let issuer = issuer.into();
         // Introspection answers for every token we issued, whatever its audience (the caller's
         // visibility rule comes after), only with our keys' algorithms, and with no leeway: our
@@ -227,13 +224,17 @@ impl AccessTokenIssuer {
     }
 
     /// The server keys.
-    pub fn keys(&self) -> &ServerKeys {
+    pub(crate) fn keys(&self) -> &ServerKeys {
         &self.keys
     }
 
     /// Signs a token: header `typ: at+jwt`; claims `iss, sub, client_id, aud, iat, exp, jti`
     /// and `scope` when scopes were granted (RFC 9068 §2.2).
-    pub fn issue(&self, request: &TokenRequest<'_>, now: UnixTime) -> Result<IssuedToken, Error> {
+    pub(crate) fn issue(
+        &self,
+        request: &TokenRequest<'_>,
+        now: UnixTime,
+    ) -> Result<IssuedToken, Error> {
         let iat = now.as_secs();
         let expires_in = request.lifetime.as_secs().max(1);
         let jti = m2m_core::assertion::new_jti();
@@ -252,7 +253,6 @@ impl AccessTokenIssuer {
         Ok(IssuedToken {
             token,
             jti,
-            issued_at: UnixTime::from_secs(iat),
             expires_in,
         })
     }
@@ -260,7 +260,11 @@ impl AccessTokenIssuer {
     /// The claims of a token this server issued and that is still valid at `now`; `Err` says
     /// why not (for the log only — introspection answers just `active: false`). A thin call to
     /// core's RFC 9068 validator with our own key set.
-    pub fn verify(&self, token: &str, now: UnixTime) -> Result<Map<String, Value>, &'static str> {
+    pub(crate) fn verify(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<Map<String, Value>, &'static str> {
         self.validator
             .validate(token, &self.key_set, Presentation::Introspection, &[], now)
             .map(|verified| verified.claims)
@@ -309,9 +313,4 @@ fn write_private_key(path: &Path, key: &PrivateKey) -> Result<(), Error> {
     file.write_all(pem.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| keys_err(path, e))
-}
-
-/// The key file path for a data dir (for `m2m serve` messages).
-pub fn current_key_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(KEYS_DIR).join(CURRENT_KEY_FILE)
 }

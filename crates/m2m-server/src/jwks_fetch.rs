@@ -16,12 +16,12 @@ use url::Url;
 
 use crate::registry::{is_loopback, parse_jwks};
 
-/// The keys of one fetched JWKS (core's [`m2m_core::ids::KeySet`], re-exported for callers).
-pub use m2m_core::ids::KeySet;
+/// The keys of one fetched JWKS (core's [`m2m_core::ids::KeySet`]).
+pub(crate) use m2m_core::ids::KeySet;
 
 /// How the fetcher caches and limits.
 #[derive(Clone, Debug)]
-pub struct FetchPolicy {
+pub(crate) struct FetchPolicy {
     /// Whole-request timeout.
     pub timeout: Duration,
     /// Largest accepted body; the download stops as soon as it is exceeded.
@@ -62,7 +62,7 @@ impl Default for FetchPolicy {
 
 impl FetchPolicy {
     /// NHS's behaviour: cached one hour per URL, no refetch when a kid is missing.
-    pub fn nhs() -> Self {
+    pub(crate) fn nhs() -> Self {
         FetchPolicy {
             min_ttl: Duration::from_secs(3600),
             max_ttl: Duration::from_secs(3600),
@@ -73,7 +73,7 @@ impl FetchPolicy {
     }
 
     /// Cache lifetime for a response with this `Cache-Control` header (pure).
-    pub fn ttl_for(&self, cache_control: Option<&str>) -> Duration {
+    pub(crate) fn ttl_for(&self, cache_control: Option<&str>) -> Duration {
         let ttl = match cache_control.map(parse_cache_control) {
             Some(CacheDirective::MaxAge(secs)) => Duration::from_secs(secs),
             Some(CacheDirective::NoStore) => Duration::ZERO,
@@ -85,7 +85,7 @@ impl FetchPolicy {
 
 /// What a `Cache-Control` header says about freshness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CacheDirective {
+pub(crate) enum CacheDirective {
     /// `max-age=N` (`s-maxage` is for shared caches and ignored).
     MaxAge(u64),
     /// `no-store` or `no-cache`: as short as the floor allows.
@@ -95,7 +95,7 @@ pub enum CacheDirective {
 }
 
 /// Parses the freshness part of a `Cache-Control` header (pure).
-pub fn parse_cache_control(value: &str) -> CacheDirective {
+pub(crate) fn parse_cache_control(value: &str) -> CacheDirective {
     let mut result = CacheDirective::None;
     for directive in value.split(',') {
         let directive = directive.trim();
@@ -118,7 +118,7 @@ pub fn parse_cache_control(value: &str) -> CacheDirective {
 /// Why a JWKS could not be obtained. Never carries key material.
 #[non_exhaustive]
 #[derive(Clone, Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     /// The URL is not acceptable (scheme, non-loopback http, no path).
     #[error("JWKS URL {url} refused: {reason}")]
     Url {
@@ -166,7 +166,7 @@ pub enum FetchError {
 struct EntryState {
     keys: Option<KeySet>,
     fresh_until: UnixTime,
-    expired_at_most_usable_until: UnixTime,
+    stale_until: UnixTime,
     last_unknown_kid_refetch: Option<UnixTime>,
     /// The last fetch's error and when it happened (cleared by a success).
     last_error: Option<(FetchError, UnixTime)>,
@@ -177,7 +177,7 @@ impl Default for EntryState {
         EntryState {
             keys: None,
             fresh_until: UnixTime::from_secs(0),
-            expired_at_most_usable_until: UnixTime::from_secs(0),
+            stale_until: UnixTime::from_secs(0),
             last_unknown_kid_refetch: None,
             last_error: None,
         }
@@ -194,7 +194,7 @@ struct Entry {
 
 /// Fetches and caches clients' JWKS.
 #[derive(Debug)]
-pub struct JwksFetcher {
+pub(crate) struct JwksFetcher {
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     policy: FetchPolicy,
@@ -204,7 +204,10 @@ pub struct JwksFetcher {
 
 impl JwksFetcher {
     /// A fetcher with its own HTTP client (no redirects, policy timeout).
-    pub fn new(policy: FetchPolicy, clock: Arc<dyn Clock>) -> Result<JwksFetcher, FetchError> {
+    pub(crate) fn new(
+        policy: FetchPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Result<JwksFetcher, FetchError> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(policy.timeout)
@@ -225,13 +228,13 @@ impl JwksFetcher {
     }
 
     /// How many HTTP fetches were started (for metrics and tests).
-    pub fn fetch_count(&self) -> u64 {
+    pub(crate) fn fetch_count(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
     }
 
     /// The keys for `url`, from cache when fresh. `kid` is the assertion's: when a fresh set
     /// lacks it, one refetch is made (at most once per [`FetchPolicy::unknown_kid_interval`]).
-    pub async fn keys(&self, url: &Url, kid: Option<&str>) -> Result<KeySet, FetchError> {
+    pub(crate) async fn keys(&self, url: &Url, kid: Option<&str>) -> Result<KeySet, FetchError> {
         let entry = {
             let mut entries = self
                 .entries
@@ -267,7 +270,7 @@ impl JwksFetcher {
                 tracing::info!(jwks_uri = %url, kid = kid.unwrap_or(""), "unknown kid: refetching JWKS");
             } else if let Some(err) = recent_error {
                 // A fetch just failed (ours to wait for, or within the back-off): share its outcome.
-                return if now < state.expired_at_most_usable_until {
+                return if now < state.stale_until {
                     Ok(keys)
                 } else {
                     Err(err)
@@ -284,8 +287,7 @@ impl JwksFetcher {
             Ok((keys, ttl)) => {
                 state.keys = Some(keys.clone());
                 state.fresh_until = now.add(ttl);
-                state.expired_at_most_usable_until =
-                    state.fresh_until.add(self.policy.stale_if_error);
+                state.stale_until = state.fresh_until.add(self.policy.stale_if_error);
                 state.last_error = None;
                 Ok(keys)
             }
@@ -296,7 +298,7 @@ impl JwksFetcher {
                         tracing::warn!(jwks_uri = %url, error = %err, "JWKS refetch failed; keeping the fresh cached set");
                         Ok(keys)
                     }
-                    Some(keys) if now < state.expired_at_most_usable_until => {
+                    Some(keys) if now < state.stale_until => {
                         tracing::warn!(jwks_uri = %url, error = %err, "JWKS refetch failed; serving the stale set (stale-if-error)");
                         Ok(keys)
                     }

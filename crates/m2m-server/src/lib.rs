@@ -3,26 +3,43 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: [`ServerConfig`], every knob of the server with its default.
-//! - [`app`]: [`Server::start`] / [`RunningServer`] — binds, wires the router, graceful shutdown.
-//! - `serve` (private): the accept loop — HTTP/1.1 with header-read and idle time limits.
-//! - [`token`]: `POST /oauth2/token`, the rfc and nhs flows (validator + registry + replay store).
-//! - [`introspect`]: `POST /oauth2/introspect` (RFC 7662), callers authenticate with
-//!   `private_key_jwt` too.
-//! - [`metadata`]: RFC 8414 metadata and the server's public JWKS.
-//! - [`health`]: `/healthz` and `/readyz`.
-//! - [`metrics`]: counters and the latency histogram, rendered as Prometheus text.
-//! - [`ratelimit`]: per-client token buckets (pure; time passed in).
-//! - [`registry`]: the client registry file (TOML) — loading with precise errors.
-//! - [`registry_edit`]: comment-preserving edits of that file, for `m2m clients`.
-//! - [`jwks_fetch`]: fetching clients' `jwks_uri` (cache, single-flight, stale-if-error).
-//! - [`issuer`]: the server's signing keys on disk and RFC 9068 access tokens.
-//! - [`replay`]: the replay stores (memory, SQLite, Redis).
-//! - [`response`]: how a refusal becomes an HTTP response in each profile.
-//! - [`error`]: this crate's start-up/configuration error type.
+//! Start-up and plumbing:
+//! - `config`: [`ServerConfig`], every knob of the server with its default.
+//! - `app`: [`Server::start`] / [`RunningServer`] — binds, loads, wires the router, graceful
+//!   shutdown. `state`: the `AppState` every handler shares. `paths`: the URL paths
+//!   ([`TOKEN_PATH`], …), written once.
+//! - `serve`: the accept loop — HTTP/1.1 with header-read and idle time limits.
+//! - `request_id`: the per-request id (log span, `X-Request-Id`, NHS `message_id`).
+//! - `body`: reading a request body within the size and time limits.
 //!
+//! Endpoints:
+//! - `token`: `POST /oauth2/token` — the handler and what both flows share; `token/rfc.rs` and
+//!   `token/nhs.rs` are the two profiles' flows.
+//! - `introspect`: `POST /oauth2/introspect` (RFC 7662).
+//! - `metadata`: RFC 8414 metadata (derived from the registry) and the server's public JWKS.
+//! - `health`: `/healthz` and `/readyz`. `metrics`: `/metrics`, counters and the latency
+//!   histogram as Prometheus text.
+//!
+//! What the endpoints share:
+//! - `client_auth`: client authentication, the one entry point for every method — one method per
+//!   request, the client it names, dispatch on the method the client is registered for
+//!   ([`AuthMethod`]).
+//! - `refusal`: a refusal on its way out (log line, replay-store 503, rate-limit 429).
+//!   `response`: how it becomes an HTTP response in each profile.
+//! - `ratelimit`: per-client token buckets (pure; time passed in).
+//! - `jwks_fetch`: fetching clients' `jwks_uri` (cache, single-flight, stale-if-error).
+//! - `issuer`: the server's signing keys on disk ([`ServerKeys`]) and RFC 9068 access tokens.
+//!
+//! Files and stores:
+//! - `registry`: the client registry file (TOML) — [`Registry`], loading with precise errors.
+//! - `registry_edit`: comment-preserving edits of that file, for `m2m clients` ([`add_client`]).
+//! - [`replay`]: the replay stores (memory, SQLite, Redis) behind one trait, public so that
+//!   embedders and benchmarks can open and implement stores.
+//! - `error`: [`Error`], this crate's start-up/configuration error type.
+//!
+//! The modules are private; what embedders, the CLI and the tests use is re-exported below.
 //! Pure rules (assertion validation) live in `m2m_core::validate`; this crate does the I/O
-//! around them in the order SPEC §4 fixes.
+//! around them in the order docs/protocol.md fixes.
 //!
 //! # Example: an in-process server on a free loopback port
 //!
@@ -46,23 +63,41 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod app;
-pub mod config;
-pub mod error;
-pub mod health;
-pub mod introspect;
-pub mod issuer;
-pub mod jwks_fetch;
-pub mod metadata;
-pub mod metrics;
-pub mod ratelimit;
-pub mod registry;
-pub mod registry_edit;
+mod app;
+mod body;
+mod client_auth;
+mod config;
+mod error;
+mod health;
+mod introspect;
+mod issuer;
+mod jwks_fetch;
+mod metadata;
+mod metrics;
+mod paths;
+mod ratelimit;
+mod refusal;
+mod registry;
+mod registry_edit;
 pub mod replay;
-pub mod response;
+mod request_id;
+mod response;
 mod serve;
-pub mod token;
+mod state;
+mod token;
 
 pub use app::{RunningServer, Server, run_until_signal};
-pub use config::{Profile, ServerConfig};
+pub use config::{
+    DEFAULT_ACCESS_TOKEN_LIFETIME, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_LIMIT_PER_MINUTE, Profile, ServerConfig,
+};
 pub use error::Error;
+pub use issuer::ServerKeys;
+pub use paths::{INTROSPECT_PATH, JWKS_PATH, METADATA_PATH, TOKEN_PATH};
+pub use registry::{
+    AuthMethod, Client, ClientKeySource, DEFAULT_REMOTE_ALGS, MAX_TOKEN_LIFETIME, Registry,
+    RegistryError,
+};
+pub use registry_edit::{
+    ClientSummary, NewClient, NewClientKeys, add_client, list_clients, remove_client,
+};

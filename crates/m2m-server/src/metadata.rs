@@ -10,52 +10,37 @@ use axum::response::{IntoResponse, Response};
 use m2m_core::alg::Algorithm;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::config::Profile;
+use crate::paths::{INTROSPECT_PATH, JWKS_PATH};
+use crate::registry::{AuthMethod, Registry};
 use crate::response::ordered;
+use crate::state::AppState;
 
-/// RFC 8414 metadata. The assertion algorithms listed are the union of what registered clients
-/// may use (nhs: RS512 only).
+/// RFC 8414 metadata. What it says about client authentication is derived from the registry
+/// (see [`auth_methods`] and [`signing_algs`]), so it cannot drift from what is enforced.
 pub(crate) async fn authorization_server(State(state): State<Arc<AppState>>) -> Response {
-    let algs: Vec<&str> = match state.config.profile {
-        Profile::Nhs => vec![Algorithm::Rs512.name()],
-        Profile::Rfc => {
-            let mut algs: Vec<Algorithm> = Vec::new();
-            for client in state.registry.clients() {
-                for alg in &client.algs {
-                    if !algs.contains(alg) {
-                        algs.push(*alg);
-                    }
-                }
-            }
-            if algs.is_empty() {
-                algs = Algorithm::ALL.to_vec();
-            }
-            algs.sort_by_key(|a| a.name());
-            algs.iter().map(|a| a.name()).collect()
-        }
-    };
+    let methods = auth_methods(&state.registry);
+    let algs = signing_algs(state.config.profile, &state.registry);
     let issuer = &state.issuer;
     let body = ordered(&[
         ("issuer", json!(issuer)),
         ("token_endpoint", json!(state.token_url)),
-        ("jwks_uri", json!(format!("{issuer}/.well-known/jwks.json"))),
+        ("jwks_uri", json!(format!("{issuer}{JWKS_PATH}"))),
         (
             "introspection_endpoint",
-            json!(format!("{issuer}/oauth2/introspect")),
+            json!(format!("{issuer}{INTROSPECT_PATH}")),
         ),
         ("grant_types_supported", json!(["client_credentials"])),
-        (
-            "token_endpoint_auth_methods_supported",
-            json!(["private_key_jwt"]),
-        ),
+        ("token_endpoint_auth_methods_supported", json!(methods)),
         (
             "token_endpoint_auth_signing_alg_values_supported",
             json!(algs),
         ),
+        // Introspection authenticates callers through the same `client_auth` as the token
+        // endpoint, so it accepts the same methods and algorithms.
         (
             "introspection_endpoint_auth_methods_supported",
-            json!(["private_key_jwt"]),
+            json!(methods),
         ),
         (
             "introspection_endpoint_auth_signing_alg_values_supported",
@@ -64,6 +49,45 @@ pub(crate) async fn authorization_server(State(state): State<Arc<AppState>>) -> 
         ("response_types_supported", json!([])),
     ]);
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response()
+}
+
+/// The methods registered clients authenticate with, in [`AuthMethod::ALL`] order. An empty
+/// registry lists the default method: it is what the server supports, and what a client added
+/// later without an `auth_method` gets.
+fn auth_methods(registry: &Registry) -> Vec<&'static str> {
+    let clients = registry.clients();
+    let methods: Vec<&'static str> = AuthMethod::ALL
+        .into_iter()
+        .filter(|m| clients.iter().any(|c| c.auth_method == *m))
+        .map(AuthMethod::name)
+        .collect();
+    if methods.is_empty() {
+        vec![AuthMethod::default().name()]
+    } else {
+        methods
+    }
+}
+
+/// The assertion algorithms: the union of what registered clients are pinned to, sorted by name
+/// (nhs: RS512 only, the one NHS accepts). An empty registry lists every algorithm the
+/// validator accepts: any of them can be registered.
+fn signing_algs(profile: Profile, registry: &Registry) -> Vec<&'static str> {
+    if profile == Profile::Nhs {
+        return vec![Algorithm::Rs512.name()];
+    }
+    let mut algs: Vec<Algorithm> = Vec::new();
+    for client in registry.clients() {
+        for alg in &client.algs {
+            if !algs.contains(alg) {
+                algs.push(*alg);
+            }
+        }
+    }
+    if algs.is_empty() {
+        algs = Algorithm::ALL.to_vec();
+    }
+    algs.sort_by_key(|a| a.name());
+    algs.iter().map(|a| a.name()).collect()
 }
 
 /// The server's public keys (current and previous).
@@ -77,4 +101,57 @@ pub(crate) async fn jwks(State(state): State<Arc<AppState>>) -> Response {
             .unwrap_or_else(|_| "{\"keys\":[]}".to_owned()),
     )
         .into_response()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn registry(text: &str) -> Registry {
+        Registry::parse(text, Path::new("clients.toml")).unwrap()
+    }
+
+    const TWO_CLIENTS: &str = r#"
+[[client]]
+id = "a"
+jwks_uri = "https://a.example/jwks.json"
+algs = ["RS512", "ES256"]
+
+[[client]]
+id = "b"
+auth_method = "private_key_jwt"
+jwks_uri = "https://b.example/jwks.json"
+algs = ["PS256", "RS512"]
+"#;
+
+    #[test]
+    fn auth_methods_are_those_of_registered_clients() {
+        assert_eq!(auth_methods(&registry(TWO_CLIENTS)), ["private_key_jwt"]);
+    }
+
+    #[test]
+    fn empty_registry_lists_the_default_auth_method() {
+        assert_eq!(auth_methods(&registry("")), ["private_key_jwt"]);
+    }
+
+    #[test]
+    fn signing_algs_are_the_union_of_pinned_algs() {
+        assert_eq!(
+            signing_algs(Profile::Rfc, &registry(TWO_CLIENTS)),
+            ["ES256", "PS256", "RS512"]
+        );
+        assert_eq!(
+            signing_algs(Profile::Nhs, &registry(TWO_CLIENTS)),
+            ["RS512"]
+        );
+        let all: Vec<&str> = {
+            let mut all: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+            all.sort_unstable();
+            all
+        };
+        assert_eq!(signing_algs(Profile::Rfc, &registry("")), all);
+    }
 }

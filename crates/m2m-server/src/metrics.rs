@@ -1,11 +1,17 @@
-//! Counters and a latency histogram for `/metrics`, rendered as Prometheus text by hand (a few
-//! atomics and one small map do not justify a metrics framework).
+//! `GET /metrics`: the server's counters and latency histogram, rendered as Prometheus text by
+//! hand (a few atomics and one small map do not justify a metrics framework).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::state::AppState;
 
 /// Upper bounds of the latency buckets, in seconds (token requests are ~1 ms without a JWKS
 /// fetch; the tail covers remote JWKS and Redis).
@@ -15,7 +21,7 @@ const LATENCY_BUCKETS: [f64; 12] = [
 
 /// The server's metrics.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// `(outcome, reason)` → count. Labels come from fixed enums, so the map stays small.
     requests: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
@@ -27,13 +33,18 @@ pub struct Metrics {
 
 impl Metrics {
     /// Empty metrics.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Metrics::default()
     }
 
     /// Counts one token request: `outcome` is `issued`, `rejected` or `error`; `reason` a
     /// `Reason::as_str()` or `ok`.
-    pub fn token_request(&self, outcome: &'static str, reason: &'static str, latency: Duration) {
+    pub(crate) fn token_request(
+        &self,
+        outcome: &'static str,
+        reason: &'static str,
+        latency: Duration,
+    ) {
         *self
             .requests
             .lock()
@@ -54,17 +65,17 @@ impl Metrics {
     }
 
     /// Counts a replay-store failure.
-    pub fn store_error(&self) {
+    pub(crate) fn store_error(&self) {
         self.store_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a failed JWKS fetch.
-    pub fn jwks_fetch_error(&self) {
+    pub(crate) fn jwks_fetch_error(&self) {
         self.jwks_fetch_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition format 0.0.4.
-    pub fn render(&self, jwks_fetches: u64) -> String {
+    pub(crate) fn render(&self, jwks_fetches: u64) -> String {
         let mut out = String::with_capacity(2048);
         out.push_str(
             "# HELP m2m_token_requests_total Token endpoint requests by outcome and reason.\n",
@@ -119,4 +130,17 @@ impl Metrics {
         );
         out
     }
+}
+
+/// The handler: everything counted so far, plus the JWKS fetcher's fetch count.
+pub(crate) async fn handle(State(state): State<Arc<AppState>>) -> Response {
+    let body = state.metrics.render(state.fetcher.fetch_count());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }

@@ -18,19 +18,24 @@ struct Bucket {
 /// Token buckets keyed by client id. The map only ever holds registered clients (the limit is
 /// applied after the registry lookup), so it is bounded by the registry size.
 #[derive(Debug, Default)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
 impl RateLimiter {
     /// An empty limiter.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RateLimiter::default()
     }
 
     /// Takes one token for `client`. `per_minute == 0` means unlimited. `Err(retry_after)`
     /// (whole seconds, at least 1) when the bucket is empty.
-    pub fn check(&self, client: &str, per_minute: u32, now: UnixTime) -> Result<(), Duration> {
+    pub(crate) fn check(
+        &self,
+        client: &str,
+        per_minute: u32,
+        now: UnixTime,
+    ) -> Result<(), Duration> {
         if per_minute == 0 {
             return Ok(());
         }

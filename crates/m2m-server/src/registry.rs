@@ -4,6 +4,7 @@
 //! ```toml
 //! [[client]]
 //! id = "billing-service"
+//! auth_method = "private_key_jwt"   # how it authenticates; the default and the only one today
 //! jwks_uri = "https://billing.example/.well-known/jwks.json"  # or jwks_file = "…" or [client.jwks]
 //! algs = ["RS512"]
 //! scopes = ["invoices:read"]
@@ -16,7 +17,7 @@
 //! are JWKS holding private members: a registry is public configuration and a private key there
 //! means it has leaked.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,15 +82,64 @@ pub enum RegistryError {
     },
 }
 
+/// How a client authenticates at the token and introspection endpoints: the registry's
+/// `auth_method` (RFC 7591 `token_endpoint_auth_method`). The server checks a request against the
+/// method its client is registered for, never one the request picks.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// A JWT signed with the client's private key (RFC 7523 §2.2, RFC 7591 `private_key_jwt`).
+    #[default]
+    PrivateKeyJwt,
+}
+
+impl AuthMethod {
+    /// Every method this server supports, in the order metadata lists them.
+    pub const ALL: [AuthMethod; 1] = [AuthMethod::PrivateKeyJwt];
+
+    /// The RFC 7591 name, as written in the registry and in metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+}
+
+impl std::fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for AuthMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(method) = AuthMethod::ALL.into_iter().find(|m| m.name() == s) {
+            return Ok(method);
+        }
+        let supported = AuthMethod::ALL.map(AuthMethod::name).join(", ");
+        Err(match s {
+            "client_secret_basic"
+            | "client_secret_post"
+            | "client_secret_jwt"
+            | "tls_client_auth"
+            | "self_signed_tls_client_auth" => {
+                format!("{s:?} is not supported by this server yet (supported: {supported})")
+            }
+            _ => format!("unknown method {s:?} (supported: {supported})"),
+        })
+    }
+}
+
 /// Where a client's verification keys come from.
 #[derive(Clone, Debug)]
 pub enum ClientKeySource {
     /// Keys known at load time (inline `jwks` or `jwks_file`), each with its `kid`.
     Static(KeySet),
-    /// Keys fetched from the client's `jwks_uri` (see [`crate::jwks_fetch`]).
+    /// Keys fetched from the client's `jwks_uri`, cached.
     Remote(Url),
     /// No keys registered: every assertion fails (NHS: 403 "register a public key").
-    None,
+    Unregistered,
 }
 
 /// One registered client, validated.
@@ -97,6 +147,8 @@ pub enum ClientKeySource {
 pub struct Client {
     /// The client id (`iss` = `sub` of its assertions).
     pub id: String,
+    /// How it authenticates.
+    pub auth_method: AuthMethod,
     /// Its verification keys.
     pub keys: ClientKeySource,
     /// The `alg` values its assertions may use (pinned, SPEC §4).
@@ -164,16 +216,6 @@ impl Registry {
         Ok(Registry { clients })
     }
 
-    /// A registry from already-validated clients (tests, embedding).
-    pub fn from_clients(clients: impl IntoIterator<Item = Client>) -> Registry {
-        Registry {
-            clients: clients
-                .into_iter()
-                .map(|c| (c.id.clone(), Arc::new(c)))
-                .collect(),
-        }
-    }
-
     /// The client with this id.
     pub fn get(&self, id: &str) -> Option<Arc<Client>> {
         self.clients.get(id).cloned()
@@ -231,6 +273,7 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawClient {
     id: String,
+    auth_method: Option<String>,
     jwks: Option<toml::Value>,
     jwks_file: Option<String>,
     jwks_uri: Option<String>,
@@ -246,6 +289,12 @@ impl RawClient {
         if self.id.is_empty() || self.id.chars().any(char::is_control) {
             return Err("`id` must be a non-empty string without control characters".to_owned());
         }
+        let auth_method = match &self.auth_method {
+            None => AuthMethod::default(),
+            Some(name) => name
+                .parse::<AuthMethod>()
+                .map_err(|e| format!("`auth_method`: {e}"))?,
+        };
         let sources = [
             self.jwks.is_some(),
             self.jwks_file.is_some(),
@@ -271,7 +320,7 @@ impl RawClient {
         } else if let Some(uri) = &self.jwks_uri {
             ClientKeySource::Remote(check_jwks_uri(uri).map_err(|e| format!("`jwks_uri`: {e}"))?)
         } else {
-            ClientKeySource::None
+            ClientKeySource::Unregistered
         };
         let algs = match &self.algs {
             Some(names) => {
@@ -304,7 +353,10 @@ impl RawClient {
                 "`scopes`: {bad:?} is not a valid scope token (RFC 6749 §3.3)"
             ));
         }
-        scopes.dedup();
+        // Duplicates dropped, first occurrence kept: the order is the operator's (and the order
+        // of the `scope` a request without one is granted).
+        let mut seen = HashSet::new();
+        scopes.retain(|s| seen.insert(s.clone()));
         let token_lifetime = match self.token_lifetime {
             None => None,
             Some(0) => return Err("`token_lifetime` must be at least 1 second".to_owned()),
@@ -318,6 +370,7 @@ impl RawClient {
         }
         Ok(Client {
             id: self.id.clone(),
+            auth_method,
             keys,
             algs,
             scopes,

@@ -104,7 +104,7 @@ pub fn list_clients(path: &Path) -> Result<Vec<ClientSummary>, RegistryError> {
 
 /// [`add_client`] on text: returns the edited text. `path` resolves relative `jwks_file`s and
 /// names the file in errors.
-pub fn add_client_to_str(
+pub(crate) fn add_client_to_str(
     text: &str,
     client: &NewClient,
     path: &Path,
@@ -180,7 +180,7 @@ pub fn add_client_to_str(
 }
 
 /// [`remove_client`] on text: `Some(edited)` if the client was there.
-pub fn remove_client_from_str(
+pub(crate) fn remove_client_from_str(
     text: &str,
     id: &str,
     path: &Path,
@@ -198,7 +198,10 @@ pub fn remove_client_from_str(
 }
 
 /// [`list_clients`] on text.
-pub fn list_clients_in_str(text: &str, path: &Path) -> Result<Vec<ClientSummary>, RegistryError> {
+pub(crate) fn list_clients_in_str(
+    text: &str,
+    path: &Path,
+) -> Result<Vec<ClientSummary>, RegistryError> {
     let doc = parse_doc(text, path)?;
     let Some(array) = doc.get("client").and_then(Item::as_array_of_tables) else {
         return Ok(Vec::new());

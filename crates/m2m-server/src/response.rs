@@ -1,22 +1,26 @@
-//! How a refusal becomes an HTTP response: RFC 6749 §5.2 JSON in the rfc profile (generic
-//! descriptions under `opaque_errors`), NHS's exact body with `message_id` in the nhs profile.
+//! How the server's non-success answers are written: a refusal as RFC 6749 §5.2 JSON in the rfc
+//! profile (generic descriptions under `opaque_errors`) or NHS's exact body with `message_id` in
+//! the nhs profile, the 405 and the `/oauth2/*` 404 — plus the JSON writer every body goes through.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use m2m_core::validate::Rejection;
 use serde_json::{Map, Value, json};
 
 use crate::config::Profile;
-
-/// The request id of the current request, set by the request-id middleware; also the NHS
-/// `message_id` (prefixed `rrt-` like NHS's), so a user's bug report points at our log line.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub String);
+use crate::request_id::RequestId;
+use crate::state::AppState;
 
 /// A JSON response with the headers RFC 6749 §5.1 requires on token responses.
-pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+pub(crate) fn json_response<T: serde::Serialize + ?Sized>(
+    status: StatusCode,
+    body: &T,
+) -> Response {
     // Room for a token response (an ES256 access token is ~600 bytes), so the body is written
     // without regrowing its buffer.
     let mut bytes = Vec::with_capacity(1024);
@@ -38,7 +42,7 @@ pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T)
 }
 
 /// A JSON body with members in the given order (serde_json keeps insertion order).
-pub fn ordered(members: &[(&str, Value)]) -> Value {
+pub(crate) fn ordered(members: &[(&str, Value)]) -> Value {
     let mut map = Map::new();
     for (k, v) in members {
         map.insert((*k).to_owned(), v.clone());
@@ -47,7 +51,7 @@ pub fn ordered(members: &[(&str, Value)]) -> Value {
 }
 
 /// The response for a refusal.
-pub fn rejection_response(
+pub(crate) fn rejection_response(
     profile: Profile,
     opaque: bool,
     rejection: &Rejection,
@@ -95,10 +99,29 @@ fn opaque_description(status: u16) -> &'static str {
 }
 
 /// 405 with `Allow: POST` and an empty body (NHS row 2; RFC 9110 §15.5.6).
-pub fn method_not_allowed() -> Response {
+pub(crate) fn method_not_allowed() -> Response {
     let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("POST"));
     response
+}
+
+/// Unknown paths under `/oauth2/`: NHS's 404 body (docs/nhs-token-endpoint.md, row 45) in the
+/// nhs profile, an empty 404 in the rfc profile.
+pub(crate) async fn oauth_not_found(
+    State(state): State<Arc<AppState>>,
+    Extension(id): Extension<RequestId>,
+) -> Response {
+    match state.config.profile {
+        Profile::Nhs => json_response(
+            StatusCode::NOT_FOUND,
+            &ordered(&[
+                ("error", "invalid_request".into()),
+                ("error_description", "Not Found".into()),
+                ("message_id", format!("rrt-{}", id.0).into()),
+            ]),
+        ),
+        Profile::Rfc => StatusCode::NOT_FOUND.into_response(),
+    }
 }

@@ -6,10 +6,8 @@ mod common;
 
 use common::*;
 use m2m_core::alg::Algorithm;
-use m2m_server::registry::{ClientKeySource, Registry, RegistryError};
-use m2m_server::registry_edit::{
-    NewClient, NewClientKeys, add_client, list_clients, remove_client,
-};
+use m2m_server::{AuthMethod, ClientKeySource, Registry, RegistryError};
+use m2m_server::{NewClient, NewClientKeys, add_client, list_clients, remove_client};
 
 fn load(text: &str) -> Result<Registry, RegistryError> {
     let dir = tempfile::tempdir().unwrap();
@@ -131,4 +129,38 @@ fn add_remove_list_preserve_comments() {
     leaky.keys[0].d = Some(zeroize::Zeroizing::new("AA".to_owned()));
     let err = add_client(&path, &NewClient::new("leaky", NewClientKeys::Jwks(leaky))).unwrap_err();
     assert!(err.to_string().contains("private"), "{err}");
+}
+
+#[test]
+fn auth_method_defaults_to_private_key_jwt_and_refuses_others() {
+    let r = load(
+        "[[client]]\nid = \"a\"\n\n[[client]]\nid = \"b\"\nauth_method = \"private_key_jwt\"\n",
+    )
+    .unwrap();
+    assert_eq!(r.get("a").unwrap().auth_method, AuthMethod::PrivateKeyJwt);
+    assert_eq!(r.get("b").unwrap().auth_method, AuthMethod::PrivateKeyJwt);
+
+    let err = load("[[client]]\nid = \"a\"\nauth_method = \"client_secret_basic\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(":1:")
+            && err.contains("auth_method")
+            && err.contains("not supported")
+            && err.contains("private_key_jwt"),
+        "{err}"
+    );
+    let err = load("[[client]]\nid = \"a\"\nauth_method = \"private-key-jwt\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown method") && err.contains("private_key_jwt"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_scopes_are_dropped_keeping_the_first() {
+    let r = load("[[client]]\nid = \"a\"\nscopes = [\"a\", \"b\", \"a\", \"c\", \"b\"]\n").unwrap();
+    assert_eq!(r.get("a").unwrap().scopes, ["a", "b", "c"]);
 }

@@ -733,3 +733,51 @@ fn url_encode_pairs(pairs: &[(String, String)]) -> String {
         .collect::<Vec<_>>()
         .join("&")
 }
+
+/// RFC 6749 §2.3: a request may authenticate its client in one way only. A Basic header next to
+/// an assertion (or a body secret) is refused before anything is checked or consumed.
+#[tokio::test]
+async fn more_than_one_client_authentication_method_is_refused() {
+    let t = start_rfc("memory").await;
+    let a = good("svc");
+    let basic = |path: &str, f: &[(String, String)]| {
+        t.http
+            .post(t.url(path))
+            .header("authorization", "Basic c3ZjOnNlY3JldA==")
+            .form(f)
+            .send()
+    };
+
+    let r = Reply::read(basic(m2m_server::TOKEN_PATH, &form(&a)).await.unwrap()).await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (400, "invalid_request"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.description()
+            .contains("more than one client authentication method"),
+        "{}",
+        r.text
+    );
+    let mut f = form(&good("svc"));
+    f.push(("client_secret".into(), "secret".into()));
+    let r = t.post_form(m2m_server::TOKEN_PATH, &f).await;
+    assert_eq!((r.status, r.error().as_str()), (400, "invalid_request"));
+
+    // Introspection goes through the same client authentication.
+    let f = vec![
+        ("token".to_owned(), "x".to_owned()),
+        (
+            "client_assertion_type".to_owned(),
+            ASSERTION_TYPE.to_owned(),
+        ),
+        ("client_assertion".to_owned(), good("svc")),
+    ];
+    let r = Reply::read(basic(m2m_server::INTROSPECT_PATH, &f).await.unwrap()).await;
+    assert_eq!((r.status, r.error().as_str()), (400, "invalid_request"));
+
+    // The refused assertion was not consumed: alone, it is accepted.
+    assert_eq!(t.token(&a).await.status, 200);
+}

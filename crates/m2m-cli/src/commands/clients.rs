@@ -2,9 +2,7 @@
 //! comment-preserving editor (which re-validates every edit before writing).
 
 use m2m_core::jwk::Jwks;
-use m2m_server::registry_edit::{
-    NewClient, NewClientKeys, add_client, list_clients, remove_client,
-};
+use m2m_server::{NewClient, NewClientKeys, add_client, list_clients, remove_client};
 
 use crate::cli::{ClientsArgs, ClientsCommand};
 use crate::commands::{jwks, print_result};

@@ -13,7 +13,7 @@ use m2m_core::clock::{Clock as _, SystemClock};
 use m2m_core::jwk::Jwks;
 use m2m_core::key::{KeySpec, PrivateKey};
 use m2m_core::signer::KeySigner;
-use m2m_server::registry_edit::{NewClient, NewClientKeys, add_client};
+use m2m_server::{NewClient, NewClientKeys, add_client};
 use m2m_server::{Server, ServerConfig};
 use serde_json::Value;
 

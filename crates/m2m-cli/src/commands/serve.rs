@@ -12,7 +12,7 @@ use crate::exit::{CliError, CliResult};
 /// Runs `m2m serve`.
 pub(crate) fn run(args: &ServeArgs) -> CliResult {
     if args.rotate_keys {
-        m2m_server::issuer::ServerKeys::rotate(&args.data_dir).map_err(|e| {
+        m2m_server::ServerKeys::rotate(&args.data_dir).map_err(|e| {
             CliError::local(format!("rotating keys in {}: {e}", args.data_dir.display()))
         })?;
         eprintln!(

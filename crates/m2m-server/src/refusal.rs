@@ -1,0 +1,80 @@
+//! A refusal on its way out of an endpoint — the [`Refusal`] type, how it is logged, and the
+//! refusals every endpoint shares (replay store down, rate limit exceeded).
+
+use std::time::Duration;
+
+use m2m_core::clock::UnixTime;
+use m2m_core::validate::{Reason, Rejection};
+
+use crate::registry::Client;
+use crate::state::AppState;
+
+/// A refusal on its way out: the rejection, a `Retry-After` for 429, and the client when known
+/// (for the log).
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) rejection: Rejection,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) client: Option<String>,
+}
+
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Self {
+        Refusal {
+            rejection,
+            retry_after: None,
+            client: None,
+        }
+    }
+}
+
+impl Refusal {
+    /// The same refusal, naming the client it concerns in the log.
+    pub(crate) fn for_client(mut self, client: &str) -> Self {
+        self.client = Some(client.to_owned());
+        self
+    }
+}
+
+/// The 503 every replay-store failure becomes: no token is issued unchecked (fail closed).
+pub(crate) fn store_unavailable(state: &AppState, error: &crate::replay::StoreError) -> Refusal {
+    state.metrics.store_error();
+    tracing::error!(store = state.replay.kind(), error = %error, "replay store failed: refusing (fail closed)");
+    Refusal::from(Rejection::new(
+        503,
+        "temporarily_unavailable",
+        "the replay store is unavailable, so the assertion cannot be checked; no token was issued — retry later",
+        Reason::StoreUnavailable,
+    ))
+}
+
+/// Logs a refusal with its precise reason and counts it.
+pub(crate) fn log_refusal(refusal: &Refusal, endpoint: &'static str) {
+    let r = &refusal.rejection;
+    let client = refusal.client.as_deref().unwrap_or("");
+    if r.status >= 500 {
+        tracing::warn!(endpoint, status = r.status, reason = r.reason.as_str(), client, detail = %r.description, "refused");
+    } else {
+        tracing::info!(endpoint, status = r.status, reason = r.reason.as_str(), client, detail = %r.description, "refused");
+    }
+}
+
+/// The per-client rate limit (client override, else server-wide).
+pub(crate) fn rate_limit(state: &AppState, client: &Client, now: UnixTime) -> Result<(), Refusal> {
+    let limit = client
+        .rate_limit
+        .unwrap_or(state.config.rate_limit_per_minute);
+    state.limiter.check(&client.id, limit, now).map_err(|retry_after| Refusal {
+        rejection: Rejection::new(
+            429,
+            "temporarily_unavailable",
+            format!(
+                "rate limit exceeded: at most {limit} token requests per minute for this client; retry after {} s",
+                retry_after.as_secs()
+            ),
+            Reason::RateLimited,
+        ),
+        retry_after: Some(retry_after),
+        client: Some(client.id.clone()),
+    })
+}

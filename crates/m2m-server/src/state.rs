@@ -1,0 +1,30 @@
+//! [`AppState`]: what every request handler shares, built once at start-up by [`crate::app`].
+
+use std::sync::Arc;
+
+use m2m_core::validate::{NhsValidator, RfcValidator};
+
+use crate::config::ServerConfig;
+use crate::issuer::AccessTokenIssuer;
+use crate::jwks_fetch::JwksFetcher;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::registry::Registry;
+use crate::replay::ReplayStore;
+
+/// Everything a request handler needs, shared by all requests.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) config: ServerConfig,
+    /// The issuer identifier (no trailing slash).
+    pub(crate) issuer: String,
+    pub(crate) token_url: String,
+    pub(crate) registry: Registry,
+    pub(crate) fetcher: JwksFetcher,
+    pub(crate) tokens: AccessTokenIssuer,
+    pub(crate) replay: Arc<dyn ReplayStore>,
+    pub(crate) limiter: RateLimiter,
+    pub(crate) metrics: Metrics,
+    pub(crate) rfc: RfcValidator,
+    pub(crate) nhs: NhsValidator,
+}

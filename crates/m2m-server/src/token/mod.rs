@@ -1,0 +1,159 @@
+//! `POST /oauth2/token`: the handler, the profile it dispatches to (`rfc`, `nhs`), and what both
+//! flows share — scope granting, token issuance and the success bodies.
+
+mod nhs;
+mod rfc;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::response::Response;
+use m2m_core::clock::UnixTime;
+use m2m_core::validate::{Reason, Rejection};
+
+use crate::body::{coalesce_writes, read_body};
+use crate::config::Profile;
+use crate::refusal::{Refusal, log_refusal};
+use crate::registry::Client;
+use crate::request_id::RequestId;
+use crate::response::{method_not_allowed, rejection_response};
+use crate::state::AppState;
+
+/// The rfc profile's success body (RFC 6749 §5.1). Structs, not JSON maps, for the success
+/// bodies: they are built once per issued token.
+#[derive(serde::Serialize)]
+struct SuccessBody<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+}
+
+/// NHS's success body: its member order, `expires_in` and `issued_at` (milliseconds) as strings
+/// (docs/nhs-token-endpoint.md).
+#[derive(serde::Serialize)]
+struct NhsSuccessBody<'a> {
+    access_token: &'a str,
+    expires_in: String,
+    token_type: &'static str,
+    issued_at: String,
+}
+
+/// The handler.
+pub(crate) async fn handle(
+    State(state): State<Arc<AppState>>,
+    Extension(request_id): Extension<RequestId>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if method != Method::POST {
+        return method_not_allowed();
+    }
+    let started = Instant::now();
+    let result = match read_body(&headers, body, &state.config).await {
+        Err(refusal) => Err(refusal),
+        Ok(body) => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            match state.config.profile {
+                Profile::Rfc => {
+                    rfc::rfc_flow(&state, &headers, content_type, uri.query(), &body).await
+                }
+                Profile::Nhs => nhs::nhs_flow(&state, content_type, &body).await,
+            }
+        }
+    };
+    coalesce_writes().await;
+    match result {
+        Ok((response, client)) => {
+            state
+                .metrics
+                .token_request("issued", "ok", started.elapsed());
+            // debug, not info: one line per issued token would dominate a busy server's log and
+            // CPU; refusals (rarer, and what operators look for) are logged at info.
+            tracing::debug!(client = %client, "access token issued");
+            response
+        }
+        Err(refusal) => {
+            let outcome = if refusal.rejection.status >= 500 {
+                "error"
+            } else {
+                "rejected"
+            };
+            state.metrics.token_request(
+                outcome,
+                refusal.rejection.reason.as_str(),
+                started.elapsed(),
+            );
+            log_refusal(&refusal, "token");
+            rejection_response(
+                state.config.profile,
+                state.config.opaque_errors,
+                &refusal.rejection,
+                &request_id,
+                refusal.retry_after,
+            )
+        }
+    }
+}
+
+/// Scopes as the `scope` claim and response member carry them (RFC 6749 §3.3); none → `None`.
+fn space_separated(scopes: &[String]) -> Option<String> {
+    (!scopes.is_empty()).then(|| scopes.join(" "))
+}
+
+/// Requested scopes must be a subset of the client's; none requested → all of them.
+fn granted_scopes(client: &Client, requested: Option<&str>) -> Result<Vec<String>, Refusal> {
+    let Some(requested) = requested else {
+        return Ok(client.scopes.clone());
+    };
+    let mut granted: Vec<String> = Vec::new();
+    for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !client.scopes.iter().any(|s| s == scope) {
+            return Err(Refusal::from(Rejection::new(
+                400,
+                "invalid_scope",
+                format!("scope {scope:?} is not allowed for this client"),
+                Reason::ScopeNotAllowed,
+            ))
+            .for_client(&client.id));
+        }
+        if !granted.iter().any(|g| g == scope) {
+            granted.push(scope.to_owned());
+        }
+    }
+    Ok(granted)
+}
+
+/// Signs the access token; a signing failure is a 500 (logged, never shown).
+fn issue(
+    state: &AppState,
+    client: &Client,
+    scope: Option<&str>,
+    lifetime: Duration,
+    now: UnixTime,
+) -> Result<crate::issuer::IssuedToken, Refusal> {
+    let request = crate::issuer::TokenRequest {
+        client_id: &client.id,
+        audience: client.audience.as_deref().unwrap_or(&state.issuer),
+        scope,
+        lifetime,
+    };
+    state.tokens.issue(&request, now).map_err(|e| {
+        tracing::error!(error = %e, "signing the access token failed");
+        Refusal::from(Rejection::new(
+            500,
+            "server_error",
+            "the access token could not be signed",
+            Reason::Other,
+        ))
+    })
+}

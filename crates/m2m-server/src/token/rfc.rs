@@ -1,0 +1,42 @@
+//! The rfc profile's token flow (RFC 6749 / RFC 7523): form → grant → client authentication →
+//! rate limit → scopes → token, in the order docs/protocol.md fixes.
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use m2m_core::validate::parse_token_form;
+
+use super::{SuccessBody, granted_scopes, issue, space_separated};
+use crate::client_auth;
+use crate::refusal::{Refusal, rate_limit};
+use crate::response::json_response;
+use crate::state::AppState;
+
+/// One rfc-profile token request; `Ok` carries the response and the client id (for the log).
+pub(super) async fn rfc_flow(
+    state: &AppState,
+    headers: &HeaderMap,
+    content_type: Option<&str>,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<(Response, String), Refusal> {
+    let form = parse_token_form(content_type, query, body, false)?;
+    state.rfc.check_grant(&form)?;
+    let now = state.config.clock.now();
+    let client = client_auth::authenticate(state, headers, &form, now)
+        .await?
+        .client;
+    rate_limit(state, &client, now)?;
+    let scopes = granted_scopes(&client, form.scope.as_deref())?;
+    let lifetime = client
+        .token_lifetime
+        .unwrap_or(state.config.access_token_lifetime);
+    let scope = space_separated(&scopes);
+    let issued = issue(state, &client, scope.as_deref(), lifetime, now)?;
+    let body = SuccessBody {
+        access_token: &issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: scope.as_deref(),
+    };
+    Ok((json_response(StatusCode::OK, &body), client.id.clone()))
+}
