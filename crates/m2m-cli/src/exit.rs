@@ -86,17 +86,13 @@ impl From<m2m_client::Error> for CliError {
     fn from(e: m2m_client::Error) -> Self {
         use m2m_client::Error as E;
         let exit = match &e {
-            E::ServerRejected { .. } => Exit::Rejected,
+            E::ServerRejected(_) => Exit::Rejected,
             E::Config(_) | E::Assertion(_) => Exit::Local,
             _ => Exit::Transport,
         };
-        // The client's Display appends the hint on its own line; print it as our hint line.
-        let text = e.to_string();
-        let message = text
-            .split_once("\n  hint: ")
-            .map_or(text.as_str(), |(m, _)| m)
-            .to_owned();
-        let mut err = CliError::new(exit, message);
+        // The message is the error's own one-line Display (for a rejection: the server's fields,
+        // control characters escaped); the hint goes on our `hint:` line.
+        let mut err = CliError::new(exit, e.to_string());
         if let Some(h) = e.hint() {
             err.hint = Some(h.to_string());
         } else if let E::Transport {

@@ -1,11 +1,26 @@
 //! The `m2m` binary: parses the command line and hands over to one command module; every
 //! failure becomes `error: …` (+ `hint: …`) on stderr and a documented exit code (see `exit`).
+//!
+//! # Layout
+//!
+//! The binary is thin: the protocol work is done by `m2m-client`, `m2m-core` and `m2m-server`.
+//!
+//! - `cli`: the command line declared with clap (flags, `M2M_*` variables, `--help` examples).
+//! - `commands`: one module per command (`token`, `assertion`, `decode`, `keygen`, `jwks`,
+//!   `clients`, `cache`, `serve`, `demo`, `completions`); `commands::run` dispatches.
+//! - `config_file`: the config file (`config.toml`) and its named profiles (`ConfigProfile`).
+//! - `settings`: flag > env > config-file profile precedence, resolved into the endpoint, signer
+//!   and audience the client commands use.
+//! - `keyfile`: reading private key files (precise messages, passphrase prompt).
+//! - `exit`: the CLI's error type and its documented exit codes.
+//! - `spinner`: progress on stderr for slow local work, terminals only.
+//! - `times`: human-readable times for `m2m decode`.
 // A command-line tool's job is to print: results on stdout, messages on stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
 mod commands;
-mod config;
+mod config_file;
 mod exit;
 mod keyfile;
 mod settings;

@@ -5,15 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use m2m_client::{TokenUrl, UrlPolicy};
+use m2m_client::{Profile, TokenUrl, UrlPolicy};
 use m2m_core::alg::Algorithm;
 use m2m_core::assertion::Audience;
-use m2m_core::key::PrivateKey;
-use m2m_core::nhs::{Environment, NHS_ALG};
+use m2m_core::nhs::Environment;
 use m2m_core::signer::KeySigner;
 
 use crate::cli::ClientArgs;
-use crate::config::{Profile, expand_tilde, load_profile};
+use crate::config_file::{ConfigProfile, expand_tilde, load_profile};
 use crate::exit::{CliError, CliResult};
 use crate::keyfile;
 
@@ -75,7 +74,7 @@ pub(crate) fn resolve(args: &ClientArgs, scope: Option<&str>) -> CliResult<Setti
     resolve_with(args, scope, &profile)
 }
 
-fn resolve_with(args: &ClientArgs, scope: Option<&str>, p: &Profile) -> CliResult<Settings> {
+fn resolve_with(args: &ClientArgs, scope: Option<&str>, p: &ConfigProfile) -> CliResult<Settings> {
     let allow_insecure_http = args.dangerous_allow_insecure_http;
     // The endpoint is resolved as a unit: `--token-url` on the command line must not be mixed
     // with `env = "prod"` from a profile.
@@ -210,10 +209,10 @@ impl Settings {
         } else {
             None
         };
-        let alg = self
-            .alg
-            .or(sibling_alg)
-            .unwrap_or_else(|| self.choose_alg(&key, nhs));
+        let alg = self.alg.or(sibling_alg).unwrap_or_else(|| {
+            let profile = if nhs { Profile::Nhs } else { Profile::Generic };
+            profile.choose_algorithm(&key)
+        });
         key.kind().check(alg).map_err(|e| {
             CliError::from(e).with_hint(format!(
                 "drop --alg to use the key's default, or use a key made for {alg} (m2m keygen --alg {alg})"
@@ -221,13 +220,6 @@ impl Settings {
         })?;
         let kid = self.kid.clone().or_else(|| key.kid().map(str::to_owned));
         Ok(KeySigner::new(Arc::new(key), alg, kid)?)
-    }
-
-    fn choose_alg(&self, key: &PrivateKey, nhs: bool) -> Algorithm {
-        self.alg
-            .or(key.jwk_alg())
-            .or_else(|| (nhs && key.kind().fits(NHS_ALG)).then_some(NHS_ALG))
-            .unwrap_or_else(|| key.kind().default_alg())
     }
 
     /// The assertion's audience: `--aud`, else the issuer (RFC 10070), else the token URL.
@@ -258,11 +250,11 @@ mod tests {
 
     #[test]
     fn flag_beats_profile_and_endpoint_is_a_unit() {
-        let profile = Profile {
+        let profile = ConfigProfile {
             env: Some("prod".into()),
             client_id: Some("from-profile".into()),
             kid: Some("p-kid".into()),
-            ..Profile::default()
+            ..ConfigProfile::default()
         };
         let mut a = args();
         a.token_url = Some("http://127.0.0.1:9/oauth2/token".into());
@@ -280,8 +272,8 @@ mod tests {
         let mut a = args();
         a.env = Some("int".into());
         a.token_url = Some("https://example.org/token".into());
-        assert!(resolve_with(&a, None, &Profile::default()).is_err());
+        assert!(resolve_with(&a, None, &ConfigProfile::default()).is_err());
         a.token_url = Some("https://int.api.service.nhs.uk/oauth2/token".into());
-        assert!(resolve_with(&a, None, &Profile::default()).is_ok());
+        assert!(resolve_with(&a, None, &ConfigProfile::default()).is_ok());
     }
 }

@@ -5,11 +5,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use m2m_core::assertion::{AssertionBuilder, Audience, CLIENT_ASSERTION_TYPE};
+use m2m_core::assertion::{AssertionBuilder, Audience};
 use m2m_core::clock::{Clock, SystemClock};
 use m2m_core::nhs::Environment;
 use m2m_core::signer::Signer;
+use m2m_core::wire::GRANT_CLIENT_CREDENTIALS;
 
+use crate::client_auth::ClientAuth;
 use crate::discovery::AuthServerMetadata;
 use crate::error::{ConfigError, Error};
 use crate::profile::Profile;
@@ -19,10 +21,12 @@ use crate::retry::{RetryDecision, RetryPolicy};
 use crate::token_url::{TokenUrl, UrlPolicy};
 use crate::transport::{FormPost, TokenTransport};
 
-/// Form fields the client sets itself; extra parameters may not replace them.
-const RESERVED_PARAMS: [&str; 3] = ["grant_type", "client_assertion_type", "client_assertion"];
+/// The form field the client sets itself whatever the authentication method; extra parameters
+/// may not replace it (nor the method's own, [`ClientAuth::form_field_names`]).
+const GRANT_TYPE: &str = "grant_type";
 
-/// Gets access tokens with the client-credentials grant and a signed client assertion.
+/// Gets access tokens with the client-credentials grant, authenticated by a [`ClientAuth`]
+/// (a signed client assertion by default).
 ///
 /// Cheap to clone: everything is shared behind an `Arc`.
 #[derive(Clone)]
@@ -33,7 +37,7 @@ pub struct TokenClient {
 struct Inner {
     token_url: TokenUrl,
     profile: Profile,
-    assertions: AssertionBuilder,
+    auth: ClientAuth,
     params: Vec<(String, String)>,
     retry: RetryPolicy,
     transport: Arc<dyn TokenTransport>,
@@ -46,8 +50,9 @@ impl fmt::Debug for TokenClient {
         f.debug_struct("TokenClient")
             .field("token_url", &i.token_url.as_str())
             .field("profile", &i.profile)
-            .field("client_id", &i.assertions.client_id())
-            .field("audience", i.assertions.audience())
+            .field("client_id", &i.auth.client_id())
+            .field("auth", &i.auth.method_name())
+            .field("audience", &i.auth.audience())
             .field(
                 "params",
                 &i.params.iter().map(|(k, _)| k).collect::<Vec<_>>(),
@@ -65,7 +70,8 @@ impl TokenClient {
     }
 
     /// Gets a token, retrying network errors, timeouts, 5xx and 429 as the retry policy allows.
-    /// Every attempt carries a freshly signed assertion with a new `jti`.
+    /// Every attempt carries fresh credentials ([`ClientAuth::apply`]): for `private_key_jwt`,
+    /// a freshly signed assertion with a new `jti`.
     pub async fn fetch(&self) -> Result<TokenResponse, Error> {
         let retry = self.inner.retry;
         let mut attempt = 1;
@@ -94,18 +100,21 @@ impl TokenClient {
         }
     }
 
-    /// Sends exactly one token request (no retries), with a fresh assertion.
+    /// Sends exactly one token request (no retries), with fresh credentials.
     pub async fn fetch_once(&self) -> Result<TokenResponse, Error> {
         let inner = &self.inner;
-        let assertion = inner
-            .assertions
-            .build(inner.clock.now())
-            .map_err(Error::Assertion)?;
+        let auth = inner.auth.apply(inner.clock.now())?;
         let request = FormPost {
             url: inner.token_url.url().clone(),
-            body: form_body(assertion.as_str(), &inner.params),
+            body: form_body(&auth.form, &inner.params),
+            headers: auth.headers,
         };
-        tracing::debug!(token_url = %inner.token_url, jti = %assertion.jti, "sending token request");
+        tracing::debug!(
+            token_url = %inner.token_url,
+            auth = inner.auth.method_name(),
+            jti = auth.jti.as_deref().unwrap_or(""),
+            "sending token request"
+        );
         let response = inner.transport.post_form(&request).await?;
         let now = SystemTime::UNIX_EPOCH + Duration::from_millis(inner.clock.now().as_millis());
         let parts = ResponseParts {
@@ -139,19 +148,25 @@ impl TokenClient {
         self.inner.profile
     }
 
-    /// The assertion `aud`, for display and diagnostics.
-    pub fn audience(&self) -> &Audience {
-        self.inner.assertions.audience()
+    /// The assertion `aud`, for display and diagnostics (`None` for methods that sign none).
+    pub fn audience(&self) -> Option<&Audience> {
+        self.inner.auth.audience()
     }
 
-    /// The client id (`iss` and `sub`).
+    /// The client id (for `private_key_jwt`: the assertion's `iss` and `sub`).
     pub fn client_id(&self) -> &str {
-        self.inner.assertions.client_id()
+        self.inner.auth.client_id()
     }
 
-    /// The assertion builder this client signs with (e.g. to show a sample assertion).
-    pub fn assertion_builder(&self) -> &AssertionBuilder {
-        &self.inner.assertions
+    /// How this client authenticates.
+    pub fn client_auth(&self) -> &ClientAuth {
+        &self.inner.auth
+    }
+
+    /// The assertion builder this client signs with (e.g. to show a sample assertion), for
+    /// methods that sign assertions with a private key.
+    pub fn assertion_builder(&self) -> Option<&AssertionBuilder> {
+        self.inner.auth.assertion_builder()
     }
 
     /// The clock assertions are dated with.
@@ -160,13 +175,15 @@ impl TokenClient {
     }
 }
 
-/// The urlencoded token request (RFC 7523 §2.2). A plain function, so the serializer (which is
-/// not `Send`) never lives across an `.await`.
-fn form_body(assertion: &str, params: &[(String, String)]) -> String {
+/// The urlencoded token request (RFC 6749 §4.4.2, with the authentication's fields, e.g. RFC 7523
+/// §2.2). A plain function, so the serializer (which is not `Send`) never lives across an
+/// `.await`.
+fn form_body(auth: &[(&'static str, String)], params: &[(String, String)]) -> String {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
-    form.append_pair("grant_type", "client_credentials");
-    form.append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE);
-    form.append_pair("client_assertion", assertion);
+    form.append_pair(GRANT_TYPE, GRANT_CLIENT_CREDENTIALS);
+    for (name, value) in auth {
+        form.append_pair(name, value);
+    }
     for (name, value) in params {
         form.append_pair(name, value);
     }
@@ -189,6 +206,7 @@ pub struct TokenClientBuilder {
     profile: Option<Profile>,
     client_id: Option<String>,
     signer: Option<Arc<dyn Signer>>,
+    client_auth: Option<ClientAuth>,
     audience: Option<String>,
     lifetime: Option<Duration>,
     params: Vec<(String, String)>,
@@ -206,6 +224,7 @@ impl fmt::Debug for TokenClientBuilder {
             .field("profile", &self.profile)
             .field("client_id", &self.client_id)
             .field("signer", &self.signer)
+            .field("client_auth", &self.client_auth)
             .field("audience", &self.audience)
             .finish_non_exhaustive()
     }
@@ -244,9 +263,18 @@ impl TokenClientBuilder {
         self
     }
 
-    /// Signs the assertions.
+    /// Signs the assertions (`private_key_jwt` with the client id, audience and lifetime set on
+    /// this builder).
     pub fn signer(mut self, signer: Arc<dyn Signer>) -> Self {
         self.signer = Some(signer);
+        self
+    }
+
+    /// Authenticates with `auth`, configured in full, instead of a [`signer`](Self::signer). The
+    /// client id, audience and assertion lifetime are then the ones inside `auth`: setting them
+    /// here as well is refused at build time (unless the client id is the same).
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.client_auth = Some(auth);
         self
     }
 
@@ -277,8 +305,8 @@ impl TokenClientBuilder {
         self.param("audience", audience)
     }
 
-    /// Any other form parameter. The client's own (`grant_type`, `client_assertion*`) are refused
-    /// at build time.
+    /// Any other form parameter. The client's own (`grant_type`, and the authentication's, e.g.
+    /// `client_assertion*`) are refused at build time.
     pub fn extra_param(self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.param(name, value)
     }
@@ -337,13 +365,6 @@ impl TokenClientBuilder {
         let endpoint = self.endpoint.ok_or(ConfigError::Missing(
             "token endpoint (set token_url, an NHS environment or discovered metadata)",
         ))?;
-        let client_id = self
-            .client_id
-            .filter(|c| !c.is_empty())
-            .ok_or(ConfigError::Missing("client id"))?;
-        let signer = self
-            .signer
-            .ok_or(ConfigError::Missing("signer (the private key)"))?;
         let (token_url, implied_profile, default_audience) = match endpoint {
             Endpoint::Url(url) => {
                 let url = TokenUrl::parse_with(&url, self.url_policy)?;
@@ -362,6 +383,7 @@ impl TokenClientBuilder {
             }
         };
         let profile = self.profile.unwrap_or(implied_profile);
+        let assertion_settings_given = self.audience.is_some() || self.lifetime.is_some();
         let audience = match self.audience {
             Some(aud) if aud.is_empty() => {
                 return Err(ConfigError::Missing("audience (it is empty)").into());
@@ -369,22 +391,67 @@ impl TokenClientBuilder {
             Some(aud) => Audience::Explicit(aud),
             None => default_audience,
         };
-        profile.check_signer(signer.as_ref())?;
+        let auth = match (self.client_auth, self.signer) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "both a signer and a client authentication are set; set one".to_owned(),
+                )
+                .into());
+            }
+            (Some(auth), None) => {
+                if self
+                    .client_id
+                    .as_deref()
+                    .is_some_and(|c| c != auth.client_id())
+                {
+                    return Err(ConfigError::Invalid(
+                        "the client id differs from the one of the client authentication"
+                            .to_owned(),
+                    )
+                    .into());
+                }
+                if assertion_settings_given {
+                    return Err(ConfigError::Invalid(
+                        "audience and assertion lifetime are set on the client authentication's \
+                         AssertionBuilder, not on the token client builder"
+                            .to_owned(),
+                    )
+                    .into());
+                }
+                auth
+            }
+            (None, signer) => {
+                let client_id = self
+                    .client_id
+                    .filter(|c| !c.is_empty())
+                    .ok_or(ConfigError::Missing("client id"))?;
+                let signer = signer.ok_or(ConfigError::Missing("signer (the private key)"))?;
+                let mut assertions = AssertionBuilder::new(signer, client_id, audience);
+                if let Some(lifetime) = self.lifetime {
+                    assertions = assertions
+                        .lifetime(lifetime)
+                        .map_err(|e| ConfigError::Invalid(format!("assertion lifetime: {e}")))?;
+                }
+                ClientAuth::PrivateKeyJwt(assertions)
+            }
+        };
+        if auth.client_id().is_empty() {
+            return Err(ConfigError::Missing("client id").into());
+        }
+        if let Some(builder) = auth.assertion_builder()
+            && let Some(finding) = profile.check_signer(builder.signer().as_ref()).first()
+        {
+            return Err(ConfigError::Profile(finding.to_string()).into());
+        }
         if let Some((name, _)) = self
             .params
             .iter()
-            .find(|(n, _)| RESERVED_PARAMS.contains(&n.as_str()))
+            .find(|(n, _)| n == GRANT_TYPE || auth.form_field_names().contains(&n.as_str()))
         {
             return Err(ConfigError::Invalid(format!(
                 "form parameter {name} is set by the client and cannot be overridden"
             ))
             .into());
-        }
-        let mut assertions = AssertionBuilder::new(signer, client_id, audience);
-        if let Some(lifetime) = self.lifetime {
-            assertions = assertions
-                .lifetime(lifetime)
-                .map_err(|e| ConfigError::Invalid(format!("assertion lifetime: {e}")))?;
         }
         let transport: Arc<dyn TokenTransport> = match self.transport {
             Some(t) => t,
@@ -394,7 +461,7 @@ impl TokenClientBuilder {
             inner: Arc::new(Inner {
                 token_url,
                 profile,
-                assertions,
+                auth,
                 params: self.params,
                 retry: self.retry,
                 transport,

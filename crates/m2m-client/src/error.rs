@@ -15,28 +15,15 @@ use crate::hint::Hint;
 pub enum Error {
     /// The token endpoint answered with an HTTP error status (RFC 6749 §5.2 error response).
     ///
-    /// The server's fields are kept verbatim; `hint` explains known NHS messages.
-    #[error("{}", display_rejected(*.status, .error.as_deref(), .error_description.as_deref(), .error_uri.as_deref(), .message_id.as_deref(), *.hint))]
-    ServerRejected {
-        /// HTTP status code.
-        status: u16,
-        /// RFC 6749 `error` code, e.g. `invalid_client` (absent if the body was empty).
-        error: Option<String>,
-        /// RFC 6749 `error_description`, verbatim.
-        error_description: Option<String>,
-        /// RFC 6749 `error_uri`, verbatim.
-        error_uri: Option<String>,
-        /// NHS `message_id`, to quote to NHS support.
-        message_id: Option<String>,
-        /// Explanation of a known NHS message.
-        hint: Option<Hint>,
-        /// The server's `Retry-After`, when it sent one that could be read.
-        retry_after: Option<Duration>,
-    },
+    /// The server's fields are kept verbatim (and shown escaped); [`Error::hint`] explains known
+    /// NHS messages.
+    #[error("{0}")]
+    ServerRejected(Box<ErrorResponse>),
     /// The token endpoint answered with a redirect, which is never followed: it would resend the
     /// client assertion to another URL.
     #[error(
-        "token endpoint answered HTTP {status} redirecting to {}; redirects are not followed (they          would resend the client assertion): configure the final token URL",
+        "token endpoint answered HTTP {status} redirecting to {}; redirects are not followed (they \
+         would resend the client assertion): configure the final token URL",
         location.as_deref().unwrap_or("(no Location)")
     )]
     Redirected {
@@ -105,6 +92,98 @@ pub enum Error {
     Assertion(#[source] m2m_core::Error),
 }
 
+/// An RFC 6749 §5.2 error response, as the token endpoint sent it (plus NHS's `message_id`).
+///
+/// `Display` is one line: status, code, description, URI and message id, with control characters
+/// of the server's strings escaped (`\r`, `\n`, `\x1b`, …) so a hostile server cannot forge log
+/// lines or drive a terminal. The hint is not part of it: see [`ErrorResponse::hint`].
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// RFC 6749 `error` code, e.g. `invalid_client` (absent if the body was empty).
+    pub error: Option<String>,
+    /// RFC 6749 `error_description`, verbatim.
+    pub error_description: Option<String>,
+    /// RFC 6749 `error_uri`, verbatim.
+    pub error_uri: Option<String>,
+    /// NHS `message_id`, to quote to NHS support.
+    pub message_id: Option<String>,
+    /// The server's `Retry-After`, when it sent one that could be read.
+    pub retry_after: Option<Duration>,
+    /// Explanation of a known NHS message.
+    pub hint: Option<Hint>,
+}
+
+impl ErrorResponse {
+    /// An error response with only a status; the other members are set field by field.
+    pub fn new(status: u16) -> Self {
+        ErrorResponse {
+            status,
+            error: None,
+            error_description: None,
+            error_uri: None,
+            message_id: None,
+            retry_after: None,
+            hint: None,
+        }
+    }
+
+    /// Whether the error code says that retrying cannot help, whatever the status.
+    fn is_final(&self) -> bool {
+        matches!(
+            self.error.as_deref(),
+            Some("invalid_client" | "invalid_request" | "unauthorized_client")
+        )
+    }
+}
+
+impl fmt::Display for ErrorResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "token endpoint rejected the request: HTTP {}",
+            self.status
+        )?;
+        match &self.error {
+            Some(e) => write!(f, " {}", Escaped(e))?,
+            None => f.write_str(" (no OAuth error body)")?,
+        }
+        if let Some(d) = &self.error_description {
+            write!(f, ": {}", Escaped(d))?;
+        }
+        if let Some(u) = &self.error_uri {
+            write!(f, " (see {})", Escaped(u))?;
+        }
+        if let Some(m) = &self.message_id {
+            write!(f, " [message_id {}]", Escaped(m))?;
+        }
+        Ok(())
+    }
+}
+
+/// Shows a server-supplied string with its control characters (C0, DEL, C1) escaped: `\r`,
+/// `\n`, `\t`, else `\xNN` / `\u{NN}`. Everything else, non-ASCII text included, is shown as
+/// sent.
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '\r' => f.write_str("\\r")?,
+                '\n' => f.write_str("\\n")?,
+                '\t' => f.write_str("\\t")?,
+                c if (c as u32) < 0x80 && c.is_control() => write!(f, "\\x{:02x}", c as u32)?,
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Which part of the HTTP exchange failed, for [`Error::Transport`].
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -171,13 +250,7 @@ impl Error {
     /// and 429, but never `invalid_client`, `invalid_request` or `unauthorized_client`.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::ServerRejected { status, error, .. } => {
-                let final_code = matches!(
-                    error.as_deref(),
-                    Some("invalid_client" | "invalid_request" | "unauthorized_client")
-                );
-                !final_code && retryable_status(*status)
-            }
+            Error::ServerRejected(r) => !r.is_final() && retryable_status(r.status),
             Error::UnparseableBody { status, .. } => retryable_status(*status),
             Error::Transport { kind, .. } => {
                 matches!(
@@ -192,8 +265,8 @@ impl Error {
     /// How long the server asked to wait before the next attempt (`Retry-After`), if it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Error::ServerRejected { retry_after, .. }
-            | Error::UnparseableBody { retry_after, .. } => *retry_after,
+            Error::ServerRejected(r) => r.retry_after,
+            Error::UnparseableBody { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -201,7 +274,7 @@ impl Error {
     /// The hint for a known server message, if any.
     pub fn hint(&self) -> Option<Hint> {
         match self {
-            Error::ServerRejected { hint, .. } => *hint,
+            Error::ServerRejected(r) => r.hint,
             _ => None,
         }
     }
@@ -209,8 +282,8 @@ impl Error {
     /// The HTTP status, when a response was received.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Error::ServerRejected { status, .. }
-            | Error::UnparseableBody { status, .. }
+            Error::ServerRejected(r) => Some(r.status),
+            Error::UnparseableBody { status, .. }
             | Error::MissingAccessToken { status, .. }
             | Error::InvalidResponse { status, .. }
             | Error::Redirected { status, .. } => Some(*status),
@@ -223,63 +296,14 @@ fn retryable_status(status: u16) -> bool {
     status == 429 || (500..=599).contains(&status)
 }
 
-fn display_rejected(
-    status: u16,
-    error: Option<&str>,
-    description: Option<&str>,
-    uri: Option<&str>,
-    message_id: Option<&str>,
-    hint: Option<Hint>,
-) -> String {
-    struct Out(String);
-    impl fmt::Write for Out {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            self.0.push_str(s);
-            Ok(())
-        }
-    }
-    use fmt::Write as _;
-    let mut out = Out(format!(
-        "token endpoint rejected the request: HTTP {status}"
-    ));
-    // Writing to a String cannot fail; the results are ignored deliberately.
-    match error {
-        Some(e) => {
-            let _ = write!(out, " {e}");
-        }
-        None => {
-            let _ = write!(out, " (no OAuth error body)");
-        }
-    }
-    if let Some(d) = description {
-        let _ = write!(out, ": {d}");
-    }
-    if let Some(u) = uri {
-        let _ = write!(out, " (see {u})");
-    }
-    if let Some(m) = message_id {
-        let _ = write!(out, " [message_id {m}]");
-    }
-    if let Some(h) = hint {
-        let _ = write!(out, "\n  hint: {h}");
-    }
-    out.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn rejected(status: u16, error: Option<&str>) -> Error {
-        Error::ServerRejected {
-            status,
-            error: error.map(str::to_owned),
-            error_description: None,
-            error_uri: None,
-            message_id: None,
-            hint: None,
-            retry_after: None,
-        }
+        let mut r = ErrorResponse::new(status);
+        r.error = error.map(str::to_owned);
+        Error::ServerRejected(Box::new(r))
     }
 
     #[test]
@@ -321,24 +345,53 @@ mod tests {
 
     #[test]
     fn display_is_specific() {
-        let e = Error::ServerRejected {
-            status: 401,
-            error: Some("invalid_request".into()),
-            error_description: Some(
-                "Missing or invalid 'aud' claim in client_assertion JWT".into(),
-            ),
-            error_uri: None,
-            message_id: Some("rrt-123".into()),
-            hint: Some(Hint::Audience),
-            retry_after: None,
-        };
+        let mut r = ErrorResponse::new(401);
+        r.error = Some("invalid_request".into());
+        r.error_description = Some("Missing or invalid 'aud' claim in client_assertion JWT".into());
+        r.message_id = Some("rrt-123".into());
+        r.hint = Some(Hint::Audience);
+        let e = Error::ServerRejected(Box::new(r));
         let s = e.to_string();
         assert!(
             s.contains("HTTP 401 invalid_request: Missing or invalid 'aud' claim"),
             "{s}"
         );
         assert!(s.contains("[message_id rrt-123]"), "{s}");
-        assert!(s.contains("hint: the assertion's aud"), "{s}");
+        // The hint is not part of the message; it stays available on its own.
+        assert!(!s.contains("hint"), "{s}");
+        assert!(!s.contains('\n'), "{s}");
+        assert_eq!(e.hint(), Some(Hint::Audience));
+        assert!(
+            e.hint()
+                .unwrap()
+                .to_string()
+                .starts_with("the assertion's aud"),
+            "{:?}",
+            e.hint()
+        );
+    }
+
+    /// A hostile server must not forge log lines or drive the terminal through its error body.
+    #[test]
+    fn display_escapes_control_characters_from_the_server() {
+        let mut r = ErrorResponse::new(400);
+        r.error = Some("invalid_request\r\nerror: forged line".into());
+        r.error_description =
+            Some("red \x1b[31mtext\x1b[0m, tab\t, bell\x07, del\x7f, c1\u{9b}2J".into());
+        r.error_uri = Some("https://x/\n".into());
+        r.message_id = Some("id\0".into());
+        let s = Error::ServerRejected(Box::new(r)).to_string();
+        assert_eq!(
+            s,
+            "token endpoint rejected the request: HTTP 400 invalid_request\\r\\nerror: forged line: \
+             red \\x1b[31mtext\\x1b[0m, tab\\t, bell\\x07, del\\x7f, c1\\u{9b}2J \
+             (see https://x/\\n) [message_id id\\x00]"
+        );
+        assert!(!s.chars().any(char::is_control), "{s:?}");
+        // Non-ASCII text is shown as sent.
+        let mut r = ErrorResponse::new(400);
+        r.error_description = Some("clé: ungültig".into());
+        assert!(r.to_string().ends_with(": clé: ungültig"));
     }
 
     /// Keeps `Result<_, Error>` cheap to move and clippy's `result_large_err` quiet for callers.

@@ -45,10 +45,19 @@ const KEY_DOMAIN: &[u8] = b"m2m token cache key v1";
 pub struct CacheKey(String);
 
 impl CacheKey {
-    /// The key for tokens of `client_id` (signing with key `kid`) from `token_url` with `scope`.
+    /// The key for tokens of `client_id` (authenticating with `auth_method`, the RFC 7591 name
+    /// from [`crate::ClientAuth::method_name`], signing with key `kid`) from `token_url` with
+    /// `scope`. The method is part of the key so that a token got one way is never reused for a
+    /// client configured another way; files written before it was added simply miss.
     ///
     /// Fields are length-prefixed before hashing, so `("ab", "c")` and `("a", "bc")` differ.
-    pub fn new(token_url: &str, client_id: &str, kid: Option<&str>, scope: Option<&str>) -> Self {
+    pub fn new(
+        token_url: &str,
+        client_id: &str,
+        auth_method: &str,
+        kid: Option<&str>,
+        scope: Option<&str>,
+    ) -> Self {
         let mut input = Vec::with_capacity(128);
         input.extend_from_slice(KEY_DOMAIN);
         let mut field = |present: bool, value: &str| {
@@ -58,6 +67,7 @@ impl CacheKey {
         };
         field(true, token_url);
         field(true, client_id);
+        field(true, auth_method);
         field(kid.is_some(), kid.unwrap_or_default());
         field(scope.is_some(), scope.unwrap_or_default());
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
@@ -337,13 +347,30 @@ mod tests {
 
     #[test]
     fn key_is_length_prefixed_hex_sha256() {
-        let a = CacheKey::new("https://x/token", "ab", Some("c"), None);
-        let b = CacheKey::new("https://x/token", "a", Some("bc"), None);
-        let c = CacheKey::new("https://x/token", "ab", Some("c"), Some(""));
+        let a = CacheKey::new("https://x/token", "ab", "private_key_jwt", Some("c"), None);
+        let b = CacheKey::new("https://x/token", "a", "private_key_jwt", Some("bc"), None);
+        let c = CacheKey::new(
+            "https://x/token",
+            "ab",
+            "private_key_jwt",
+            Some("c"),
+            Some(""),
+        );
+        let d = CacheKey::new(
+            "https://x/token",
+            "ab",
+            "client_secret_basic",
+            Some("c"),
+            None,
+        );
         assert_ne!(a, b);
         assert_ne!(a, c);
+        assert_ne!(a, d);
         assert_eq!(a.as_str().len(), 64);
         assert!(a.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(a, CacheKey::new("https://x/token", "ab", Some("c"), None));
+        assert_eq!(
+            a,
+            CacheKey::new("https://x/token", "ab", "private_key_jwt", Some("c"), None)
+        );
     }
 }

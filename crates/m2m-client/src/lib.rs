@@ -25,22 +25,28 @@
 //!
 //! # Layout
 //!
-//! - [`TokenClient`] (`client`): the builder, one `fetch` call, retries with a fresh assertion
+//! - [`TokenClient`] (`client`): the builder, one `fetch` call, retries with fresh credentials
 //!   per attempt.
+//! - [`ClientAuth`] (`client_auth`): how the client authenticates (`private_key_jwt` today): the
+//!   form fields and headers of one attempt.
 //! - [`TokenUrl`] (`token_url`): the https-only rule (loopback http allowed, anything else only
 //!   through `dangerous_allow_insecure_http`).
-//! - [`Profile`] (`profile`): NHS rules (RS512, kid, `aud` = exact token URL) and algorithm choice.
+//! - [`Profile`] (`profile`): NHS rules (RS512, kid, `aud` = exact token URL) as
+//!   [`SignerFinding`]s, and algorithm choice.
 //! - [`discover`] (`discovery`): RFC 8414 metadata, issuer checked exactly, `aud` = issuer.
 //! - [`TokenResponse`] (`response`): success and error bodies, NHS's string-typed numbers.
-//! - [`Error`] (`error`), [`Hint`] (`hint`): what failed, whether to retry, what to do.
+//! - [`Error`] and [`ErrorResponse`] (`error`), [`Hint`] (`hint`): what failed (the server's
+//!   refusal as a struct, shown with control characters escaped), whether to retry, what to do.
 //! - [`RetryPolicy`] (`retry`): bounded exponential backoff, full jitter, `Retry-After`.
 //! - [`TokenTransport`] (`transport`) and [`ReqwestTransport`] (`reqwest_transport`): the HTTP
-//!   seam and its default.
+//!   seam (a [`FormPost`] carries the form and the authentication's headers) and its default;
+//!   [`error_chain`] turns an error's source chain into one line.
 //! - [`source`]: `TokenSource`, the shared cache for long-running services (refresh-ahead,
 //!   single flight) over a [`TokenClient`].
 //! - [`integrations`]: putting the cached token on outgoing requests (reqwest-middleware, tower,
 //!   blocking), each behind a cargo feature.
-//! - [`file_cache`]: the CLI's on-disk token cache.
+//! - [`file_cache`]: a token cache on disk (used by `m2m token`), keyed by token URL, client id,
+//!   authentication method, kid and scope.
 //!
 //! # Redirects are never followed
 //!
@@ -59,6 +65,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod client;
+mod client_auth;
 mod discovery;
 mod error;
 pub mod file_cache;
@@ -82,11 +89,12 @@ mod transport;
 pub mod guide {}
 
 pub use client::{TokenClient, TokenClientBuilder};
+pub use client_auth::{AuthParts, ClientAuth};
 pub use discovery::{AuthServerMetadata, discover, discover_with, metadata_urls, parse_metadata};
-pub use error::{ConfigError, Error, TransportKind};
+pub use error::{ConfigError, Error, ErrorResponse, TransportKind};
 pub use hint::{Hint, hint_for};
-pub use profile::Profile;
-pub use reqwest_transport::{ReqwestTransport, TransportConfig};
+pub use profile::{Profile, SignerFinding};
+pub use reqwest_transport::{ReqwestTransport, TransportConfig, error_chain};
 pub use response::{AccessToken, RefreshToken, ResponseParts, TokenResponse, parse_response};
 pub use retry::{RetryDecision, RetryPolicy, parse_retry_after};
 pub use token_url::{TokenUrl, UrlPolicy};

@@ -3,12 +3,13 @@
 //! Only NHS needs one today: RS512 and nothing else, a `kid`, `typ: JWT`, and `aud` equal to the
 //! exact token URL. A token URL on `api.service.nhs.uk` selects it by itself.
 
+use std::fmt;
+
 use m2m_core::alg::Algorithm;
 use m2m_core::key::PrivateKey;
 use m2m_core::nhs::NHS_ALG;
 use m2m_core::signer::Signer;
 
-use crate::error::ConfigError;
 use crate::token_url::TokenUrl;
 
 /// Which server conventions apply to the client assertion.
@@ -47,26 +48,56 @@ impl Profile {
             .unwrap_or_else(|| key.kind().default_alg())
     }
 
-    /// Checks that a signer can produce assertions this profile's server accepts, so a doomed
-    /// request is never sent.
-    pub fn check_signer(self, signer: &dyn Signer) -> Result<(), ConfigError> {
+    /// What keeps a signer's assertions from being accepted by this profile's server: nothing
+    /// when it fits. The token client refuses to build on the first finding (so a doomed request
+    /// is never sent); `m2m assertion` prints them as warnings and signs anyway.
+    pub fn check_signer(self, signer: &dyn Signer) -> Vec<SignerFinding> {
+        let mut findings = Vec::new();
         if self != Profile::Nhs {
-            return Ok(());
+            return findings;
         }
         let alg = signer.algorithm();
         if alg != NHS_ALG {
-            return Err(ConfigError::Profile(format!(
-                "the NHS token endpoint accepts only RS512, but the signer uses {alg}: sign with an \
-                 RSA key and RS512 (drop a different `alg` from the key's JWK)"
-            )));
+            findings.push(SignerFinding::Algorithm {
+                required: NHS_ALG,
+                actual: alg,
+            });
         }
         if signer.key_id().is_none_or(str::is_empty) {
-            return Err(ConfigError::Profile(
-                "the NHS token endpoint requires a kid naming the key in the JWKS registered for \
-                 this app: set the key id"
-                    .to_owned(),
-            ));
+            findings.push(SignerFinding::MissingKid);
         }
-        Ok(())
+        findings
+    }
+}
+
+/// One reason a signer does not fit a [`Profile`] (see [`Profile::check_signer`]). `Display` says
+/// what to do about it.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignerFinding {
+    /// The server accepts only `required`, and the signer uses `actual`.
+    Algorithm {
+        /// The one algorithm the server accepts.
+        required: Algorithm,
+        /// The signer's algorithm.
+        actual: Algorithm,
+    },
+    /// The server requires a `kid` header, and the signer has no key id.
+    MissingKid,
+}
+
+impl fmt::Display for SignerFinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignerFinding::Algorithm { required, actual } => write!(
+                f,
+                "the NHS token endpoint accepts only {required}, but the signer uses {actual}: sign \
+                 with an RSA key and {required} (drop a different `alg` from the key's JWK)"
+            ),
+            SignerFinding::MissingKid => f.write_str(
+                "the NHS token endpoint requires a kid naming the key in the JWKS registered for \
+                 this app: set the key id",
+            ),
+        }
     }
 }

@@ -4,7 +4,7 @@
 use std::error::Error as StdError;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
 use url::Url;
 
 use crate::error::{ConfigError, TransportKind};
@@ -57,7 +57,7 @@ impl ReqwestTransport {
             builder = builder.timeout(t);
         }
         let client = builder.build().map_err(|e| {
-            ConfigError::Invalid(format!("cannot build the HTTP client: {}", chain(&e)))
+            ConfigError::Invalid(format!("cannot build the HTTP client: {}", error_chain(&e)))
         })?;
         Ok(ReqwestTransport { client })
     }
@@ -108,12 +108,16 @@ impl TokenTransport for ReqwestTransport {
         request: &'a FormPost,
     ) -> BoxFuture<'a, Result<TransportResponse, TransportError>> {
         Box::pin(async move {
-            let builder = self
+            let mut builder = self
                 .client
                 .post(request.url.clone())
                 .header(CONTENT_TYPE, HeaderValue::from_static(FORM_CONTENT_TYPE))
-                .header(ACCEPT, HeaderValue::from_static("application/json"))
-                .body(request.body.clone());
+                .header(ACCEPT, HeaderValue::from_static("application/json"));
+            for (name, value) in &request.headers {
+                let (name, value) = auth_header(name, value)?;
+                builder = builder.header(name, value);
+            }
+            let builder = builder.body(request.body.clone());
             self.send(&request.url, builder).await
         })
     }
@@ -129,6 +133,19 @@ impl TokenTransport for ReqwestTransport {
     }
 }
 
+/// One header of [`FormPost::headers`], marked sensitive (HTTP/2 never indexes it). The error
+/// names the header, never its value: that is a credential.
+fn auth_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), TransportError> {
+    let invalid = || TransportError {
+        kind: TransportKind::Other,
+        message: format!("the request header {name:?} has an invalid name or value; not sent"),
+    };
+    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+    let mut value = HeaderValue::from_str(value).map_err(|_| invalid())?;
+    value.set_sensitive(true);
+    Ok((name, value))
+}
+
 /// Turns a reqwest error into a kind and a message that says why, e.g.
 /// "TLS handshake with host:443 failed: invalid peer certificate: UnknownIssuer".
 fn classify(url: &Url, e: &reqwest::Error) -> TransportError {
@@ -137,7 +154,7 @@ fn classify(url: &Url, e: &reqwest::Error) -> TransportError {
         (Some(h), None) => h.to_owned(),
         _ => url.to_string(),
     };
-    let why = chain(e);
+    let why = error_chain(e);
     let tls = looks_like_tls(e);
     let (kind, message) = if e.is_timeout() {
         (
@@ -163,9 +180,11 @@ fn classify(url: &Url, e: &reqwest::Error) -> TransportError {
     TransportError { kind, message }
 }
 
-/// The innermost useful causes, joined with ": ", skipping reqwest's and hyper's generic wrappers
-/// ("error sending request for url …", "client error (Connect)").
-fn chain(e: &(dyn StdError + 'static)) -> String {
+/// An error and its sources in one line: the useful causes joined with ": ", skipping reqwest's
+/// and hyper's generic wrappers ("error sending request for url …", "client error (Connect)")
+/// and repeats. Every message about a failed HTTP exchange (here, and `m2m jwks check`'s) is
+/// built with it.
+pub fn error_chain(e: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
     while let Some(err) = cur {
@@ -222,4 +241,78 @@ fn looks_like_tls(e: &reqwest::Error) -> bool {
         cur = err.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A one-request HTTP/1.1 server on 127.0.0.1 that returns the raw request head it received.
+    async fn one_request_server() -> (Url, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!(
+            "http://{}/oauth2/token",
+            listener.local_addr().unwrap()
+        ))
+        .unwrap();
+        let handle = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "connection closed before the request head");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let body = br#"{"access_token":"t","token_type":"Bearer"}"#;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(head.as_bytes()).await.unwrap();
+            socket.write_all(body).await.unwrap();
+            String::from_utf8_lossy(&request).into_owned()
+        });
+        (url, handle)
+    }
+
+    #[tokio::test]
+    async fn headers_of_the_client_authentication_reach_the_server() {
+        let (url, server) = one_request_server().await;
+        let transport = ReqwestTransport::new(&TransportConfig::default()).unwrap();
+        let request = FormPost {
+            url,
+            headers: vec![("Authorization".into(), "Basic Y2xpZW50OnNlY3JldA==".into())],
+            body: "grant_type=client_credentials".into(),
+        };
+        let debug = format!("{request:?}");
+        assert!(!debug.contains("Y2xpZW50OnNlY3JldA"), "{debug}");
+        let response = transport.post_form(&request).await.unwrap();
+        assert_eq!(response.status, 200);
+        let head = server.await.unwrap().to_ascii_lowercase();
+        assert!(
+            head.contains("\r\nauthorization: basic y2xpzw50onnly3jlda==\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains("\r\ncontent-type: application/x-www-form-urlencoded\r\n"),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unsendable_header_fails_without_showing_its_value() {
+        let transport = ReqwestTransport::new(&TransportConfig::default()).unwrap();
+        let request = FormPost {
+            url: Url::parse("http://127.0.0.1:9/token").unwrap(),
+            headers: vec![("Authorization".into(), "Basic secret\r\nx".into())],
+            body: String::new(),
+        };
+        let err = transport.post_form(&request).await.unwrap_err();
+        assert_eq!(err.kind, TransportKind::Other);
+        assert!(!err.message.contains("secret"), "{}", err.message);
+    }
 }

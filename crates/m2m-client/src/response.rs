@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use crate::error::Error;
+use crate::error::{Error, ErrorResponse};
 use crate::hint::hint_for;
 use crate::retry::parse_retry_after;
 
@@ -306,15 +306,15 @@ fn parse_failure(parts: ResponseParts<'_>, now: SystemTime) -> Error {
     let error = text("error");
     let error_description = text("error_description");
     let hint = hint_for(parts.status, error.as_deref(), error_description.as_deref());
-    Error::ServerRejected {
+    Error::ServerRejected(Box::new(ErrorResponse {
         status: parts.status,
         error,
         error_description,
         error_uri: text("error_uri"),
         message_id: text("message_id"),
-        hint,
         retry_after,
-    }
+        hint,
+    }))
 }
 
 fn unparseable(parts: ResponseParts<'_>, retry_after: Option<Duration>) -> Error {
@@ -455,13 +455,14 @@ mod tests {
     fn nhs_error_body_with_message_id_and_hint() {
         let body = r#"{"error":"invalid_request","error_description":"Invalid 'alg' header in client_assertion JWT - unsupported JWT algorithm - must be 'RS512'","message_id":"rrt-1-2"}"#;
         match parse_response(parts(400, body), now()).unwrap_err() {
-            Error::ServerRejected {
-                status,
-                error,
-                message_id,
-                hint,
-                ..
-            } => {
+            Error::ServerRejected(r) => {
+                let ErrorResponse {
+                    status,
+                    error,
+                    message_id,
+                    hint,
+                    ..
+                } = *r;
                 assert_eq!(status, 400);
                 assert_eq!(error.as_deref(), Some("invalid_request"));
                 assert_eq!(message_id.as_deref(), Some("rrt-1-2"));
@@ -482,12 +483,12 @@ mod tests {
         };
         let err = parse_response(p, now()).unwrap_err();
         assert!(matches!(
-            err,
-            Error::ServerRejected {
+            &err,
+            Error::ServerRejected(r) if matches!(**r, ErrorResponse {
                 status: 429,
                 error: None,
                 ..
-            }
+            })
         ));
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
         assert!(err.is_retryable());

@@ -165,7 +165,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Error, TransportKind};
+    use crate::{Error, ErrorResponse, TransportKind};
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
@@ -222,28 +222,16 @@ mod tests {
     #[test]
     fn decisions() {
         let p = RetryPolicy::default();
-        let busy = Error::ServerRejected {
-            status: 503,
-            error: None,
-            error_description: None,
-            error_uri: None,
-            message_id: None,
-            hint: None,
-            retry_after: None,
-        };
+        let busy = Error::ServerRejected(Box::new(ErrorResponse::new(503)));
         assert_eq!(
             p.decide(1, &busy, 0.5),
             RetryDecision::RetryAfter(Duration::from_millis(100))
         );
         assert_eq!(p.decide(3, &busy, 0.5), RetryDecision::GiveUp);
-        let limited = |secs| Error::ServerRejected {
-            status: 429,
-            error: None,
-            error_description: None,
-            error_uri: None,
-            message_id: None,
-            hint: None,
-            retry_after: Some(Duration::from_secs(secs)),
+        let limited = |secs| {
+            let mut r = ErrorResponse::new(429);
+            r.retry_after = Some(Duration::from_secs(secs));
+            Error::ServerRejected(Box::new(r))
         };
         assert_eq!(
             p.decide(1, &limited(7), 0.5),

@@ -15,26 +15,37 @@ use crate::error::{Error, TransportKind};
 
 /// The media type of every token request, bare: NHS answers 415 to anything else, a
 /// `; charset=…` suffix included.
-pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+pub use m2m_core::wire::FORM_MEDIA_TYPE as FORM_CONTENT_TYPE;
 
 /// A boxed, sendable future, as returned by [`TokenTransport`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// One token request: POST `body` to `url` with `Content-Type: application/x-www-form-urlencoded`.
+/// One token request: POST `body` to `url` with `Content-Type: application/x-www-form-urlencoded`
+/// and `headers`.
 ///
-/// `Debug` omits the body: it holds the client assertion.
+/// `Debug` omits the body and the header values: they hold the client's credentials (the
+/// assertion, or an `Authorization` header).
 #[derive(Clone)]
 pub struct FormPost {
     /// Where to POST.
     pub url: Url,
+    /// Headers the client authentication adds (e.g. `Authorization`), to send as given. Never
+    /// `Content-Type`: the transport sets that one.
+    pub headers: Vec<(String, String)>,
     /// The urlencoded form, to send verbatim.
     pub body: String,
 }
 
 impl fmt::Debug for FormPost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, _)| (name.as_str(), "[redacted]"))
+            .collect();
         f.debug_struct("FormPost")
             .field("url", &self.url.as_str())
+            .field("headers", &headers)
             .field("body", &"[redacted]")
             .finish()
     }
@@ -78,7 +89,8 @@ impl From<TransportError> for Error {
 /// Implementations must not follow redirects: a redirect would resend the client assertion to
 /// whichever host the response names.
 pub trait TokenTransport: Send + Sync + fmt::Debug {
-    /// POSTs `request.body` with `Content-Type` exactly [`FORM_CONTENT_TYPE`].
+    /// POSTs `request.body` with `Content-Type` exactly [`FORM_CONTENT_TYPE`] and
+    /// `request.headers`.
     fn post_form<'a>(
         &'a self,
         request: &'a FormPost,

@@ -8,7 +8,9 @@ mod request_support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use m2m_client::{ConfigError, Error, Hint, Profile, RetryPolicy, TokenClient, TransportKind};
+use m2m_client::{
+    ConfigError, Error, ErrorResponse, Hint, Profile, RetryPolicy, TokenClient, TransportKind,
+};
 use m2m_core::alg::Algorithm;
 use m2m_core::assertion::Audience;
 use m2m_core::nhs::Environment;
@@ -105,12 +107,13 @@ async fn final_oauth_errors_are_not_retried() {
         let err = server.client().build().unwrap().fetch().await.unwrap_err();
         assert_eq!(server.requests(), 1, "{status} {error}");
         match &err {
-            Error::ServerRejected {
-                status: s,
-                error: e,
-                error_description,
-                ..
-            } => {
+            Error::ServerRejected(r) => {
+                let ErrorResponse {
+                    status: s,
+                    error: e,
+                    error_description,
+                    ..
+                } = &**r;
                 assert_eq!(*s, status);
                 assert_eq!(e.as_deref(), Some(error));
                 assert_eq!(error_description.as_deref(), Some("no"));
@@ -355,14 +358,15 @@ async fn nhs_error_bodies_carry_message_id_and_hint() {
     for (i, (status, error, desc, hint, words)) in rows.iter().enumerate() {
         let err = client.fetch().await.unwrap_err();
         match &err {
-            Error::ServerRejected {
-                status: s,
-                error: e,
-                error_description,
-                message_id,
-                hint: h,
-                ..
-            } => {
+            Error::ServerRejected(r) => {
+                let ErrorResponse {
+                    status: s,
+                    error: e,
+                    error_description,
+                    message_id,
+                    hint: h,
+                    ..
+                } = &**r;
                 assert_eq!(s, status);
                 assert_eq!(e.as_deref(), Some(*error));
                 assert_eq!(error_description.as_deref(), Some(*desc));
@@ -371,11 +375,14 @@ async fn nhs_error_bodies_carry_message_id_and_hint() {
             }
             other => panic!("{other:?}"),
         }
+        // The message carries the server's fields; the hint is shown apart from it.
         let shown = err.to_string();
         assert!(
-            shown.contains(desc) && shown.contains(&format!("rrt-{i}")) && shown.contains(words),
+            shown.contains(desc) && shown.contains(&format!("rrt-{i}")),
             "{shown}"
         );
+        let hint_text = err.hint().unwrap().to_string();
+        assert!(hint_text.contains(words), "{hint_text}");
         assert!(!err.is_retryable(), "{shown}");
     }
     assert_eq!(server.requests(), rows.len());
@@ -503,7 +510,9 @@ async fn nhs_profile_rules() {
     assert_eq!(client.profile(), Profile::Nhs);
     assert_eq!(
         client.audience(),
-        &Audience::TokenUrl("https://int.api.service.nhs.uk/oauth2/token".into())
+        Some(&Audience::TokenUrl(
+            "https://int.api.service.nhs.uk/oauth2/token".into()
+        ))
     );
 
     // A token URL on an NHS host selects the profile by itself; RS256 is refused before sending.

@@ -12,7 +12,13 @@ use m2m_core::clock::{Clock, ManualClock};
 use source_support::{Behaviour, CLIENT_ID, KID, T0, TokenServer, secs};
 
 fn key(server: &TokenServer) -> CacheKey {
-    CacheKey::new(&server.token_url, CLIENT_ID, Some(KID), None)
+    CacheKey::new(
+        &server.token_url,
+        CLIENT_ID,
+        "private_key_jwt",
+        Some(KID),
+        None,
+    )
 }
 
 #[tokio::test]
@@ -74,9 +80,27 @@ async fn different_scope_or_kid_is_a_different_entry() {
     let cache = FileCache::new(dir.path());
     let client = server.client();
     let clock = ManualClock::new(T0);
-    let a = CacheKey::new(&server.token_url, CLIENT_ID, Some(KID), None);
-    let b = CacheKey::new(&server.token_url, CLIENT_ID, Some(KID), Some("other"));
-    let c = CacheKey::new(&server.token_url, CLIENT_ID, Some("kid-2"), None);
+    let a = CacheKey::new(
+        &server.token_url,
+        CLIENT_ID,
+        "private_key_jwt",
+        Some(KID),
+        None,
+    );
+    let b = CacheKey::new(
+        &server.token_url,
+        CLIENT_ID,
+        "private_key_jwt",
+        Some(KID),
+        Some("other"),
+    );
+    let c = CacheKey::new(
+        &server.token_url,
+        CLIENT_ID,
+        "private_key_jwt",
+        Some("kid-2"),
+        None,
+    );
     for k in [&a, &b, &c, &a, &b, &c] {
         cache.get_or_fetch(k, &client, &clock).await.unwrap();
     }
@@ -109,7 +133,13 @@ async fn corrupt_file_is_ignored_and_overwritten() {
 fn concurrent_writers_never_leave_a_corrupt_file() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Arc::new(FileCache::new(dir.path()));
-    let key = CacheKey::new("https://example.test/token", "c", None, None);
+    let key = CacheKey::new(
+        "https://example.test/token",
+        "c",
+        "private_key_jwt",
+        None,
+        None,
+    );
     let threads: Vec<_> = (0..8)
         .map(|i| {
             let cache = Arc::clone(&cache);

@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
+use m2m_client::Profile;
 use m2m_core::assertion::AssertionBuilder;
 use m2m_core::clock::{Clock as _, SystemClock};
-use m2m_core::nhs::NHS_ALG;
-use m2m_core::signer::Signer as _;
 
 use crate::cli::AssertionArgs;
 use crate::commands::print_result;
@@ -19,17 +18,10 @@ pub(crate) fn run(args: &AssertionArgs) -> CliResult {
     let client_id = s.require_client_id()?.to_owned();
     let nhs = s.endpoint.as_ref().is_some_and(settings::Endpoint::is_nhs);
     let signer = s.signer(nhs)?;
-    if nhs {
-        // Still print it (it is a debugging tool), but say why NHS would refuse it.
-        if signer.algorithm() != NHS_ALG {
-            eprintln!(
-                "warning: NHS accepts only RS512; this assertion is signed {}",
-                signer.algorithm()
-            );
-        }
-        if signer.key_id().is_none() {
-            eprintln!("warning: NHS requires a kid header; pass --kid");
-        }
+    let profile = if nhs { Profile::Nhs } else { Profile::Generic };
+    // Still print it (it is a debugging tool), but say why the server would refuse it.
+    for finding in profile.check_signer(&signer) {
+        eprintln!("warning: {finding}");
     }
     let mut builder = AssertionBuilder::new(Arc::new(signer), client_id, audience);
     if let Some(lifetime) = s.lifetime {

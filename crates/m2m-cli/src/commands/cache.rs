@@ -23,7 +23,8 @@ pub(crate) async fn fetch_cached(
     };
     let key = CacheKey::new(
         client.token_url().as_str(),
-        client.assertion_builder().client_id(),
+        client.client_id(),
+        client.client_auth().method_name(),
         kid,
         scope,
     );

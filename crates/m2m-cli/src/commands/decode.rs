@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::cli::{DecodeArgs, LintArg};
 use crate::commands::print_result;
-use crate::config::load_profile;
+use crate::config_file::load_profile;
 use crate::exit::{CliError, CliResult};
 use crate::times;
 

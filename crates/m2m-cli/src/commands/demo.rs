@@ -103,7 +103,7 @@ async fn client_side(issuer: &str, token_url: &str, key: Arc<PrivateKey>) -> Cli
         .client_id(CLIENT_ID)
         .signer(signer)
         .build()?;
-    let example = client.assertion_builder().build(SystemClock.now())?;
+    let example = signing(&client)?.build(SystemClock.now())?;
     say("4. the client assertion m2m signs for each request (decoded):")?;
     print_result(&decoded_text(example.as_str(), SystemClock.now())?)?;
 
@@ -145,7 +145,7 @@ async fn client_side(issuer: &str, token_url: &str, key: Arc<PrivateKey>) -> Cli
     }
 
     // 7. Replay: send one assertion twice, as an attacker who captured it would.
-    let assertion = client.assertion_builder().build(SystemClock.now())?;
+    let assertion = signing(&client)?.build(SystemClock.now())?;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -199,4 +199,11 @@ async fn client_side(issuer: &str, token_url: &str, key: Arc<PrivateKey>) -> Cli
 /// Demo narration is the demo's result, so it goes to stdout with the decoded tokens.
 fn say(line: &str) -> CliResult {
     print_result(line)
+}
+
+/// The demo client's assertion builder (it signs with a private key).
+fn signing(client: &TokenClient) -> CliResult<&m2m_core::assertion::AssertionBuilder> {
+    client
+        .assertion_builder()
+        .ok_or_else(|| CliError::local("the demo client does not sign assertions"))
 }

@@ -229,9 +229,9 @@ fn check(url: &str) -> CliResult {
         let why = if e.is_timeout() {
             format!("no answer within {}s", FETCH_TIMEOUT.as_secs())
         } else if e.is_connect() {
-            format!("cannot connect: {}", source_chain(&e))
+            format!("cannot connect: {}", m2m_client::error_chain(&e))
         } else {
-            source_chain(&e)
+            m2m_client::error_chain(&e)
         };
         CliError::new(
             crate::exit::Exit::Transport,
@@ -408,20 +408,6 @@ fn is_loopback(url: &url::Url) -> bool {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
     }
-}
-
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use crate::exit::{CliError, CliResult};
 /// One `[profiles.NAME]` table. Unknown keys are refused so a typo does not silently do nothing.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Profile {
+pub(crate) struct ConfigProfile {
     pub(crate) token_url: Option<String>,
     pub(crate) issuer: Option<String>,
     pub(crate) env: Option<String>,
@@ -43,7 +43,7 @@ pub(crate) struct Profile {
 struct ConfigFile {
     default_profile: Option<String>,
     #[serde(default)]
-    profiles: BTreeMap<String, Profile>,
+    profiles: BTreeMap<String, ConfigProfile>,
 }
 
 /// Where the config file is looked for.
@@ -61,19 +61,19 @@ pub(crate) fn config_path() -> Option<PathBuf> {
 
 /// Loads the profile named by `--profile`/`M2M_PROFILE`, else the file's `default_profile`, else
 /// an empty one.
-pub(crate) fn load_profile(name: Option<&str>) -> CliResult<Profile> {
+pub(crate) fn load_profile(name: Option<&str>) -> CliResult<ConfigProfile> {
     let Some(path) = config_path() else {
         return match name {
             Some(n) => Err(CliError::local(format!(
                 "profile \"{n}\" requested but no config file location is known (set M2M_CONFIG or HOME)"
             ))),
-            None => Ok(Profile::default()),
+            None => Ok(ConfigProfile::default()),
         };
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && name.is_none() => {
-            return Ok(Profile::default());
+            return Ok(ConfigProfile::default());
         }
         Err(e) => {
             return Err(CliError::local(format!(
@@ -87,7 +87,7 @@ pub(crate) fn load_profile(name: Option<&str>) -> CliResult<Profile> {
 }
 
 /// Parses the file text and picks the profile (pure, for tests).
-fn select(text: &str, path: &Path, name: Option<&str>) -> CliResult<Profile> {
+fn select(text: &str, path: &Path, name: Option<&str>) -> CliResult<ConfigProfile> {
     let file: ConfigFile = toml::from_str(text).map_err(|e| {
         CliError::local(format!(
             "invalid config file {}: {}",
@@ -97,7 +97,7 @@ fn select(text: &str, path: &Path, name: Option<&str>) -> CliResult<Profile> {
     })?;
     let wanted = name.map(str::to_owned).or(file.default_profile);
     let Some(wanted) = wanted else {
-        return Ok(Profile::default());
+        return Ok(ConfigProfile::default());
     };
     file.profiles.get(&wanted).cloned().ok_or_else(|| {
         let known: Vec<&str> = file.profiles.keys().map(String::as_str).collect();
