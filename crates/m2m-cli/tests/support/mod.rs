@@ -178,7 +178,9 @@ pub fn nhs_alg_error() -> Reply {
 }
 
 /// A loopback port with nothing listening on it.
-pub use m2m_testkit::net::free_port as closed_port;
+pub fn closed_port() -> u16 {
+    m2m_testkit::net::free_port()
+}
 
 /// A server child process (only the one the test started), killed when the test ends.
 pub struct ServerProcess(pub std::process::Child);

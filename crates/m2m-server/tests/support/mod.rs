@@ -26,7 +26,9 @@ pub use m2m_testkit::keys::p256 as key_ec;
 /// RSA-2048 key A (kid "k1").
 pub use m2m_testkit::keys::rsa2048 as key_a;
 /// RSA-2048 key B (a different key, for "wrong key" and rotation cases).
-pub use m2m_testkit::keys::rsa2048_other as key_b;
+pub fn key_b() -> Arc<PrivateKey> {
+    m2m_testkit::keys::rsa2048_other()
+}
 
 /// A public JWKS with these keys and kids.
 pub fn jwks(keys: &[(&PrivateKey, &str)]) -> Jwks {
