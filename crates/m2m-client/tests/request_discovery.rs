@@ -8,7 +8,7 @@ use m2m_client::{
     Error, ReqwestTransport, TokenClient, TransportConfig, UrlPolicy, discover, discover_with,
 };
 use m2m_core::alg::Algorithm;
-use support::request::{CLIENT_ID, ClientFor, Reply, nhs_ok, signer, start};
+use support::request::{CLIENT_ID, Reply, nhs_ok, signer, start};
 
 fn metadata(issuer: &str, token_endpoint: &str) -> String {
     serde_json::json!({

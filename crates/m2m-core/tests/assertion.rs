@@ -13,7 +13,7 @@ use m2m_core::assertion::{
 };
 use m2m_core::clock::{Clock, ManualClock, UnixTime};
 use m2m_core::jws::UnverifiedJws;
-use m2m_core::key::{KeySpec, PrivateKey};
+use m2m_core::key::PrivateKey;
 use m2m_core::nhs::Environment;
 use m2m_core::signer::KeySigner;
 use serde_json::{Value, json};

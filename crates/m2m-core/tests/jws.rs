@@ -14,7 +14,7 @@ use m2m_core::clock::UnixTime;
 use m2m_core::jws::{
     EncodedHeader, UnverifiedJws, base64url_decode, base64url_encode, sign_compact,
 };
-use m2m_core::key::{KeySpec, PrivateKey, PublicKey};
+use m2m_core::key::{PrivateKey, PublicKey};
 use m2m_core::signer::{KeySigner, Signer};
 use serde_json::{Map, Value, json};
 

@@ -710,7 +710,7 @@ fn rsa_4096_assertion_fits_the_size_limit() {
     let key = m2m_testkit::keys::rsa4096();
     let mut setup = Setup::good();
     setup.header = obj(json!({"alg": "RS512", "typ": "JWT", "kid": "big"}));
-    let key: &'static Arc<PrivateKey> = Box::leak(Box::new(key));
+    let key: &'static std::sync::Arc<PrivateKey> = Box::leak(Box::new(key));
     setup.sig = Sig::Key(key, Algorithm::Rs512);
     setup.keys = vec![(Some("big".into()), key.public_key().clone())];
     setup.allowed = vec![Algorithm::Rs512];
