@@ -27,7 +27,7 @@ async fn discovered_endpoint_uses_the_issuer_as_audience() {
     let issuer = server.base();
     server.serve(
         "/.well-known/oauth-authorization-server",
-        Reply::json(200, &metadata(&issuer, server.url())),
+        Reply::json(200, metadata(&issuer, server.url())),
     );
     server.expect_audience(&issuer);
 
@@ -57,7 +57,7 @@ async fn issuer_with_a_path_falls_back_to_the_appended_form() {
     // Only the Keycloak-style location exists; the RFC 8414 one answers 404.
     server.serve(
         "/realms/test/.well-known/oauth-authorization-server",
-        Reply::json(200, &metadata(&issuer, server.url())),
+        Reply::json(200, metadata(&issuer, server.url())),
     );
     let transport = ReqwestTransport::new(&TransportConfig::default()).unwrap();
     let meta = discover_with(&transport, &issuer, UrlPolicy::default())
@@ -72,7 +72,7 @@ async fn issuer_mismatch_is_refused() {
     let issuer = server.base();
     server.serve(
         "/.well-known/oauth-authorization-server",
-        Reply::json(200, &metadata("https://evil.example", server.url())),
+        Reply::json(200, metadata("https://evil.example", server.url())),
     );
     let err = discover(&issuer).await.unwrap_err();
     assert!(matches!(err, Error::Discovery { .. }), "{err:?}");

@@ -101,7 +101,7 @@ async fn final_oauth_errors_are_not_retried() {
         (400, "invalid_scope"),
     ] {
         let body = format!(r#"{{"error":"{error}","error_description":"no"}}"#);
-        let server = start(vec![Reply::json(status, &body), nhs_ok()]).await;
+        let server = start(vec![Reply::json(status, body), nhs_ok()]).await;
         let err = server.client().build().unwrap().fetch().await.unwrap_err();
         assert_eq!(server.requests(), 1, "{status} {error}");
         match &err {
@@ -340,7 +340,7 @@ async fn nhs_error_bodies_carry_message_id_and_hint() {
         .enumerate()
         .map(|(i, (status, error, desc, _, _))| {
             let body = serde_json::json!({"error": error, "error_description": desc, "message_id": format!("rrt-{i}")});
-            Reply::json(*status, &body.to_string())
+            Reply::json(*status, body.to_string())
         })
         .collect();
     let server = start(script).await;
