@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{Endpoint, Mode, Sandbox, assert_fails, stderr, stdout};
+use support::{Reply, Sandbox, assert_fails, endpoint, stderr, stdout};
 
 #[test]
 fn merges_new_and_old_keys_from_jwks_and_pem() {
@@ -64,8 +64,16 @@ fn refuses_private_members_and_duplicate_kids() {
 fn check_reports_a_good_and_a_bad_hosted_jwks() {
     let sb = Sandbox::new();
     let (_, jwks) = sb.keygen("k1", &[]);
-    let good = Endpoint::start(Mode::Standard, Some(&jwks), "c");
-    let o = sb.run(&["jwks", "check", &format!("http://{}/jwks.json", good.addr)]);
+    let good = endpoint(Reply::token(), &jwks, "c");
+    good.serve(
+        "/jwks.json",
+        Reply::json(200, std::fs::read_to_string(&jwks).unwrap()),
+    );
+    let o = sb.run(&[
+        "jwks",
+        "check",
+        &format!("http://{}/jwks.json", good.addr()),
+    ]);
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let report = stdout(&o);
     assert!(report.contains("ok      HTTP 200"), "{report}");
@@ -74,7 +82,7 @@ fn check_reports_a_good_and_a_bad_hosted_jwks() {
         "warns on small RSA: {report}"
     );
 
-    let o = sb.run(&["jwks", "check", &format!("http://{}/missing", good.addr)]);
+    let o = sb.run(&["jwks", "check", &format!("http://{}/missing", good.addr())]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("HTTP 404"), "{}", stdout(&o));
 

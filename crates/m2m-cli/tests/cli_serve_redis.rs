@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
-#[path = "../../m2m-server/tests/support/redis.rs"]
-mod redis_support;
 mod support;
 
 use std::process::Stdio;
@@ -46,7 +44,7 @@ fn serve(sb: &Sandbox, issuer: &str, port: u16, redis: &str, data: &str) -> Serv
 
 #[test]
 fn one_token_per_assertion_across_two_servers_sharing_redis() {
-    let Some(redis) = redis_support::RedisServer::start() else {
+    let Some(redis) = m2m_testkit::redis::RedisServer::start() else {
         return;
     };
     let sb = Sandbox::new();

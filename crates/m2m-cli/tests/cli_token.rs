@@ -7,20 +7,24 @@ mod support;
 
 use std::path::PathBuf;
 
-use support::{Endpoint, Mode, Sandbox, assert_fails, closed_port, stderr, stdout};
+use std::time::Duration;
+use support::{
+    Reply, Sandbox, TokenEndpoint, assert_fails, closed_port, endpoint, nhs_alg_error, stderr,
+    stdout,
+};
 
 const CLIENT: &str = "client-1";
 
 struct Setup {
     sb: Sandbox,
     pem: PathBuf,
-    endpoint: Endpoint,
+    endpoint: TokenEndpoint,
 }
 
-fn setup(mode: Mode) -> Setup {
+fn setup(reply: Reply) -> Setup {
     let sb = Sandbox::new();
     let (pem, jwks) = sb.keygen("k1", &[]);
-    let endpoint = Endpoint::start(mode, Some(&jwks), CLIENT);
+    let endpoint = endpoint(reply, &jwks, CLIENT);
     Setup { sb, pem, endpoint }
 }
 
@@ -29,7 +33,7 @@ impl Setup {
         let mut args = vec![
             "token",
             "--token-url",
-            &self.endpoint.url,
+            self.endpoint.url(),
             "--client-id",
             CLIENT,
             "--key",
@@ -47,7 +51,7 @@ impl Setup {
 
 #[test]
 fn prints_the_token_json_or_header() {
-    let s = setup(Mode::Standard);
+    let s = setup(Reply::token());
     let o = s.token(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "token-1\n");
@@ -62,7 +66,7 @@ fn prints_the_token_json_or_header() {
 
 #[test]
 fn nhs_style_success_with_string_expires_in() {
-    let s = setup(Mode::NhsSuccess);
+    let s = setup(Reply::nhs_token());
     let o = s.token(&["--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -73,7 +77,7 @@ fn nhs_style_success_with_string_expires_in() {
 
 #[test]
 fn nhs_error_body_with_hint_exits_5() {
-    let s = setup(Mode::NhsAlgError);
+    let s = setup(nhs_alg_error());
     let err = assert_fails(&s.token(&[]), 5, "HTTP 400 invalid_request");
     assert!(
         err.contains("must be 'RS512'"),
@@ -85,20 +89,24 @@ fn nhs_error_body_with_hint_exits_5() {
 
 #[test]
 fn html_answer_exits_4() {
-    let s = setup(Mode::Html);
+    let s = setup(Reply::text(
+        200,
+        "text/html",
+        "<html><body>Sign in</body></html>",
+    ));
     let err = assert_fails(&s.token(&[]), 4, "not an OAuth JSON response");
     assert!(err.contains("text/html"), "{err}");
 }
 
 #[test]
 fn invalid_json_exits_4() {
-    let s = setup(Mode::InvalidJson);
+    let s = setup(Reply::json(200, "{\"access_token\": "));
     assert_fails(&s.token(&[]), 4, "not an OAuth JSON response");
 }
 
 #[test]
 fn success_without_access_token_exits_4() {
-    let s = setup(Mode::NoAccessToken);
+    let s = setup(Reply::json(200, r#"{"token_type": "Bearer"}"#));
     let err = assert_fails(&s.token(&[]), 4, "without an access_token");
     assert!(
         err.contains("token_type"),
@@ -109,11 +117,11 @@ fn success_without_access_token_exits_4() {
 #[test]
 fn rejected_assertion_exits_5() {
     // The endpoint verifies: an assertion for another client id is refused.
-    let s = setup(Mode::Standard);
+    let s = setup(Reply::token());
     let o = s.sb.run(&[
         "token",
         "--token-url",
-        &s.endpoint.url,
+        s.endpoint.url(),
         "--client-id",
         "someone-else",
         "--key",
@@ -149,7 +157,7 @@ fn connection_refused_exits_4() {
 
 #[test]
 fn timeout_exits_4_with_hint() {
-    let s = setup(Mode::Slow);
+    let s = setup(Reply::token().delay(Duration::from_secs(30)));
     let err = assert_fails(&s.token(&["--timeout", "1"]), 4, "time");
     assert!(err.contains("--timeout"), "{err}");
 }
@@ -182,12 +190,12 @@ fn plain_http_to_remote_host_is_refused_before_sending() {
 
 #[test]
 fn file_cache_saves_the_second_request() {
-    let s = setup(Mode::Standard);
+    let s = setup(Reply::token());
     let run = |extra: &[&str]| {
         let mut args = vec![
             "token",
             "--token-url",
-            &s.endpoint.url,
+            s.endpoint.url(),
             "--client-id",
             CLIENT,
             "--key",

@@ -4,19 +4,17 @@
 //! same port the server must resume by itself (no restart) within 2 s.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod fault_support;
-#[path = "../../m2m-server/tests/support/redis.rs"]
-mod redis_support;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use fault_support::{Fixture, Outcome, poll_until};
+use support::fault::{Fixture, Outcome, poll_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_killed_under_load_fails_closed_then_resumes_by_itself() {
-    let Some(redis) = redis_support::RedisServer::start() else {
+    let Some(redis) = m2m_testkit::redis::RedisServer::start() else {
         return;
     };
     let port = redis.port();
@@ -87,7 +85,7 @@ async fn redis_killed_under_load_fails_closed_then_resumes_by_itself() {
     );
 
     // Redis back on the same port (empty: no persistence). The server reconnects on its own.
-    let _redis = redis_support::RedisServer::start_on_port(port).unwrap();
+    let _redis = m2m_testkit::redis::RedisServer::start_on_port(port).unwrap();
     let back = Instant::now();
     let recovered = poll_until(Duration::from_secs(2), || async {
         server.token(&fx.assertion()).await.status == Some(200)

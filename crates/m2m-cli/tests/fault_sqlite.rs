@@ -16,14 +16,14 @@
 //! ignored (as a full disk sends no signal) and its stderr is a pipe (not limited).
 #![allow(clippy::unwrap_used, missing_docs, clippy::print_stderr)]
 
-mod fault_support;
+mod support;
 
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use fault_support::{Fixture, poll_until};
+use support::fault::{Fixture, poll_until};
 
 /// `prlimit --pid PID --fsize=SOFT:` (soft limit only, so it can be raised again).
 fn set_fsize(pid: u32, soft: &str) {

@@ -3,31 +3,16 @@
 //! no private key, no assertion signature and no access token.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod hygiene_support;
+mod support;
 
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::extract::State;
-use hygiene_support::{assert_absent, jws_like, key_secrets, token_secrets};
 use m2m_core::key::{KeySpec, PrivateKey};
-
-/// A token endpoint that records every form it gets and answers a fixed, JWT-shaped token.
-struct Recorder {
-    forms: Mutex<Vec<String>>,
-}
+use m2m_testkit::token_endpoint::{Reply, TokenEndpoint};
+use support::hygiene::{assert_absent, jws_like, key_secrets, token_secrets};
 
 const TOKEN: &str = "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJzdmMiLCJleHAiOjk5OTk5OTk5OTl9.\
                      c2VjcmV0LWFjY2Vzcy10b2tlbi1zaWduYXR1cmUtdGhhdC1tdXN0LW5ldmVyLWJlLWxvZ2dlZA";
-
-async fn token(State(r): State<Arc<Recorder>>, body: String) -> axum::response::Response {
-    r.forms.lock().unwrap().push(body);
-    axum::response::IntoResponse::into_response((
-        [("content-type", "application/json")],
-        format!(r#"{{"access_token":"{TOKEN}","token_type":"Bearer","expires_in":600}}"#),
-    ))
-}
 
 fn m2m(home: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_m2m"));
@@ -46,18 +31,17 @@ fn m2m(home: &std::path::Path) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn m2m_token_stderr_at_trace_leaks_nothing() {
-    let recorder = Arc::new(Recorder {
-        forms: Mutex::default(),
-    });
-    let app = Router::new()
-        .route("/oauth2/token", axum::routing::post(token))
-        .with_state(Arc::clone(&recorder));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/oauth2/token", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let key = PrivateKey::generate(KeySpec::P256).unwrap();
+    // The shared verifying endpoint (it records every request), answering a fixed, JWT-shaped
+    // token.
+    let endpoint = TokenEndpoint::builder("svc")
+        .key("k1", key.public_key().clone())
+        .replies([Reply::token().access_token(TOKEN)])
+        .start()
+        .await;
+    let url = endpoint.url().to_owned();
 
     let home = tempfile::tempdir().unwrap();
-    let key = PrivateKey::generate(KeySpec::P256).unwrap();
     let key_path = home.path().join("k.pem");
     std::fs::write(&key_path, key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
 
@@ -96,13 +80,13 @@ async fn m2m_token_stderr_at_trace_leaks_nothing() {
     let stderr = outputs.join("\n");
     assert!(stderr.contains("TRACE"), "trace logging is on: {stderr}");
 
-    let forms = recorder.forms.lock().unwrap().clone();
-    assert!(!forms.is_empty());
-    let signatures: Vec<String> = forms
+    let seen = endpoint.seen();
+    assert!(!seen.is_empty());
+    endpoint.assert_all_valid();
+    let signatures: Vec<String> = seen
         .iter()
-        .map(|f| {
-            let assertion = f.split("client_assertion=").nth(1).unwrap();
-            let assertion = assertion.split('&').next().unwrap();
+        .map(|r| {
+            let assertion = r.field("client_assertion").unwrap();
             assertion.rsplit('.').next().unwrap().to_owned()
         })
         .collect();

@@ -6,18 +6,18 @@
 //! private key (PEM lines, JWK `d`), no assertion signature and no access token in the output.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod hygiene_support;
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use hygiene_support::{RecordingSigner, assert_absent, jws_like, key_secrets, token_secrets};
 use m2m_client::{Profile, TokenClient, source::TokenSource};
 use m2m_core::alg::Algorithm;
 use m2m_core::assertion::{AssertionBuilder, Audience};
 use m2m_core::clock::{Clock, SystemClock};
 use m2m_core::key::{KeySpec, PrivateKey};
 use m2m_server::{Server, ServerConfig};
+use support::hygiene::{RecordingSigner, assert_absent, jws_like, key_secrets, token_secrets};
 
 /// Everything every subscriber writer wrote.
 static CAPTURED: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();

@@ -1,24 +1,20 @@
-//! Fault: a flaky token endpoint (500, 503, 429, garbage, hanging) on 127.0.0.1, real time.
-//! `TokenClient::fetch` and `TokenSource` must retry a bounded number of times (requests counted
+//! Fault: a flaky token endpoint (500, 503, 429, garbage, hanging) on 127.0.0.1, real time (the
+//! shared verifying endpoint of m2m-testkit). `TokenClient::fetch` and `TokenSource` must retry a
+//! bounded number of times (requests counted
 //! at the endpoint), never storm it when many callers wait at once, end within a bounded time,
 //! and fail with an error that says what happened. request_fetch.rs and source_cache.rs cover the
 //! individual retry rules; this file is the end-to-end bound under each kind of failure.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use m2m_client::source::TokenSource;
 use m2m_client::{RetryPolicy, TokenClient};
 use m2m_core::alg::Algorithm;
-use m2m_core::key::{KeySpec, PrivateKey};
 use m2m_core::signer::KeySigner;
+use m2m_testkit::keys;
+use m2m_testkit::token_endpoint::{Reply, TokenEndpoint};
 
 #[derive(Clone, Copy, Debug)]
 enum Mode {
@@ -34,66 +30,32 @@ enum Mode {
     Hang,
 }
 
-struct Endpoint {
-    script: Mutex<VecDeque<Mode>>,
-    then: Mutex<Mode>,
-    requests: AtomicUsize,
-}
-
-async fn token(State(e): State<Arc<Endpoint>>) -> Response {
-    e.requests.fetch_add(1, Ordering::SeqCst);
-    let mode = e
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or(*e.then.lock().unwrap());
+/// What the shared verifying endpoint answers in `mode`.
+fn reply(mode: Mode) -> Reply {
     match mode {
-        Mode::Ok => (
-            [(header::CONTENT_TYPE, "application/json")],
-            r#"{"access_token":"tok","token_type":"Bearer","expires_in":600}"#,
-        )
-            .into_response(),
-        Mode::Status(s) => (
-            StatusCode::from_u16(s).unwrap(),
-            [(header::CONTENT_TYPE, "application/json")],
-            r#"{"error":"temporarily_unavailable"}"#,
-        )
-            .into_response(),
-        Mode::TooMany => (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "0")],
-            "",
-        )
-            .into_response(),
-        Mode::HtmlBadGateway => (
-            StatusCode::BAD_GATEWAY,
-            [(header::CONTENT_TYPE, "text/html")],
+        Mode::Ok => Reply::token().access_token("tok"),
+        Mode::Status(s) => Reply::error(s, "temporarily_unavailable"),
+        Mode::TooMany => Reply::status(429).retry_after(0),
+        Mode::HtmlBadGateway => Reply::text(
+            502,
+            "text/html",
             "<html><body>502 Bad Gateway</body></html>",
-        )
-            .into_response(),
-        Mode::Garbage => {
-            ([(header::CONTENT_TYPE, "application/json")], "{not json").into_response()
-        }
-        Mode::Hang => {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            StatusCode::OK.into_response()
-        }
+        ),
+        Mode::Garbage => Reply::json(200, "{not json"),
+        Mode::Hang => Reply::status(200).delay(Duration::from_secs(30)),
     }
 }
 
-async fn endpoint(script: &[Mode], then: Mode) -> (Arc<Endpoint>, String) {
-    let e = Arc::new(Endpoint {
-        script: Mutex::new(script.iter().copied().collect()),
-        then: Mutex::new(then),
-        requests: AtomicUsize::new(0),
-    });
-    let app = Router::new()
-        .route("/oauth2/token", axum::routing::post(token))
-        .with_state(Arc::clone(&e));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/oauth2/token", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+/// An endpoint answering `script`, then `then` for ever; it verifies every assertion of
+/// [`client`].
+async fn endpoint(script: &[Mode], then: Mode) -> (TokenEndpoint, String) {
+    let e = TokenEndpoint::builder("svc")
+        .key("k1", keys::p256().public_key().clone())
+        .audience("https://issuer.test")
+        .replies(script.iter().chain([&then]).map(|m| reply(*m)))
+        .start()
+        .await;
+    let url = e.url().to_owned();
     (e, url)
 }
 
@@ -103,8 +65,7 @@ const MAX_DELAY: Duration = Duration::from_millis(50);
 const SLACK: Duration = Duration::from_secs(3);
 
 fn client(url: &str, attempts: u32) -> TokenClient {
-    let key = Arc::new(PrivateKey::generate(KeySpec::P256).unwrap());
-    let signer = KeySigner::new(key, Algorithm::Es256, Some("k1".to_owned())).unwrap();
+    let signer = KeySigner::new(keys::p256(), Algorithm::Es256, Some("k1".to_owned())).unwrap();
     TokenClient::builder()
         .token_url(url)
         .client_id("svc")
@@ -145,7 +106,7 @@ async fn fetch_under_each_failure_is_bounded_and_says_why() {
         let took = started.elapsed();
         let message = err.to_string().to_lowercase();
         assert_eq!(
-            e.requests.load(Ordering::SeqCst),
+            e.requests(),
             expected_requests,
             "{mode:?}: requests; error: {message}"
         );
@@ -158,11 +119,7 @@ async fn fetch_under_each_failure_is_bounded_and_says_why() {
         }
         // Wait out the hanging handler's connection count: nothing more arrives later.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(
-            e.requests.load(Ordering::SeqCst),
-            expected_requests,
-            "{mode:?}: no late retry"
-        );
+        assert_eq!(e.requests(), expected_requests, "{mode:?}: no late retry");
     }
 }
 
@@ -177,13 +134,13 @@ async fn mixed_failures_then_success_within_the_attempts() {
     let (e, url) = endpoint(&script, Mode::Ok).await;
     let response = client(&url, 5).fetch().await.unwrap();
     assert_eq!(response.access_token().secret(), "tok");
-    assert_eq!(e.requests.load(Ordering::SeqCst), 5);
+    assert_eq!(e.requests(), 5);
 
     // One attempt fewer than needed: a clear error, exactly that many requests.
     let (e, url) = endpoint(&script, Mode::Ok).await;
     let err = client(&url, 4).fetch().await.unwrap_err();
     assert!(err.to_string().contains("timed out"), "{err}");
-    assert_eq!(e.requests.load(Ordering::SeqCst), 4);
+    assert_eq!(e.requests(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,24 +161,20 @@ async fn token_source_outage_many_callers_no_storm_then_recovers() {
         assert!(err.is_retryable());
     }
     assert!(started.elapsed() <= bound(3));
-    assert_eq!(
-        e.requests.load(Ordering::SeqCst),
-        3,
-        "200 callers, one refresh"
-    );
+    assert_eq!(e.requests(), 3, "200 callers, one refresh");
 
     // Callers right after the failure get the error without new requests (back-off).
     for _ in 0..200 {
         assert!(source.token().await.is_err());
     }
     assert!(
-        e.requests.load(Ordering::SeqCst) <= 6,
+        e.requests() <= 6,
         "at most one more refresh: {}",
-        e.requests.load(Ordering::SeqCst)
+        e.requests()
     );
 
     // The endpoint recovers: a caller gets a token once the back-off has passed (bounded poll).
-    *e.then.lock().unwrap() = Mode::Ok;
+    e.set(reply(Mode::Ok));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(t) = source.token().await {
@@ -251,5 +204,5 @@ async fn token_source_hanging_endpoint_callers_bounded_by_the_timeout() {
         assert!(err.to_string().contains("timed out"), "{err}");
     }
     assert!(started.elapsed() <= bound(2), "{:?}", started.elapsed());
-    assert_eq!(e.requests.load(Ordering::SeqCst), 2);
+    assert_eq!(e.requests(), 2);
 }

@@ -2,13 +2,13 @@
 //! exactly, the discovered endpoint gets `aud` = issuer and `typ` = client-authentication+jwt.
 #![allow(clippy::unwrap_used)]
 
-mod request_support;
+mod support;
 
 use m2m_client::{
     Error, ReqwestTransport, TokenClient, TransportConfig, UrlPolicy, discover, discover_with,
 };
 use m2m_core::alg::Algorithm;
-use request_support::{CLIENT_ID, Reply, TestServer, signer};
+use support::request::{CLIENT_ID, Reply, nhs_ok, signer, start};
 
 fn metadata(issuer: &str, token_endpoint: &str) -> String {
     serde_json::json!({
@@ -23,17 +23,17 @@ fn metadata(issuer: &str, token_endpoint: &str) -> String {
 
 #[tokio::test]
 async fn discovered_endpoint_uses_the_issuer_as_audience() {
-    let server = TestServer::start(vec![Reply::nhs_ok()]).await;
+    let server = start(vec![nhs_ok()]).await;
     let issuer = server.base();
-    server.serve_doc(
+    server.serve(
         "/.well-known/oauth-authorization-server",
-        &metadata(&issuer, &server.url),
+        Reply::json(200, metadata(&issuer, server.url())),
     );
-    server.expect_aud(&issuer);
+    server.expect_audience(&issuer);
 
     let meta = discover(&issuer).await.unwrap();
     assert_eq!(meta.issuer(), issuer);
-    assert_eq!(meta.token_endpoint().as_str(), server.url);
+    assert_eq!(meta.token_endpoint().as_str(), server.url());
     assert_eq!(meta.jwks_uri(), Some(format!("{issuer}/jwks").as_str()));
     assert!(meta.supports_private_key_jwt());
 
@@ -52,12 +52,12 @@ async fn discovered_endpoint_uses_the_issuer_as_audience() {
 
 #[tokio::test]
 async fn issuer_with_a_path_falls_back_to_the_appended_form() {
-    let server = TestServer::start(vec![Reply::nhs_ok()]).await;
+    let server = start(vec![nhs_ok()]).await;
     let issuer = format!("{}/realms/test", server.base());
     // Only the Keycloak-style location exists; the RFC 8414 one answers 404.
-    server.serve_doc(
+    server.serve(
         "/realms/test/.well-known/oauth-authorization-server",
-        &metadata(&issuer, &server.url),
+        Reply::json(200, metadata(&issuer, server.url())),
     );
     let transport = ReqwestTransport::new(&TransportConfig::default()).unwrap();
     let meta = discover_with(&transport, &issuer, UrlPolicy::default())
@@ -68,11 +68,11 @@ async fn issuer_with_a_path_falls_back_to_the_appended_form() {
 
 #[tokio::test]
 async fn issuer_mismatch_is_refused() {
-    let server = TestServer::start(vec![Reply::nhs_ok()]).await;
+    let server = start(vec![nhs_ok()]).await;
     let issuer = server.base();
-    server.serve_doc(
+    server.serve(
         "/.well-known/oauth-authorization-server",
-        &metadata("https://evil.example", &server.url),
+        Reply::json(200, metadata("https://evil.example", server.url())),
     );
     let err = discover(&issuer).await.unwrap_err();
     assert!(matches!(err, Error::Discovery { .. }), "{err:?}");
@@ -86,7 +86,7 @@ async fn issuer_mismatch_is_refused() {
 
 #[tokio::test]
 async fn missing_metadata_names_the_urls_tried() {
-    let server = TestServer::start(vec![Reply::nhs_ok()]).await;
+    let server = start(vec![nhs_ok()]).await;
     let err = discover(&format!("{}/tenant", server.base()))
         .await
         .unwrap_err();

@@ -3,7 +3,7 @@
 //! and the URL and profile rules.
 #![allow(clippy::unwrap_used)]
 
-mod request_support;
+mod support;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use m2m_client::{
 use m2m_core::alg::Algorithm;
 use m2m_core::assertion::Audience;
 use m2m_core::nhs::Environment;
-use request_support::{CLIENT_ID, Reply, TestServer, dead_port_url, signer};
+use support::request::{CLIENT_ID, ClientFor, Reply, dead_port_url, nhs_ok, signer, start};
 
 fn body_of(e: &Error) -> String {
     format!("{e} {e:?}")
@@ -22,7 +22,7 @@ fn body_of(e: &Error) -> String {
 
 #[tokio::test]
 async fn nhs_style_success_with_string_numbers() {
-    let server = TestServer::start(vec![Reply::nhs_ok()]).await;
+    let server = start(vec![nhs_ok()]).await;
     let client = server.client().profile(Profile::Nhs).build().unwrap();
     let token = client.fetch().await.unwrap();
     assert_eq!(token.access_token().secret(), "nhs-access-token-1");
@@ -47,7 +47,7 @@ async fn nhs_style_success_with_string_numbers() {
 
 #[tokio::test]
 async fn rfc_success_with_number_and_optional_params() {
-    let server = TestServer::start(vec![Reply::json(
+    let server = start(vec![Reply::json(
         200,
         r#"{"access_token":"rfc-token","token_type":"bearer","expires_in":3600,"scope":"read write","ext":true}"#,
     )])
@@ -79,9 +79,9 @@ async fn rfc_success_with_number_and_optional_params() {
 
 #[tokio::test]
 async fn retries_503_with_a_fresh_jti() {
-    let server = TestServer::start(vec![
+    let server = start(vec![
         Reply::json(503, r#"{"error":"temporarily_unavailable"}"#),
-        Reply::nhs_ok(),
+        nhs_ok(),
     ])
     .await;
     let client = server.client().build().unwrap();
@@ -103,7 +103,7 @@ async fn final_oauth_errors_are_not_retried() {
         (400, "invalid_scope"),
     ] {
         let body = format!(r#"{{"error":"{error}","error_description":"no"}}"#);
-        let server = TestServer::start(vec![Reply::json(status, &body), Reply::nhs_ok()]).await;
+        let server = start(vec![Reply::json(status, body), nhs_ok()]).await;
         let err = server.client().build().unwrap().fetch().await.unwrap_err();
         assert_eq!(server.requests(), 1, "{status} {error}");
         match &err {
@@ -127,9 +127,9 @@ async fn final_oauth_errors_are_not_retried() {
 /// Paused time: the 7 s `Retry-After` is waited for exactly, without really sleeping.
 #[tokio::test(start_paused = true)]
 async fn honours_retry_after_on_429() {
-    let server = TestServer::start(vec![
+    let server = start(vec![
         Reply::json(429, r#"{"error":"rate_limited"}"#).header("retry-after", "7"),
-        Reply::nhs_ok(),
+        nhs_ok(),
     ])
     .await;
     // No transport timeouts: under paused time they would fire while waiting for real I/O.
@@ -152,9 +152,9 @@ async fn honours_retry_after_on_429() {
 
 #[tokio::test]
 async fn retry_after_beyond_the_cap_ends_retries() {
-    let server = TestServer::start(vec![
+    let server = start(vec![
         Reply::json(429, "{}").header("retry-after", "3600"),
-        Reply::nhs_ok(),
+        nhs_ok(),
     ])
     .await;
     let err = server.client().build().unwrap().fetch().await.unwrap_err();
@@ -165,12 +165,12 @@ async fn retry_after_beyond_the_cap_ends_retries() {
 
 #[tokio::test]
 async fn attempts_are_bounded() {
-    let server = TestServer::start(vec![Reply::json(500, r#"{"error":"server_error"}"#)]).await;
+    let server = start(vec![Reply::json(500, r#"{"error":"server_error"}"#)]).await;
     let err = server.client().build().unwrap().fetch().await.unwrap_err();
     assert_eq!(server.requests(), 3, "default policy: 3 attempts");
     assert_eq!(err.status(), Some(500));
 
-    let server = TestServer::start(vec![Reply::json(502, "{}")]).await;
+    let server = start(vec![Reply::json(502, "{}")]).await;
     let policy = RetryPolicy::default()
         .max_attempts(5)
         .base_delay(Duration::from_millis(1));
@@ -189,15 +189,13 @@ async fn attempts_are_bounded() {
 #[tokio::test]
 async fn html_from_a_proxy_is_unparseable_and_retried_on_5xx() {
     let html = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>";
-    let mut reply = Reply::json(502, html);
-    reply.headers = vec![("content-type", "text/html; charset=utf-8".to_owned())];
-    let server = TestServer::start(vec![reply.clone(), reply, Reply::nhs_ok()]).await;
+    let reply = Reply::text(502, "text/html; charset=utf-8", html);
+    let server = start(vec![reply.clone(), reply, nhs_ok()]).await;
     server.client().build().unwrap().fetch().await.unwrap();
     assert_eq!(server.requests(), 3);
 
-    let mut reply = Reply::json(502, html);
-    reply.headers = vec![("content-type", "text/html".to_owned())];
-    let server = TestServer::start(vec![reply]).await;
+    let reply = Reply::text(502, "text/html", html);
+    let server = start(vec![reply]).await;
     let err = server
         .client()
         .retry_policy(RetryPolicy::never())
@@ -224,8 +222,7 @@ async fn html_from_a_proxy_is_unparseable_and_retried_on_5xx() {
 
 #[tokio::test]
 async fn invalid_json_on_200_is_not_retried_and_leaks_nothing() {
-    let server =
-        TestServer::start(vec![Reply::json(200, r#"{"access_token":"leaky-secret","#)]).await;
+    let server = start(vec![Reply::json(200, r#"{"access_token":"leaky-secret","#)]).await;
     let err = server.client().build().unwrap().fetch().await.unwrap_err();
     assert!(
         matches!(err, Error::UnparseableBody { status: 200, .. }),
@@ -237,7 +234,7 @@ async fn invalid_json_on_200_is_not_retried_and_leaks_nothing() {
 
 #[tokio::test]
 async fn success_without_access_token() {
-    let server = TestServer::start(vec![Reply::json(
+    let server = start(vec![Reply::json(
         200,
         r#"{"token_type":"Bearer","expires_in":"599"}"#,
     )])
@@ -346,10 +343,10 @@ async fn nhs_error_bodies_carry_message_id_and_hint() {
         .enumerate()
         .map(|(i, (status, error, desc, _, _))| {
             let body = serde_json::json!({"error": error, "error_description": desc, "message_id": format!("rrt-{i}")});
-            Reply::json(*status, &body.to_string())
+            Reply::json(*status, body.to_string())
         })
         .collect();
-    let server = TestServer::start(script).await;
+    let server = start(script).await;
     let client = server
         .client()
         .retry_policy(RetryPolicy::never())
@@ -391,7 +388,7 @@ async fn nhs_error_bodies_carry_message_id_and_hint() {
 
 #[tokio::test]
 async fn connection_refused_is_a_connect_error() {
-    let url = dead_port_url().await;
+    let url = dead_port_url();
     let client = TokenClient::builder()
         .token_url(&url)
         .client_id(CLIENT_ID)
@@ -417,7 +414,7 @@ async fn connection_refused_is_a_connect_error() {
 
 #[tokio::test]
 async fn slow_server_times_out() {
-    let server = TestServer::start(vec![Reply::nhs_ok().delay(Duration::from_secs(60))]).await;
+    let server = start(vec![nhs_ok().delay(Duration::from_secs(60))]).await;
     let client = server
         .client()
         .timeout(Some(Duration::from_millis(300)))
@@ -437,9 +434,8 @@ async fn slow_server_times_out() {
 
 #[tokio::test]
 async fn redirects_are_not_followed() {
-    let mut reply = Reply::json(307, "");
-    reply.headers = vec![("location", "/elsewhere".to_owned())];
-    let server = TestServer::start(vec![reply]).await;
+    let reply = Reply::status(307).header("location", "/elsewhere");
+    let server = start(vec![reply]).await;
     let err = server.client().build().unwrap().fetch().await.unwrap_err();
     match &err {
         Error::Redirected {
@@ -453,13 +449,7 @@ async fn redirects_are_not_followed() {
         "{err}"
     );
     assert_eq!(server.requests(), 1);
-    assert_eq!(
-        server
-            .state
-            .other_hits
-            .load(std::sync::atomic::Ordering::SeqCst),
-        0
-    );
+    assert_eq!(server.hits("/elsewhere"), 0);
 }
 
 #[tokio::test]
@@ -525,7 +515,7 @@ async fn nhs_profile_rules() {
     assert!(err.to_string().contains("accepts only RS512"), "{err}");
 
     // The NHS profile against a loopback emulator: aud = the exact token URL.
-    let server = TestServer::start(vec![Reply::nhs_ok()]).await;
+    let server = start(vec![nhs_ok()]).await;
     let err = server
         .client()
         .signer(signer(Algorithm::Ps512))
@@ -546,8 +536,8 @@ async fn nhs_profile_rules() {
 
 #[tokio::test]
 async fn explicit_audience_overrides() {
-    let server = TestServer::start(vec![Reply::nhs_ok()]).await;
-    server.expect_aud("https://issuer.example.com");
+    let server = start(vec![nhs_ok()]).await;
+    server.expect_audience("https://issuer.example.com");
     let client = server
         .client()
         .audience("https://issuer.example.com")
@@ -605,8 +595,8 @@ async fn incomplete_configuration_is_a_clear_error() {
 
 #[tokio::test]
 async fn no_secrets_in_debug_or_errors() {
-    let server = TestServer::start(vec![
-        Reply::nhs_ok(),
+    let server = start(vec![
+        nhs_ok(),
         Reply::json(400, r#"{"error":"invalid_client"}"#),
     ])
     .await;
@@ -633,8 +623,8 @@ async fn no_secrets_in_debug_or_errors() {
 /// Guards the guard: the test server does reject what it should, so passing tests mean something.
 #[tokio::test]
 async fn the_test_server_really_verifies() {
-    let server = TestServer::start(vec![Reply::nhs_ok()]).await;
-    server.expect_aud("https://somewhere-else.example/token");
+    let server = start(vec![nhs_ok()]).await;
+    server.expect_audience("https://somewhere-else.example/token");
     server.client().build().unwrap().fetch().await.unwrap();
     let problems = &server.seen()[0].problems;
     assert!(
@@ -642,7 +632,7 @@ async fn the_test_server_really_verifies() {
         "{problems:?}"
     );
 
-    let server = TestServer::start(vec![Reply::nhs_ok()]).await;
+    let server = start(vec![nhs_ok()]).await;
     let other_key =
         m2m_core::key::PrivateKey::generate(m2m_core::key::KeySpec::Rsa { bits: 2048 }).unwrap();
     let forged = m2m_core::signer::KeySigner::new(
@@ -669,9 +659,9 @@ async fn the_test_server_really_verifies() {
 /// https to a plain-http server: a real TLS handshake failure, reported as such and not retried.
 #[tokio::test]
 async fn tls_failure_is_reported_as_tls() {
-    let server = TestServer::start(vec![Reply::nhs_ok()]).await;
+    let server = start(vec![nhs_ok()]).await;
     let client = TokenClient::builder()
-        .token_url(server.url.replace("http://", "https://"))
+        .token_url(server.url().replace("http://", "https://"))
         .client_id(CLIENT_ID)
         .signer(signer(Algorithm::Rs256))
         .build()

@@ -3,7 +3,7 @@
 //! invalidate, and lifetimes taken from a JWT access token.
 #![allow(clippy::unwrap_used)]
 
-mod source_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use m2m_client::RetryPolicy;
 use m2m_client::source::{Token, TokenSource};
 use m2m_core::clock::{ManualClock, UnixTime};
-use source_support::{Behaviour, T0, TokenServer, jwt_access_token, secs};
+use support::source::{Behaviour, T0, TokenServer, jwt_access_token, secs};
 
 /// `n` concurrent `token()` calls from spawned tasks; every result must be Ok.
 async fn burst(source: &TokenSource, n: usize) -> Vec<Token> {
@@ -45,7 +45,7 @@ async fn cold_cache_1000_concurrent_callers_one_request() {
     });
     let (source, _clock) = server.source();
     let tokens = burst(&source, 1000).await;
-    all_equal(&tokens, "tok-1");
+    all_equal(&tokens, "token-1");
     assert_eq!(server.requests(), 1);
     assert_eq!(server.verified(), 1);
 }
@@ -59,11 +59,11 @@ async fn one_request_per_refresh_over_ten_lifetimes() {
         ..Behaviour::default()
     });
     let (source, clock) = server.source();
-    all_equal(&burst(&source, 1000).await, "tok-1");
+    all_equal(&burst(&source, 1000).await, "token-1");
     let mut received = T0;
     for lifetime in 1..=10usize {
-        let current = format!("tok-{lifetime}");
-        let next = format!("tok-{}", lifetime + 1);
+        let current = format!("token-{lifetime}");
+        let next = format!("token-{}", lifetime + 1);
         if lifetime % 2 == 1 {
             // Refresh-ahead: inside [refresh point, serve-until) everyone gets the current
             // token at once while one background refresh runs.
@@ -123,7 +123,7 @@ async fn outage_serves_old_token_bounded_retries_then_errors_never_expired() {
         ..Behaviour::default()
     });
     let (source, clock) = server.source();
-    assert_eq!(source.token().await.unwrap().secret(), "tok-1");
+    assert_eq!(source.token().await.unwrap().secret(), "token-1");
     server.set(Behaviour {
         status: 503,
         ..Behaviour::default()
@@ -136,7 +136,7 @@ async fn outage_serves_old_token_bounded_retries_then_errors_never_expired() {
         &clock,
         T0.add(secs(3589)),
         secs(1),
-        "tok-1",
+        "token-1",
     )
     .await;
     // Default policy: 5 refresh attempts while the token is servable, with growing backoff.
@@ -161,7 +161,7 @@ async fn outage_serves_old_token_bounded_retries_then_errors_never_expired() {
     server.set(Behaviour::default());
     clock.set(T0.add(secs(3600 + 200)));
     let fresh = source.token().await.unwrap();
-    assert_ne!(fresh.secret(), "tok-1");
+    assert_ne!(fresh.secret(), "token-1");
 }
 
 #[tokio::test]
@@ -185,7 +185,7 @@ async fn retry_after_5_is_respected() {
         &clock,
         T0.add(secs(3160)),
         Duration::from_millis(500),
-        "tok-1",
+        "token-1",
     )
     .await;
     assert_eq!(attempts.len(), 5, "attempts at {attempts:?}");
@@ -224,15 +224,15 @@ async fn invalidate_drops_the_token() {
     let server = TokenServer::start().await;
     let (source, _clock) = server.source();
     let first = source.token().await.unwrap();
-    assert_eq!(source.token().await.unwrap().secret(), "tok-1");
+    assert_eq!(source.token().await.unwrap().secret(), "token-1");
     source.invalidate();
     let second = source.token().await.unwrap();
-    assert_eq!(second.secret(), "tok-2");
+    assert_eq!(second.secret(), "token-2");
     // A 401 to the old token does not throw away the new one.
     source.invalidate_token(&first);
-    assert_eq!(source.token().await.unwrap().secret(), "tok-2");
+    assert_eq!(source.token().await.unwrap().secret(), "token-2");
     source.invalidate_token(&second);
-    assert_eq!(source.token().await.unwrap().secret(), "tok-3");
+    assert_eq!(source.token().await.unwrap().secret(), "token-3");
     assert_eq!(server.requests(), 3);
 }
 
@@ -277,7 +277,7 @@ async fn token_debug_is_redacted() {
     let (source, _clock) = server.source();
     let token = source.token().await.unwrap();
     let shown = format!("{token:?} {source:?}");
-    assert!(!shown.contains("tok-1"), "{shown}");
+    assert!(!shown.contains("token-1"), "{shown}");
 }
 
 #[test]

@@ -2,14 +2,14 @@
 //! no key material, one request for two loads, clear(), corrupt files, concurrent writers.
 #![allow(clippy::unwrap_used)]
 
-mod source_support;
+mod support;
 
 use std::sync::Arc;
 
 use m2m_client::file_cache::{CacheKey, Fetched, FileCache};
 use m2m_client::{AccessToken, TokenResponse};
 use m2m_core::clock::{Clock, ManualClock};
-use source_support::{Behaviour, CLIENT_ID, KID, T0, TokenServer, secs};
+use support::source::{Behaviour, CLIENT_ID, KID, T0, TokenServer, secs};
 
 fn key(server: &TokenServer) -> CacheKey {
     CacheKey::new(
@@ -53,7 +53,10 @@ async fn two_loads_one_request_private_file_no_key_material_and_clear() {
     assert!(!text.contains(&pem_body[..40]));
     let jwk = server.key.public_key().to_jwk();
     assert!(!text.contains(jwk.x.as_deref().unwrap()));
-    assert!(text.contains("tok-1"), "the file holds the token response");
+    assert!(
+        text.contains("token-1"),
+        "the file holds the token response"
+    );
     // The file name is the key hash, nothing readable.
     assert_eq!(
         path.file_name().unwrap().to_str().unwrap(),
@@ -177,7 +180,7 @@ async fn lifetime_from_jwt_when_expires_in_is_missing() {
     let server = TokenServer::start().await;
     server.set(Behaviour {
         expires_in: None,
-        access_token: Some(source_support::jwt_access_token(T0.add(secs(900)))),
+        access_token: Some(support::source::jwt_access_token(T0.add(secs(900)))),
         ..Behaviour::default()
     });
     let cache = FileCache::new(dir.path());

@@ -12,16 +12,16 @@
     allow(dead_code, unused_imports)
 )]
 
-mod source_support;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::any;
-use source_support::TokenServer;
+use support::source::TokenServer;
 
-/// A resource server: 401 for `tok-1` (as if revoked), 200 echoing the body for other tokens.
+/// A resource server: 401 for `token-1` (as if revoked), 200 echoing the body for other tokens.
 struct Api {
     url: String,
     requests: Arc<AtomicUsize>,
@@ -37,8 +37,8 @@ async fn start_api() -> Api {
             async move {
                 counter.fetch_add(1, Ordering::SeqCst);
                 match headers.get("authorization").and_then(|v| v.to_str().ok()) {
-                    Some("Bearer tok-1") => (StatusCode::UNAUTHORIZED, String::new()),
-                    Some(v) if v.starts_with("Bearer tok-") => {
+                    Some("Bearer token-1") => (StatusCode::UNAUTHORIZED, String::new()),
+                    Some(v) if v.starts_with("Bearer token-") => {
                         (StatusCode::OK, format!("{v} {body}"))
                     }
                     _ => (StatusCode::BAD_REQUEST, String::new()),
@@ -65,7 +65,7 @@ async fn middleware_retries_once_on_401_with_a_fresh_token() {
         .build();
     let response = client.post(&api.url).body("hello").send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.text().await.unwrap(), "Bearer tok-2 hello");
+    assert_eq!(response.text().await.unwrap(), "Bearer token-2 hello");
     assert_eq!(server.requests(), 2);
     assert_eq!(api.requests.load(Ordering::SeqCst), 2);
     // The fresh token is cached for the next request.
@@ -78,12 +78,12 @@ async fn middleware_retries_once_on_401_with_a_fresh_token() {
 #[tokio::test]
 async fn middleware_retries_only_once() {
     use m2m_client::integrations::middleware::BearerMiddleware;
-    use source_support::Behaviour;
+    use support::source::Behaviour;
 
     let server = TokenServer::start().await;
-    // Every token is tok-1, which the API always refuses.
+    // Every token is token-1, which the API always refuses.
     server.set(Behaviour {
-        access_token: Some("tok-1".into()),
+        access_token: Some("token-1".into()),
         ..Behaviour::default()
     });
     let api = start_api().await;
@@ -116,7 +116,7 @@ async fn tower_layer_adds_the_header_and_drops_a_rejected_token() {
             let log = Arc::clone(&log);
             async move {
                 let auth = headers["authorization"].to_str().unwrap().to_owned();
-                let status = if auth == "Bearer tok-1" {
+                let status = if auth == "Bearer token-1" {
                     StatusCode::UNAUTHORIZED
                 } else {
                     StatusCode::OK
@@ -137,7 +137,7 @@ async fn tower_layer_adds_the_header_and_drops_a_rejected_token() {
     }
     assert_eq!(
         *seen.lock().unwrap(),
-        ["Bearer tok-1", "Bearer tok-2", "Bearer tok-2"]
+        ["Bearer token-1", "Bearer token-2", "Bearer token-2"]
     );
     assert_eq!(server.requests(), 2);
 }
@@ -152,10 +152,10 @@ fn blocking_source_without_a_caller_runtime() {
     let server = server_rt.block_on(TokenServer::start());
     let client = server.client();
     let tokens = BlockingTokenSource::new(client).unwrap();
-    assert_eq!(tokens.token().unwrap().secret(), "tok-1");
-    assert_eq!(tokens.token().unwrap().secret(), "tok-1");
+    assert_eq!(tokens.token().unwrap().secret(), "token-1");
+    assert_eq!(tokens.token().unwrap().secret(), "token-1");
     tokens.invalidate();
-    assert_eq!(tokens.token().unwrap().secret(), "tok-2");
+    assert_eq!(tokens.token().unwrap().secret(), "token-2");
     assert_eq!(server.requests(), 2);
     drop(tokens);
 }

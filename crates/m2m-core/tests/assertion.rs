@@ -13,7 +13,7 @@ use m2m_core::assertion::{
 };
 use m2m_core::clock::{Clock, ManualClock, UnixTime};
 use m2m_core::jws::UnverifiedJws;
-use m2m_core::key::{KeySpec, PrivateKey};
+use m2m_core::key::PrivateKey;
 use m2m_core::nhs::Environment;
 use m2m_core::signer::KeySigner;
 use serde_json::{Value, json};
@@ -22,12 +22,12 @@ const NOW: UnixTime = UnixTime::from_secs(1_700_000_000);
 
 fn rsa() -> &'static Arc<PrivateKey> {
     static KEY: OnceLock<Arc<PrivateKey>> = OnceLock::new();
-    KEY.get_or_init(|| Arc::new(PrivateKey::generate(KeySpec::Rsa { bits: 2048 }).expect("rsa")))
+    KEY.get_or_init(m2m_testkit::keys::rsa2048)
 }
 
 fn ed() -> &'static Arc<PrivateKey> {
     static KEY: OnceLock<Arc<PrivateKey>> = OnceLock::new();
-    KEY.get_or_init(|| Arc::new(PrivateKey::generate(KeySpec::Ed25519).expect("ed")))
+    KEY.get_or_init(m2m_testkit::keys::ed25519)
 }
 
 fn nhs_builder() -> AssertionBuilder {

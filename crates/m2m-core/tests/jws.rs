@@ -14,7 +14,7 @@ use m2m_core::clock::UnixTime;
 use m2m_core::jws::{
     EncodedHeader, UnverifiedJws, base64url_decode, base64url_encode, sign_compact,
 };
-use m2m_core::key::{KeySpec, PrivateKey, PublicKey};
+use m2m_core::key::{PrivateKey, PublicKey};
 use m2m_core::signer::{KeySigner, Signer};
 use serde_json::{Map, Value, json};
 
@@ -33,14 +33,14 @@ struct Keys {
 fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
-        let gen_key = |spec| Arc::new(PrivateKey::generate(spec).expect("generate"));
+        use m2m_testkit::keys;
         Keys {
-            rsa: gen_key(KeySpec::Rsa { bits: 2048 }),
-            rsa_other: gen_key(KeySpec::Rsa { bits: 2048 }),
-            p256: gen_key(KeySpec::P256),
-            p384: gen_key(KeySpec::P384),
-            p521: gen_key(KeySpec::P521),
-            ed: gen_key(KeySpec::Ed25519),
+            rsa: keys::rsa2048(),
+            rsa_other: keys::rsa2048_other(),
+            p256: keys::p256(),
+            p384: keys::p384(),
+            p521: keys::p521(),
+            ed: keys::ed25519(),
         }
     })
 }

@@ -1,6 +1,6 @@
 //! `lint`: every rule at once, per profile, with descriptions and fix hints; never panics.
 
-mod validate_support;
+mod support;
 
 use m2m_core::alg::Algorithm;
 use m2m_core::validate::{
@@ -9,7 +9,7 @@ use m2m_core::validate::{
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use validate_support::{NOW_SECS, Sig, encode, keys, now, obj};
+use support::validate::{NOW_SECS, Sig, encode, keys, now, obj};
 
 const TOKEN_URL: &str = "https://int.api.service.nhs.uk/oauth2/token";
 const ISSUER: &str = "https://as.example.com";
@@ -295,7 +295,7 @@ proptest! {
         let token = format!("{h}.{c}.c2ln");
         let _ = lint(&token, &LintContext { profile, issuer: Some(ISSUER), ..nhs_ctx() });
         // The validators' prechecks run the same rules and must not panic either.
-        let form = validate_support::form(&token);
+        let form = support::validate::form(&token);
         let _ = NhsValidator::new(NhsConfig::new(TOKEN_URL)).precheck(&form, now());
         let _ = RfcValidator::new(RfcConfig::new(ISSUER, TOKEN_URL)).precheck(&form);
     }

@@ -1,7 +1,7 @@
 //! The NHS emulation profile: every T/P row of reference/nhs-token-endpoint.md §2.2, exact status,
 //! `error` and `error_description`, in the §2.1 order, driven through the same flow the server runs.
 
-mod validate_support;
+mod support;
 
 use std::collections::HashSet;
 
@@ -12,7 +12,7 @@ use m2m_core::validate::{
     NhsConfig, NhsValidator, Reason, Rejection, Verified, nhs::messages as msg,
 };
 use serde_json::{Map, Value, json};
-use validate_support::{
+use support::validate::{
     NOW_SECS, Sig, assert_no_token_in, encode, keys, now, obj, public_key_bytes,
 };
 

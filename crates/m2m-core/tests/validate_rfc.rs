@@ -1,6 +1,6 @@
 //! The rfc profile, one table row per rule (SPEC §4), with real signed assertions.
 
-mod validate_support;
+mod support;
 
 use m2m_core::alg::Algorithm;
 use m2m_core::ids::KeyEntry;
@@ -9,7 +9,7 @@ use m2m_core::validate::{
     AudienceMode, ClientKeys, Reason, Rejection, RfcConfig, RfcValidator, TokenForm, Verified,
 };
 use serde_json::{Map, Value, json};
-use validate_support::{
+use support::validate::{
     NOW_SECS, Sig, assert_no_token_in, encode, form, keys, now, obj, public_key_bytes,
 };
 
@@ -844,10 +844,10 @@ fn unknown_kid_lets_the_server_refetch_and_retry() {
 #[test]
 fn rsa_4096_assertion_fits_the_size_limit() {
     // NHS keys are 4096-bit: the signature is 512 bytes; a realistic assertion stays far below 8 KiB.
-    let key = PrivateKey::generate(m2m_core::key::KeySpec::Rsa { bits: 4096 }).expect("rsa4096");
+    let key = m2m_testkit::keys::rsa4096();
     let mut setup = Setup::good();
     setup.header = obj(json!({"alg": "RS512", "typ": "JWT", "kid": "big"}));
-    let key: &'static PrivateKey = Box::leak(Box::new(key));
+    let key: &'static std::sync::Arc<PrivateKey> = Box::leak(Box::new(key));
     setup.sig = Sig::Key(key, Algorithm::Rs512);
     setup.keys = vec![KeyEntry::new(Some("big".into()), key.public_key().clone())];
     setup.allowed = vec![Algorithm::Rs512];

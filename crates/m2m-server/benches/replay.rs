@@ -4,10 +4,6 @@
 //! Every iteration inserts a fresh jti, so each call is a real write. Redis runs against a
 //! private `redis-server` (skipped loudly when it is not installed).
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stderr)]
-
-#[path = "../tests/support/redis.rs"]
-mod redis_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,7 +25,7 @@ fn stores(rt: &tokio::runtime::Runtime) -> Vec<(Arc<dyn ReplayStore>, Box<dyn st
     let dir = tempfile::tempdir().unwrap();
     out.push((replay::open("memory", dir.path()).unwrap(), Box::new(())));
     out.push((replay::open("sqlite", dir.path()).unwrap(), Box::new(dir)));
-    if let Some(server) = redis_support::RedisServer::start() {
+    if let Some(server) = m2m_testkit::redis::RedisServer::start() {
         let store = replay::open(&server.url(), std::path::Path::new(".")).unwrap();
         out.push((store, Box::new(server)));
     }

@@ -8,7 +8,7 @@
 //! `ManualClock`; the HTTP timeout is real time.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -20,10 +20,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::*;
 use m2m_core::alg::Algorithm;
 use m2m_core::assertion::Audience;
 use m2m_core::clock::{Clock, ManualClock, SystemClock};
+use support::*;
 
 /// The server's fetch timeout (`FetchPolicy::default().timeout`).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);

@@ -3,7 +3,7 @@
 //! Time is a `ManualClock` shared by the server and the assertions.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,10 +15,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::*;
 use m2m_core::alg::Algorithm;
 use m2m_core::assertion::Audience;
 use m2m_core::clock::{Clock, ManualClock, SystemClock};
+use support::*;
 
 #[derive(Default)]
 struct JwksHost {

@@ -2,12 +2,12 @@
 //! fields, plain http); comment-preserving add/remove/list.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+mod support;
 
-use common::*;
 use m2m_core::alg::Algorithm;
 use m2m_server::{AuthMethod, ClientKeySource, Registry, RegistryError};
 use m2m_server::{NewClient, NewClientKeys, add_client, list_clients, remove_client};
+use support::*;
 
 fn load(text: &str) -> Result<Registry, RegistryError> {
     let dir = tempfile::tempdir().unwrap();

@@ -6,9 +6,6 @@
 //! Times come from the wall clock because Redis expires keys on its own clock.
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
-#[path = "support/redis.rs"]
-mod redis_support;
-
 use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +47,7 @@ async fn sqlite() -> Option<Fixture> {
 }
 
 async fn redis() -> Option<Fixture> {
-    let server = redis_support::RedisServer::start()?;
+    let server = m2m_testkit::redis::RedisServer::start()?;
     let dir = tempfile::tempdir().unwrap();
     let store = replay::open(&server.url(), dir.path()).unwrap();
     Some(Fixture {

@@ -3,15 +3,12 @@
 //! layout, and no password in errors.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "support/redis.rs"]
-mod redis_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use m2m_core::clock::{Clock, SystemClock, UnixTime};
 use m2m_server::replay::{self, RedisStore, ReplayStore, StoreError};
-use redis_support::RedisServer;
+use m2m_testkit::redis::RedisServer;
 
 fn now() -> UnixTime {
     SystemClock.now()
@@ -105,7 +102,7 @@ async fn redis_down_is_an_error_and_recovery_is_automatic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_store_opened_before_redis_starts_works_once_it_does() {
-    let port = redis_support::free_port();
+    let port = m2m_testkit::net::free_port();
     let store = replay::open(
         &format!("redis://127.0.0.1:{port}/0"),
         std::path::Path::new("."),

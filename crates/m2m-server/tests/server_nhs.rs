@@ -3,13 +3,13 @@
 //! `message_id` is present.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+mod support;
 
-use common::*;
 use m2m_core::alg::Algorithm;
 use m2m_core::validate::nhs::messages as msg;
 use m2m_server::Profile;
 use serde_json::{Map, Value, json};
+use support::*;
 
 const PUBLIC_KEY_ERROR: &str = "public_key error";
 

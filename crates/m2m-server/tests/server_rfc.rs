@@ -3,17 +3,15 @@
 //! server keys on disk.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-#[path = "support/redis.rs"]
-mod redis_support;
+mod support;
 
-use common::*;
 use m2m_core::alg::Algorithm;
 use m2m_core::assertion::Audience;
 use m2m_core::jwk::Jwks;
 use m2m_core::jws::UnverifiedJws;
 use m2m_core::key::PublicKey;
 use serde_json::json;
+use support::*;
 
 #[tokio::test]
 async fn happy_path_issues_a_verifiable_rfc9068_token() {
@@ -467,7 +465,7 @@ async fn fifty_concurrent_same_assertion_sqlite() {
 
 #[tokio::test]
 async fn fifty_concurrent_same_assertion_redis_and_store_failure_is_503() {
-    let Some(redis) = redis_support::RedisServer::start() else {
+    let Some(redis) = m2m_testkit::redis::RedisServer::start() else {
         return;
     };
     let t = start_rfc(&redis.url()).await;

@@ -1,10 +1,14 @@
-//! Shared helpers for m2m-core's key, JWS, assertion, secrets and property tests: keys written by
+//! m2m-core's own test helpers (the shared ones are in m2m-testkit). Here: for the key, JWS,
+//! assertion, secrets and property tests, keys written by
 //! the real `openssl` CLI (each made once per test binary, on first use), openssl sign/verify
 //! wrappers, ECDSA signature conversion between JOSE `r||s` and DER, and secret-leak checks.
 //!
 //! Keys are generated in a short-lived temporary directory and kept in memory; every openssl call
 //! that needs files gets its own temporary directory, so nothing is left behind on disk.
 #![allow(dead_code, unreachable_pub)]
+
+/// The validator tests' fixtures.
+pub mod validate;
 
 use std::collections::HashMap;
 use std::path::Path;

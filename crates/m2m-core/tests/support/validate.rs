@@ -1,32 +1,33 @@
-//! Shared fixtures for the validator tests: keys generated once per test binary, and hand-built
-//! assertions (signed for real, unsigned, HMAC-signed, tampered) so every rule can be hit.
-#![allow(dead_code, unreachable_pub)]
+//! Fixtures for the validator tests: the kit's keys (generated once per test binary), and
+//! hand-built assertions (signed for real, unsigned, HMAC-signed, tampered) so every rule can be
+//! hit.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use m2m_core::alg::Algorithm;
 use m2m_core::clock::UnixTime;
 use m2m_core::jws::base64url_encode;
-use m2m_core::key::{KeySpec, PrivateKey, PublicKey};
+use m2m_core::key::{PrivateKey, PublicKey};
 use m2m_core::validate::TokenForm;
 use m2m_core::wire::CLIENT_ASSERTION_TYPE;
+use m2m_testkit::keys as kit;
 use serde_json::{Map, Value, json};
 
-/// Keys are generated once: RSA generation is slow.
+/// The keys the validator tests sign with (from the kit: generated once per test binary).
 pub struct Keys {
-    pub rsa1: PrivateKey,
-    pub rsa2: PrivateKey,
-    pub ec: PrivateKey,
-    pub ed: PrivateKey,
+    pub rsa1: Arc<PrivateKey>,
+    pub rsa2: Arc<PrivateKey>,
+    pub ec: Arc<PrivateKey>,
+    pub ed: Arc<PrivateKey>,
 }
 
 pub fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| Keys {
-        rsa1: PrivateKey::generate(KeySpec::Rsa { bits: 2048 }).expect("rsa1"),
-        rsa2: PrivateKey::generate(KeySpec::Rsa { bits: 2048 }).expect("rsa2"),
-        ec: PrivateKey::generate(KeySpec::P256).expect("ec"),
-        ed: PrivateKey::generate(KeySpec::Ed25519).expect("ed"),
+        rsa1: kit::rsa2048(),
+        rsa2: kit::rsa2048_other(),
+        ec: kit::p256(),
+        ed: kit::ed25519(),
     })
 }
 

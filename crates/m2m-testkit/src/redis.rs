@@ -1,16 +1,19 @@
-//! Test helper: a real `redis-server` of the test's own, on a free 127.0.0.1 port with a temporary
-//! directory and no persistence, killed when dropped.
+//! A real `redis-server` of the test's own, on a free 127.0.0.1 port with a temporary directory
+//! and no persistence, killed when dropped.
 //!
 //! When `redis-server` is not installed the helper panics if `CI=true` (a CI run must not pass
 //! by skipping) and otherwise returns `None` after a loud message, so a laptop without Redis can
-//! still run the rest of the suite. Include it with `#[path = "support/redis.rs"] mod ...;`.
-#![allow(dead_code, clippy::print_stderr, unreachable_pub)]
+//! still run the rest of the suite.
+// The loud "skipping" banner is the point: a skipped Redis test must be seen.
+#![allow(clippy::print_stderr)]
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::net::free_port;
 
 /// The binary; `REDIS_SERVER` overrides it.
 fn binary() -> PathBuf {
@@ -52,14 +55,6 @@ fn available() -> bool {
         );
     }
     ok
-}
-
-/// A port that was free a moment ago (the OS picks it; the listener is closed at once).
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0 to find a free port")
 }
 
 impl RedisServer {

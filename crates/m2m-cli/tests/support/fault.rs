@@ -1,14 +1,7 @@
-//! Shared helpers for the process-level fault tests: a real `m2m serve` child (its stderr drained
+//! Helpers for the process-level fault tests: a real `m2m serve` child (its stderr drained
 //! from a pipe, killed with SIGKILL on drop), an ES256 client registered in its registry, fresh
 //! signed assertions, and a token request that reports status, `error` and whether a token came
 //! back.
-#![allow(
-    dead_code,
-    missing_docs,
-    unreachable_pub,
-    clippy::unwrap_used,
-    clippy::print_stderr
-)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -26,7 +19,7 @@ use m2m_core::signer::KeySigner;
 /// on another port.
 pub const ISSUER: &str = "https://fault.m2m.test";
 pub const CLIENT: &str = "svc";
-const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+use m2m_core::wire::CLIENT_ASSERTION_TYPE as ASSERTION_TYPE;
 
 /// A data dir, a registry with client `svc` (P-256, kid `k1`) and the signer for it.
 pub struct Fixture {
@@ -126,14 +119,7 @@ impl Fixture {
     }
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use m2m_testkit::net::free_port;
 
 /// A running `m2m serve` child, SIGKILLed on drop (only the process this test started).
 pub struct ServeProcess {

@@ -1,9 +1,10 @@
-//! Shared test fixtures: keys generated once per test binary, a real server started in-process
-//! on 127.0.0.1:0 with a temp data dir, and helpers to sign assertions and post forms.
+//! The server tests' own fixtures: a real server started in-process on 127.0.0.1:0 with a temp
+//! data dir, the standard registry, and helpers to sign assertions and post forms. Keys come from
+//! `m2m_testkit::keys` (generated once per test binary).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use m2m_core::alg::Algorithm;
@@ -11,34 +12,22 @@ use m2m_core::assertion::{AssertionBuilder, Audience};
 use m2m_core::clock::{Clock, SystemClock, UnixTime};
 use m2m_core::jwk::Jwks;
 use m2m_core::jws::base64url_encode;
-use m2m_core::key::{KeySpec, PrivateKey};
+use m2m_core::key::PrivateKey;
 use m2m_core::signer::KeySigner;
 use m2m_server::{Profile, RunningServer, Server, ServerConfig};
 use serde_json::{Map, Value, json};
 
 pub const ISSUER: &str = "https://issuer.m2m.test";
 pub const TOKEN_URL: &str = "https://issuer.m2m.test/oauth2/token";
-pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// RSA-2048 key A (kid "k1").
-pub fn key_a() -> Arc<PrivateKey> {
-    static K: OnceLock<Arc<PrivateKey>> = OnceLock::new();
-    K.get_or_init(|| Arc::new(PrivateKey::generate(KeySpec::Rsa { bits: 2048 }).unwrap()))
-        .clone()
-}
-
-/// RSA-2048 key B (a different key, for "wrong key" and rotation cases).
-pub fn key_b() -> Arc<PrivateKey> {
-    static K: OnceLock<Arc<PrivateKey>> = OnceLock::new();
-    K.get_or_init(|| Arc::new(PrivateKey::generate(KeySpec::Rsa { bits: 2048 }).unwrap()))
-        .clone()
-}
+pub use m2m_core::wire::CLIENT_ASSERTION_TYPE as ASSERTION_TYPE;
 
 /// A P-256 key.
-pub fn key_ec() -> Arc<PrivateKey> {
-    static K: OnceLock<Arc<PrivateKey>> = OnceLock::new();
-    K.get_or_init(|| Arc::new(PrivateKey::generate(KeySpec::P256).unwrap()))
-        .clone()
+pub use m2m_testkit::keys::p256 as key_ec;
+/// RSA-2048 key A (kid "k1").
+pub use m2m_testkit::keys::rsa2048 as key_a;
+/// RSA-2048 key B (a different key, for "wrong key" and rotation cases).
+pub fn key_b() -> Arc<PrivateKey> {
+    m2m_testkit::keys::rsa2048_other()
 }
 
 /// A public JWKS with these keys and kids.

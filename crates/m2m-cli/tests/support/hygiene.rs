@@ -1,7 +1,6 @@
-//! Shared helpers for the secret-hygiene tests: the strings that must never reach a log (a
+//! Helpers for the secret-hygiene tests: the strings that must never reach a log (a
 //! private key's PEM lines and its JWK `d`, assertion signatures, access tokens), a signer that
 //! records every signature it makes, and a scan for anything shaped like a signed compact JWS.
-#![allow(dead_code, missing_docs, unreachable_pub, clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
 
