@@ -52,6 +52,7 @@ pub struct Server;
 impl Server {
     /// Binds `config.listen`, loads everything and starts serving in the background.
     pub async fn start(config: ServerConfig) -> Result<RunningServer, Error> {
+        config.check()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Io {
@@ -105,8 +106,8 @@ impl Server {
 
         let app = router(Arc::clone(&state));
         let (tx, rx) = oneshot::channel::<()>();
-        let header_read_timeout = state.config.header_read_timeout;
-        let task = tokio::spawn(crate::serve::serve(listener, app, header_read_timeout, rx));
+        let limits = crate::serve::ConnectionLimits::from_config(&state.config);
+        let task = tokio::spawn(crate::serve::serve(listener, app, limits, rx));
         Ok(RunningServer {
             local_addr,
             issuer,
@@ -141,7 +142,8 @@ impl RunningServer {
         format!("{}/oauth2/token", self.issuer)
     }
 
-    /// Stops accepting connections, lets in-flight requests finish, and waits for that.
+    /// Stops accepting connections, lets in-flight requests finish, and waits for that — at most
+    /// `shutdown_timeout`, then the connections still open are dropped.
     pub async fn shutdown(mut self) -> Result<(), Error> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

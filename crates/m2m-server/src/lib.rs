@@ -5,7 +5,10 @@
 //!
 //! - [`config`]: [`ServerConfig`], every knob of the server with its default.
 //! - [`app`]: [`Server::start`] / [`RunningServer`] — binds, wires the router, graceful shutdown.
-//! - `serve` (private): the accept loop — HTTP/1.1 with header-read and idle time limits.
+//! - `serve` (private): the accept loop — HTTP/1.1 with header-read, idle, write-stall and
+//!   lifetime limits, a per-address connection cap and a shutdown deadline.
+//! - `write_stall` (private): the stream wrapper that drops a connection whose writes stall.
+//! - `peer_cap` (private): connections per peer IP address and their cap.
 //! - [`token`]: `POST /oauth2/token`, the rfc and nhs flows (validator + registry + replay store).
 //! - [`introspect`]: `POST /oauth2/introspect` (RFC 7662), callers authenticate with
 //!   `private_key_jwt` too.
@@ -60,8 +63,10 @@ pub mod registry;
 pub mod registry_edit;
 pub mod replay;
 pub mod response;
+mod peer_cap;
 mod serve;
 pub mod token;
+mod write_stall;
 
 pub use app::{RunningServer, Server, run_until_signal};
 pub use config::{Profile, ServerConfig};
