@@ -437,9 +437,16 @@ mod tests {
         let response = TokenResponse::new(AccessToken::new("other-token"), None, None);
         let err = cache.store(&some_key(), &response, now).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
-        assert!(err.to_string().contains("writable by group or others"), "{err}");
+        assert!(
+            err.to_string().contains("writable by group or others"),
+            "{err}"
+        );
         assert!(!err.to_string().contains("other-token"));
-        assert_eq!(fs::read(cache.path(&some_key())).unwrap(), before, "written to");
+        assert_eq!(
+            fs::read(cache.path(&some_key())).unwrap(),
+            before,
+            "written to"
+        );
         chmod(cache.dir(), 0o700);
         assert!(cache.load(&some_key(), now).is_some());
     }

@@ -547,13 +547,22 @@ mod tests {
                 r#"{"access_token":"SECRETTOK\u001b]0;PWNED\u0007","token_type":"Bearer"}"#,
                 "VSCHAR",
             ),
-            (r#"{"access_token":"SECRETTOK\u00e9","token_type":"Bearer"}"#, "VSCHAR"),
+            (
+                r#"{"access_token":"SECRETTOK\u00e9","token_type":"Bearer"}"#,
+                "VSCHAR",
+            ),
             (
                 r#"{"access_token":"SECRETTOK","token_type":"DPoP\r\nX-Injected: 1"}"#,
                 "type-name",
             ),
-            (r#"{"access_token":"SECRETTOK","token_type":"Bearer x"}"#, "type-name"),
-            (r#"{"access_token":"SECRETTOK","token_type":""}"#, "type-name"),
+            (
+                r#"{"access_token":"SECRETTOK","token_type":"Bearer x"}"#,
+                "type-name",
+            ),
+            (
+                r#"{"access_token":"SECRETTOK","token_type":""}"#,
+                "type-name",
+            ),
             (
                 r#"{"access_token":"SECRETTOK","token_type":"Bearer","error":"invalid_client"}"#,
                 "`error`",
@@ -579,14 +588,25 @@ mod tests {
                 "{body}: {err:?}"
             );
             assert!(shown.contains(expected), "{body}: {shown}");
-            assert!(!shown.contains("SECRETTOK"), "{body}: token echoed: {shown}");
+            assert!(
+                !shown.contains("SECRETTOK"),
+                "{body}: token echoed: {shown}"
+            );
         }
     }
 
     #[test]
     fn legal_token_types_and_tokens_are_accepted() {
-        for token_type in ["Bearer", "bearer", "DPoP", "N_A", "mac-1.0", "urn:ietf:params:oauth:token-type:jwt"] {
-            let body = format!(r#"{{"access_token":"a.b-c_d~e+f/g=","token_type":"{token_type}"}}"#);
+        for token_type in [
+            "Bearer",
+            "bearer",
+            "DPoP",
+            "N_A",
+            "mac-1.0",
+            "urn:ietf:params:oauth:token-type:jwt",
+        ] {
+            let body =
+                format!(r#"{{"access_token":"a.b-c_d~e+f/g=","token_type":"{token_type}"}}"#);
             let r = parse_response(parts(200, &body), now()).unwrap();
             assert_eq!(r.token_type(), Some(token_type));
             assert_eq!(r.access_token().secret(), "a.b-c_d~e+f/g=");

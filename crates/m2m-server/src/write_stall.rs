@@ -41,7 +41,11 @@ impl StallGuard {
     }
 
     /// Turns the inner result into a stall error when it stays `Pending` past the deadline.
-    fn guard<T>(&mut self, cx: &mut Context<'_>, inner: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn guard<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        inner: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         if inner.is_ready() {
             self.armed = false;
             return inner;

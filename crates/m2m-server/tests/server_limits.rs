@@ -263,7 +263,10 @@ async fn one_address_holds_at_most_max_connections_per_ip() {
     let mut third = connect(&t).await;
     let _ = third.write_all(request).await;
     let (received, _) = read_until_closed(&mut third).await;
-    assert!(received.is_empty(), "over the cap yet answered: {received:?}");
+    assert!(
+        received.is_empty(),
+        "over the cap yet answered: {received:?}"
+    );
     // Closing one frees its slot (once the server has noticed the close).
     drop(held.pop());
     let started = Instant::now();
@@ -274,7 +277,10 @@ async fn one_address_holds_at_most_max_connections_per_ip() {
         if buf[..n].starts_with(b"HTTP/1.1 200") {
             break;
         }
-        assert!(started.elapsed() < PATIENCE, "the freed slot was never reused");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the freed slot was never reused"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -709,12 +709,20 @@ async fn a_sub_millisecond_exp_is_remembered_as_long_as_it_is_accepted() {
         );
         assert_eq!(t.token(&a).await.status, 200, "{store}: first use");
         // floor(exp ms) + 10 s leeway: the validator still accepts in this millisecond...
-        clock.set(m2m_core::clock::UnixTime::from_millis(t_secs * 1000 + 10_000));
+        clock.set(m2m_core::clock::UnixTime::from_millis(
+            t_secs * 1000 + 10_000,
+        ));
         let r = t.token(&a).await;
-        assert_eq!(r.status, 401, "{store}: replayed at the boundary: {}", r.text);
+        assert_eq!(
+            r.status, 401,
+            "{store}: replayed at the boundary: {}",
+            r.text
+        );
         assert!(r.description().contains("jti"), "{store}: {}", r.text);
         // ...and refuses it as expired from the next one on.
-        clock.set(m2m_core::clock::UnixTime::from_millis(t_secs * 1000 + 10_001));
+        clock.set(m2m_core::clock::UnixTime::from_millis(
+            t_secs * 1000 + 10_001,
+        ));
         let r = t.token(&a).await;
         assert_eq!(r.status, 401, "{store}: {}", r.text);
         assert!(r.description().contains("expired"), "{store}: {}", r.text);
