@@ -300,8 +300,16 @@ pub(crate) struct ServeArgs {
     /// Token requests per minute per client (0: off).
     #[arg(long, env = "M2M_RATE_LIMIT")]
     pub(crate) rate_limit: Option<u32>,
-    /// Access-token lifetime in seconds.
-    #[arg(long, env = "M2M_TOKEN_LIFETIME", value_name = "SECS")]
+    /// Access-token lifetime in seconds (1 to 86400, the registry's `token_lifetime` bound).
+    // Bounded like the registry: a longer bearer token is a configuration mistake, and a huge
+    // value would overflow `iat + lifetime`.
+    #[arg(
+        long,
+        env = "M2M_TOKEN_LIFETIME",
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64)
+            .range(1..=m2m_server::registry::MAX_TOKEN_LIFETIME.as_secs())
+    )]
     pub(crate) token_lifetime: Option<u64>,
     /// Generic error descriptions on the wire (the precise reason is still logged).
     #[arg(long, env = "M2M_OPAQUE_ERRORS")]

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     // A server must log every refusal with its precise reason (SPEC §4): info by default there;
     // the client commands stay quiet unless asked.
     let is_server = matches!(cli.command, cli::Command::Serve(_));
-    init_logging(cli.verbose + u8::from(is_server));
+    init_logging(cli.verbose, is_server);
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -54,14 +54,9 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr so stdout stays the result alone; quiet unless -v or RUST_LOG (`serve`
 /// starts one level up, at info).
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
+fn init_logging(verbose: u8, is_server: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter(verbose, is_server)));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -69,4 +64,92 @@ fn init_logging(verbose: u8) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+}
+
+/// The crates whose log lines a user sees without `-v` (`m2m` is the binary itself).
+const OWN_CRATES: [&str; 5] = ["m2m", "m2m_cli", "m2m_client", "m2m_core", "m2m_server"];
+
+/// The filter without RUST_LOG. Without `-v`, only m2m's own crates: dependencies log at warn or
+/// error what m2m already reports in its own words (on a TLS failure the platform verifier logs
+/// `failed to verify TLS certificate` next to m2m's own error), so their lines would only repeat
+/// it, in a form the user did not ask for. With `-v`, everything at the chosen level.
+fn default_filter(verbose: u8, is_server: bool) -> String {
+    let level = match verbose + u8::from(is_server) {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    if verbose > 0 {
+        return level.to_owned();
+    }
+    let own: Vec<String> = OWN_CRATES.iter().map(|c| format!("{c}={level}")).collect();
+    format!("off,{}", own.join(","))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Log lines written with `filter`, for one event per (target, level) below.
+    fn logged_with(filter: &str) -> String {
+        let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let writer = {
+            let buf = Arc::clone(&buf);
+            move || SharedBuf(Arc::clone(&buf))
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(writer)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "rustls_platform_verifier::verification", "failed to verify TLS certificate");
+            tracing::warn!(target: "m2m_client::file_cache", "own warning");
+            tracing::info!(target: "m2m_server::app", "own info");
+            tracing::warn!(target: "m2m::commands::token", "binary warning");
+        });
+        String::from_utf8(buf.lock().unwrap().clone()).unwrap()
+    }
+
+    struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for SharedBuf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn without_v_only_m2m_crates_log() {
+        let client = logged_with(&default_filter(0, false));
+        assert!(
+            !client.contains("failed to verify TLS certificate"),
+            "{client}"
+        );
+        assert!(client.contains("own warning"), "{client}");
+        assert!(client.contains("binary warning"), "{client}");
+        assert!(!client.contains("own info"), "{client}");
+        let server = logged_with(&default_filter(0, true));
+        assert!(
+            !server.contains("failed to verify TLS certificate"),
+            "{server}"
+        );
+        assert!(server.contains("own info"), "{server}");
+    }
+
+    #[test]
+    fn with_v_dependencies_log_too() {
+        let verbose = logged_with(&default_filter(1, false));
+        assert!(
+            verbose.contains("failed to verify TLS certificate"),
+            "{verbose}"
+        );
+        assert!(verbose.contains("own info"), "{verbose}");
+        assert_eq!(default_filter(2, false), "debug");
+    }
 }

@@ -245,3 +245,92 @@ fn rotate_keys_keeps_the_previous_key_published() {
     let jwks: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{body}");
 }
+
+/// Starts `m2m serve` with `configure` applied, waits for its banner and returns everything it
+/// wrote to stderr by the time it was killed.
+fn serve_stderr(sb: &Sandbox, configure: impl FnOnce(&mut std::process::Command)) -> String {
+    use std::io::BufRead;
+    let port = closed_port();
+    let mut cmd = sb.cmd();
+    cmd.args([
+        "serve",
+        "--clients",
+        "clients.toml",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+        "data",
+    ]);
+    configure(&mut cmd);
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn m2m serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let server = ServerProcess(child);
+    let mut seen = String::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    drop(server);
+    reader.join().unwrap();
+    seen.extend(rx.try_iter().map(|l| l + "\n"));
+    seen
+}
+
+#[test]
+fn banner_never_prints_the_redis_password() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.path().join("clients.toml"), "").unwrap();
+    // Nothing listens on the port: the banner comes first either way.
+    let url = format!("redis://:pw-2641c9dffec7@127.0.0.1:{}/0", closed_port());
+    let from_flag = serve_stderr(&sb, |cmd| {
+        cmd.args(["--replay-store", &url]);
+    });
+    let from_env = serve_stderr(&sb, |cmd| {
+        cmd.env("M2M_REPLAY_STORE", &url);
+    });
+    for seen in [from_flag, from_env] {
+        assert!(seen.contains("listening on"), "no banner: {seen}");
+        assert!(
+            seen.contains("replay store redis://***@127.0.0.1:"),
+            "{seen}"
+        );
+        assert!(
+            !seen.contains("pw-2641c9dffec7"),
+            "password on stderr: {seen}"
+        );
+    }
+}
+
+#[test]
+fn token_lifetime_is_bounded_like_the_registry() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.path().join("clients.toml"), "").unwrap();
+    for bad in ["0", "86401", "18446744073709551615"] {
+        let o = sb.run(&[
+            "serve",
+            "--clients",
+            "clients.toml",
+            "--data-dir",
+            "data",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-lifetime",
+            bad,
+        ]);
+        assert_fails(&o, 2, "1..=86400");
+    }
+}

@@ -15,6 +15,10 @@
 //! `m2m token` processes run at once. An unreadable or corrupt file is ignored (with a warning)
 //! and overwritten by the next store.
 //!
+//! A directory or file owned by another user (root aside), or writable by group or others, is
+//! not trusted: someone else could have planted a token there (say `XDG_CACHE_HOME` points at a
+//! shared directory). It is ignored with a warning, and nothing is written into such a directory.
+//!
 //! # When a cached token is used
 //!
 //! Until `expires_at − margin'`, with `margin' = min(margin, lifetime/2)` and `margin` 30 s by
@@ -166,9 +170,28 @@ impl FileCache {
     /// The cached token for `key` if there is one still usable at `now`. Missing, corrupt and
     /// too-old files all give `None` (corrupt ones with a warning).
     pub fn load(&self, key: &CacheKey, now: UnixTime) -> Option<CachedToken> {
+        if let Ok(meta) = fs::metadata(&self.dir)
+            && let Some(why) = distrust(&meta)
+        {
+            tracing::warn!(dir = %self.dir.display(), "token cache directory is {why}; ignoring it");
+            return None;
+        }
         let path = self.path(key);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
+        let read = fs::File::open(&path).and_then(|mut file| {
+            // The checked metadata and the bytes come from one open file: no swap in between.
+            let meta = file.metadata()?;
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut file, &mut bytes)?;
+            Ok((meta, bytes))
+        });
+        let bytes = match read {
+            Ok((meta, b)) => match distrust(&meta) {
+                Some(why) => {
+                    tracing::warn!(path = %path.display(), "cached token file is {why}; ignoring it");
+                    return None;
+                }
+                None => b,
+            },
             Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot read cached token; ignoring it");
@@ -226,6 +249,15 @@ impl FileCache {
         };
         let json = serde_json::to_vec(&entry).map_err(io::Error::other)?;
         self.create_dir()?;
+        if let Some(why) = distrust(&fs::metadata(&self.dir)?) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "token cache directory {} is {why}; not writing a token into it",
+                    self.dir.display()
+                ),
+            ));
+        }
         let target = self.path(key);
         let tmp = self.dir.join(format!(
             ".{}.{}.{:016x}.tmp",
@@ -330,6 +362,28 @@ pub enum Fetched {
     FromServer,
 }
 
+/// Why a cache directory or file must not be used: `Some` when it is writable by group or others
+/// or owned by another user than this process's (or root). Either lets someone else plant a token.
+#[cfg(unix)]
+fn distrust(meta: &fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.mode() & 0o022 != 0 {
+        return Some("writable by group or others");
+    }
+    // The process's effective uid, without libc: Linux gives `/proc/self` to it. Elsewhere (no
+    // procfs) only the mode is checked.
+    let me = fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    if me.is_some_and(|me| meta.uid() != me && meta.uid() != 0) {
+        return Some("owned by another user");
+    }
+    None
+}
+
+#[cfg(not(unix))]
+fn distrust(_: &fs::Metadata) -> Option<&'static str> {
+    None
+}
+
 /// Writes a new file readable and writable by its owner only, flushed to disk.
 fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut options = OpenOptions::new();
@@ -372,5 +426,70 @@ mod tests {
             a,
             CacheKey::new("https://x/token", "ab", "private_key_jwt", Some("c"), None)
         );
+    }
+
+    /// A key built directly, so these tests do not depend on `CacheKey::new`'s inputs.
+    #[cfg(unix)]
+    fn some_key() -> CacheKey {
+        CacheKey("ab".repeat(32))
+    }
+
+    #[cfg(unix)]
+    fn chmod(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[cfg(unix)]
+    fn stored(cache: &FileCache, now: UnixTime) -> CachedToken {
+        let response = TokenResponse::new(
+            AccessToken::new("cached-token"),
+            Some("Bearer".to_owned()),
+            Some(Duration::from_secs(600)),
+        );
+        cache.store(&some_key(), &response, now).unwrap()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_world_writable_cache_directory_is_neither_read_nor_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = FileCache::new(tmp.path().join("m2m"));
+        let now = UnixTime::from_secs(1_800_000_000);
+        stored(&cache, now);
+        assert!(cache.load(&some_key(), now).is_some());
+        chmod(cache.dir(), 0o777);
+        assert!(cache.load(&some_key(), now).is_none(), "planted token used");
+        let before = fs::read(cache.path(&some_key())).unwrap();
+        let response = TokenResponse::new(AccessToken::new("other-token"), None, None);
+        let err = cache.store(&some_key(), &response, now).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(
+            err.to_string().contains("writable by group or others"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("other-token"));
+        assert_eq!(
+            fs::read(cache.path(&some_key())).unwrap(),
+            before,
+            "written to"
+        );
+        chmod(cache.dir(), 0o700);
+        assert!(cache.load(&some_key(), now).is_some());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_group_or_world_writable_cache_file_is_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = FileCache::new(tmp.path().join("m2m"));
+        let now = UnixTime::from_secs(1_800_000_000);
+        stored(&cache, now);
+        for mode in [0o666, 0o620, 0o602] {
+            chmod(&cache.path(&some_key()), mode);
+            assert!(cache.load(&some_key(), now).is_none(), "mode {mode:o}");
+        }
+        chmod(&cache.path(&some_key()), 0o600);
+        assert!(cache.load(&some_key(), now).is_some());
     }
 }

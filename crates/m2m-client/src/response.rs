@@ -194,7 +194,26 @@ fn parse_success(parts: ResponseParts<'_>) -> Result<TokenResponse, Error> {
         return Err(unparseable(parts, None));
     };
     let invalid = |reason: String| Error::InvalidResponse { status, reason };
+    if let Some(member) = duplicated_member(parts.body) {
+        return Err(invalid(format!(
+            "the `{member}` member appears more than once (parsers disagree on which copy wins)"
+        )));
+    }
+    if map.contains_key("error") {
+        return Err(invalid(
+            "a success response that also carries an `error` member".to_owned(),
+        ));
+    }
     let access_token = match map.remove("access_token") {
+        Some(Value::String(s)) if !s.bytes().all(is_vschar) => {
+            // Never echoed: it is (or poses as) a credential, and the offending byte may be a
+            // terminal escape.
+            return Err(invalid(
+                "access_token has a character outside RFC 6749 VSCHAR (%x20-7E), such as CR, LF \
+                 or an escape; it could inject headers or terminal sequences"
+                    .to_owned(),
+            ));
+        }
         Some(Value::String(s)) if !s.is_empty() => AccessToken(s),
         Some(Value::String(_)) => return Err(invalid("access_token is empty".to_owned())),
         Some(_) => return Err(invalid("access_token is not a string".to_owned())),
@@ -207,7 +226,14 @@ fn parse_success(parts: ResponseParts<'_>) -> Result<TokenResponse, Error> {
     };
     let token_type = match map.remove("token_type") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
+        Some(Value::String(s)) if is_token_type(&s) => Some(s),
+        Some(Value::String(_)) => {
+            return Err(invalid(
+                "token_type is neither an RFC 6749 type-name (letters, digits, `-`, `.`, `_`) nor \
+                 an absolute URI"
+                    .to_owned(),
+            ));
+        }
         Some(_) => return Err(invalid("token_type is not a string".to_owned())),
     };
     let expires_in = match map.remove("expires_in") {
@@ -243,6 +269,70 @@ fn parse_success(parts: ResponseParts<'_>) -> Result<TokenResponse, Error> {
         refresh_token,
         extra: map,
     })
+}
+
+/// RFC 6749 App. A.12: `access-token = 1*VSCHAR`, `VSCHAR = %x20-7E`. The token goes into an
+/// `Authorization` header and onto a terminal (`m2m token`): CR, LF and escapes must not.
+fn is_vschar(b: u8) -> bool {
+    (0x20..=0x7e).contains(&b)
+}
+
+/// RFC 6749 App. A.13: `token-type = type-name / URI`, `type-name = 1*name-char`, `name-char =
+/// "-" / "." / "_" / DIGIT / ALPHA`. `m2m token --header` prints it before the token.
+fn is_token_type(s: &str) -> bool {
+    let name_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+    if !s.is_empty() && s.bytes().all(name_char) {
+        return true;
+    }
+    // An absolute URI: no spaces or controls (URIs have none) and a scheme.
+    s.bytes().all(|b| is_vschar(b) && b != b' ') && url::Url::parse(s).is_ok()
+}
+
+/// The first member this client reads that the body's top-level object holds twice. serde_json
+/// keeps the last copy, other parsers (a logging proxy, a WAF) the first: refusing keeps everyone
+/// looking at the same token.
+fn duplicated_member(body: &[u8]) -> Option<&'static str> {
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    const READ: [&str; 7] = [
+        "access_token",
+        "token_type",
+        "expires_in",
+        "issued_at",
+        "scope",
+        "refresh_token",
+        "error",
+    ];
+    struct FirstDuplicate(Option<&'static str>);
+    struct Members;
+    impl<'de> Visitor<'de> for Members {
+        type Value = FirstDuplicate;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FirstDuplicate, A::Error> {
+            let mut seen = [false; READ.len()];
+            let mut first = None;
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                if let Some(i) = READ.iter().position(|m| *m == key) {
+                    if seen[i] && first.is_none() {
+                        first = Some(READ[i]);
+                    }
+                    seen[i] = true;
+                }
+            }
+            Ok(FirstDuplicate(first))
+        }
+    }
+    impl<'de> Deserialize<'de> for FirstDuplicate {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(Members)
+        }
+    }
+    serde_json::from_slice::<FirstDuplicate>(body)
+        .ok()
+        .and_then(|d| d.0)
 }
 
 fn expires_in_secs(v: &Value) -> Result<u64, String> {
@@ -443,6 +533,87 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The hostile bodies of F6/I9: each refused with a message that never holds the token.
+    #[test]
+    fn hostile_success_bodies_are_refused_without_echoing_the_token() {
+        let cases = [
+            (
+                r#"{"access_token":"SECRETTOK\r\nX-Injected: 1","token_type":"Bearer"}"#,
+                "VSCHAR",
+            ),
+            (
+                r#"{"access_token":"SECRETTOK\u001b]0;PWNED\u0007","token_type":"Bearer"}"#,
+                "VSCHAR",
+            ),
+            (
+                r#"{"access_token":"SECRETTOK\u00e9","token_type":"Bearer"}"#,
+                "VSCHAR",
+            ),
+            (
+                r#"{"access_token":"SECRETTOK","token_type":"DPoP\r\nX-Injected: 1"}"#,
+                "type-name",
+            ),
+            (
+                r#"{"access_token":"SECRETTOK","token_type":"Bearer x"}"#,
+                "type-name",
+            ),
+            (
+                r#"{"access_token":"SECRETTOK","token_type":""}"#,
+                "type-name",
+            ),
+            (
+                r#"{"access_token":"SECRETTOK","token_type":"Bearer","error":"invalid_client"}"#,
+                "`error`",
+            ),
+            (
+                r#"{"access_token":"SECRETTOK","access_token":"SECRETTOK2","token_type":"Bearer"}"#,
+                "`access_token` member appears more than once",
+            ),
+            (
+                r#"{"access_token":"SECRETTOK","token_type":"Bearer","token_type":"Bearer"}"#,
+                "`token_type` member appears more than once",
+            ),
+            (
+                r#"{"access_token":"SECRETTOK","access\u005ftoken":"SECRETTOK2"}"#,
+                "`access_token` member appears more than once",
+            ),
+        ];
+        for (body, expected) in cases {
+            let err = parse_response(parts(200, body), now()).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(
+                matches!(err, Error::InvalidResponse { status: 200, .. }),
+                "{body}: {err:?}"
+            );
+            assert!(shown.contains(expected), "{body}: {shown}");
+            assert!(
+                !shown.contains("SECRETTOK"),
+                "{body}: token echoed: {shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn legal_token_types_and_tokens_are_accepted() {
+        for token_type in [
+            "Bearer",
+            "bearer",
+            "DPoP",
+            "N_A",
+            "mac-1.0",
+            "urn:ietf:params:oauth:token-type:jwt",
+        ] {
+            let body =
+                format!(r#"{{"access_token":"a.b-c_d~e+f/g=","token_type":"{token_type}"}}"#);
+            let r = parse_response(parts(200, &body), now()).unwrap();
+            assert_eq!(r.token_type(), Some(token_type));
+            assert_eq!(r.access_token().secret(), "a.b-c_d~e+f/g=");
+        }
+        // Other duplicated members are not this client's business.
+        let body = r#"{"access_token":"t","x":1,"x":2}"#;
+        assert!(parse_response(parts(200, body), now()).is_ok());
     }
 
     #[test]

@@ -450,6 +450,16 @@ fn rows() -> Vec<Row> {
             Some((401, "unknown_error", msg::UNKNOWN_ERROR)),
         ),
         r(
+            "row 46 (I): exp before the JS Date range refused by VerifyJWT (-1e13)",
+            |s| set(&mut s.claims, "exp", json!(-1e13)),
+            Some((401, "unknown_error", msg::UNKNOWN_ERROR)),
+        ),
+        r(
+            "row 46 (I): exp far before the JS Date range refused by VerifyJWT (-1e300)",
+            |s| set(&mut s.claims, "exp", json!(-1e300)),
+            Some((401, "unknown_error", msg::UNKNOWN_ERROR)),
+        ),
+        r(
             "iat and nbf within the allowance accepted",
             |s| {
                 set(&mut s.claims, "iat", json!(NOW_SECS + 10));

@@ -855,3 +855,39 @@ fn rsa_4096_assertion_fits_the_size_limit() {
     assert!(token.len() < 2048);
     result.expect("accepted");
 }
+
+/// F3: whenever the validator accepts, `exp` + leeway as it reports it (the time the server's
+/// replay store keeps the `jti` until) is still ahead of `now`. With `exp` floored to the
+/// millisecond, `exp = now - 10 + 0.0005` was accepted while the store's expiry was `now` itself:
+/// a replay in that millisecond found the store empty.
+#[test]
+fn the_replay_expiry_covers_every_millisecond_the_validator_accepts() {
+    let leeway = RfcConfig::new(ISSUER, TOKEN_URL).leeway;
+    let base = NOW_SECS as f64 - 10.0;
+    for exp in [
+        base + 0.0005,
+        base + 0.0001,
+        base + 0.0009999,
+        base + 0.001,
+        base + 0.9995,
+        base - 0.0005,
+        base,
+    ] {
+        let mut setup = Setup::good();
+        set(&mut setup.claims, "exp", json!(exp));
+        let (_, result) = setup.run();
+        if let Ok(v) = result {
+            assert!(
+                v.exp.add(leeway) > now(),
+                "exp {exp}: accepted at {now:?} but remembered only until {until:?}",
+                now = now(),
+                until = v.exp.add(leeway)
+            );
+        }
+    }
+    // The boundary case itself is accepted (the fix rounds the store's expiry up; it does not
+    // shorten the acceptance window).
+    let mut setup = Setup::good();
+    set(&mut setup.claims, "exp", json!(base + 0.0005));
+    assert!(setup.run().1.is_ok());
+}

@@ -35,6 +35,7 @@ pub struct Server;
 impl Server {
     /// Binds `config.listen`, loads everything and starts serving in the background.
     pub async fn start(config: ServerConfig) -> Result<RunningServer, Error> {
+        config.check()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Io {
@@ -87,8 +88,8 @@ impl Server {
 
         let app = router(Arc::clone(&state));
         let (tx, rx) = oneshot::channel::<()>();
-        let header_read_timeout = state.config.header_read_timeout;
-        let task = tokio::spawn(crate::serve::serve(listener, app, header_read_timeout, rx));
+        let limits = crate::serve::ConnectionLimits::from_config(&state.config);
+        let task = tokio::spawn(crate::serve::serve(listener, app, limits, rx));
         Ok(RunningServer {
             local_addr,
             issuer,
@@ -123,7 +124,8 @@ impl RunningServer {
         format!("{}{TOKEN_PATH}", self.issuer)
     }
 
-    /// Stops accepting connections, lets in-flight requests finish, and waits for that.
+    /// Stops accepting connections, lets in-flight requests finish, and waits for that — at most
+    /// `shutdown_timeout`, then the connections still open are dropped.
     pub async fn shutdown(mut self) -> Result<(), Error> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

@@ -8,6 +8,9 @@ use std::time::Duration;
 use m2m_core::clock::{Clock, SystemClock};
 use m2m_core::validate::AudienceMode;
 
+use crate::error::Error;
+use crate::registry::MAX_TOKEN_LIFETIME;
+
 /// Which token-endpoint behaviour the server emulates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Profile {
@@ -51,6 +54,27 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// the same reason: at most 16 KiB is expected.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default longest a response write may make no progress (the client reads nothing, its TCP
+/// window stays shut) before the connection is dropped. hyper's timers do not run while it
+/// writes, so without this a client that pipelines requests and never reads holds its connection
+/// forever. A token response is a few KiB: 10 s of zero progress is no slow link.
+pub const DEFAULT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default longest life of one connection; then it takes no new request and closes once the
+/// current one is answered (clients reconnect transparently). Bounds what any one connection can
+/// hold however it behaves, and spreads long-lived clients across restarted instances.
+pub const DEFAULT_MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+
+/// Default time a graceful shutdown waits for open connections before dropping them: a restart
+/// (the key-rotation procedure) must not hang on one client that stopped reading. In-flight token
+/// requests take milliseconds.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default most connections one peer IP address may hold at once. Each costs a file descriptor;
+/// without a cap one address can use up the process's descriptors. 256 is far above what one
+/// service's connection pool opens, yet far below the usual descriptor limit.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+
 /// Everything [`crate::Server::start`] needs. Build with [`ServerConfig::new`] and change fields.
 #[non_exhaustive]
 #[derive(Clone, Debug)]
@@ -85,6 +109,16 @@ pub struct ServerConfig {
     /// How long a client may take to send the body of a token or introspection request once its
     /// headers are in; then 408.
     pub body_read_timeout: Duration,
+    /// How long a response write may make no progress (the client does not read) before the
+    /// connection is dropped.
+    pub write_stall_timeout: Duration,
+    /// How long one connection may live; then it answers the request in flight and closes.
+    pub max_connection_lifetime: Duration,
+    /// How long a graceful shutdown waits for open connections; then they are dropped.
+    pub shutdown_timeout: Duration,
+    /// Most connections one peer IP address may hold at once; more are closed unanswered. `0`
+    /// turns the cap off (behind a proxy every client has the proxy's address).
+    pub max_connections_per_ip: usize,
     /// The clock for every time decision (tests inject a `ManualClock`).
     pub clock: Arc<dyn Clock>,
 }
@@ -107,7 +141,43 @@ impl ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            write_stall_timeout: DEFAULT_WRITE_STALL_TIMEOUT,
+            max_connection_lifetime: DEFAULT_MAX_CONNECTION_LIFETIME,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Refuses settings the server cannot honour, before it binds: an access-token lifetime
+    /// outside `1..=`[`MAX_TOKEN_LIFETIME`] (the registry's bound for a client's own lifetime).
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let lifetime = self.access_token_lifetime;
+        if lifetime < Duration::from_secs(1) || lifetime > MAX_TOKEN_LIFETIME {
+            return Err(Error::Config(format!(
+                "access-token lifetime {} s is outside 1..={} s",
+                lifetime.as_secs(),
+                MAX_TOKEN_LIFETIME.as_secs()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_token_lifetime_is_bounded_like_the_registry() {
+        let mut config = ServerConfig::new("clients.toml");
+        assert!(config.check().is_ok());
+        for secs in [0, MAX_TOKEN_LIFETIME.as_secs() + 1, u64::MAX] {
+            config.access_token_lifetime = Duration::from_secs(secs);
+            let err = config.check().expect_err("out of range");
+            assert!(err.to_string().contains("1..=86400"), "{err}");
+        }
+        config.access_token_lifetime = MAX_TOKEN_LIFETIME;
+        assert!(config.check().is_ok());
     }
 }

@@ -237,6 +237,13 @@ impl AccessTokenIssuer {
     ) -> Result<IssuedToken, Error> {
         let iat = now.as_secs();
         let expires_in = request.lifetime.as_secs().max(1);
+        // Checked: a wrapped sum would issue a token that is already expired while `expires_in`
+        // promises years. `ServerConfig::check` bounds the lifetime; this guards library users.
+        let exp = iat.checked_add(expires_in).ok_or_else(|| {
+            Error::Config(format!(
+                "access-token lifetime {expires_in} s overflows the expiry time"
+            ))
+        })?;
         let jti = m2m_core::assertion::new_jti();
         let claims = AccessTokenClaims {
             iss: &self.issuer,
@@ -244,7 +251,7 @@ impl AccessTokenIssuer {
             client_id: request.client_id,
             aud: request.audience,
             iat,
-            exp: iat + expires_in,
+            exp,
             jti: &jti,
             scope: request.scope,
         };
@@ -313,4 +320,40 @@ fn write_private_key(path: &Path, key: &PrivateKey) -> Result<(), Error> {
     file.write_all(pem.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| keys_err(path, e))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn request(lifetime: Duration) -> TokenRequest<'static> {
+        TokenRequest {
+            client_id: "svc",
+            audience: "https://rs.example",
+            scope: None,
+            lifetime,
+        }
+    }
+
+    #[test]
+    fn an_expiry_that_would_overflow_is_an_error_not_a_wrapped_exp() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = AccessTokenIssuer::new(
+            ServerKeys::load_or_generate(dir.path()).unwrap(),
+            "https://issuer.example",
+        );
+        let now = UnixTime::from_secs(1_796_198_689);
+        let err = issuer
+            .issue(&request(Duration::from_secs(u64::MAX)), now)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("overflows"), "{err}");
+        let issued = issuer
+            .issue(&request(Duration::from_secs(86_400)), now)
+            .unwrap();
+        assert_eq!(issued.expires_in, 86_400);
+        let claims = issuer.verify(&issued.token, now).unwrap();
+        assert_eq!(claims["exp"], 1_796_198_689 + 86_400);
+    }
 }

@@ -8,7 +8,9 @@
 //! - `app`: [`Server::start`] / [`RunningServer`] — binds, loads, wires the router, graceful
 //!   shutdown. `state`: the `AppState` every handler shares. `paths`: the URL paths
 //!   ([`TOKEN_PATH`], …), written once.
-//! - `serve`: the accept loop — HTTP/1.1 with header-read and idle time limits.
+//! - `serve`: the accept loop — HTTP/1.1 with header-read, idle, write-stall and lifetime limits,
+//!   a per-address connection cap and a shutdown deadline. `write_stall`: the stream wrapper
+//!   that drops a connection whose writes stall. `peer_cap`: connections per peer IP address.
 //! - `request_id`: the per-request id (log span, `X-Request-Id`, NHS `message_id`).
 //! - `body`: reading a request body within the size and time limits.
 //!
@@ -74,6 +76,7 @@ mod issuer;
 mod jwks_fetch;
 mod metadata;
 mod metrics;
+mod peer_cap;
 mod paths;
 mod ratelimit;
 mod refusal;
@@ -85,6 +88,7 @@ mod response;
 mod serve;
 mod state;
 mod token;
+mod write_stall;
 
 pub use app::{RunningServer, Server, run_until_signal};
 pub use config::{

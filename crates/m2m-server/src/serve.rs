@@ -1,5 +1,6 @@
 //! The accept loop: each connection served by hyper's HTTP/1.1 with the time limits a public
-//! token endpoint needs, and every connection drained on shutdown.
+//! token endpoint needs (header read, write stall, connection lifetime, connections per address),
+//! and every connection drained on shutdown within a deadline.
 //!
 //! `axum::serve` does the same minus the limits: it sets no header-read timeout, so a client that
 //! trickles its headers (slowloris) or parks idle keep-alive connections holds a task and a file
@@ -9,22 +10,56 @@
 //! `axum::serve` did, on prior knowledge) would reopen the hole.
 
 use std::io;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
+
+use crate::config::ServerConfig;
+use crate::peer_cap::PeerCap;
+use crate::write_stall::StallGuard;
+
+/// The per-connection limits, taken from [`ServerConfig`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionLimits {
+    /// hyper's header-read timeout: slow headers and idle keep-alive connections.
+    pub(crate) header_read_timeout: Duration,
+    /// A write that makes no progress for this long drops the connection.
+    pub(crate) write_stall_timeout: Duration,
+    /// After this, a connection takes no new request and closes once the current one is answered.
+    pub(crate) max_connection_lifetime: Duration,
+    /// How long shutdown waits for open connections before dropping them.
+    pub(crate) shutdown_timeout: Duration,
+    /// Connections one peer IP address may hold at once (`0`: no cap).
+    pub(crate) max_connections_per_ip: usize,
+}
+
+impl ConnectionLimits {
+    /// The limits `config` sets.
+    pub(crate) fn from_config(config: &ServerConfig) -> Self {
+        ConnectionLimits {
+            header_read_timeout: config.header_read_timeout,
+            write_stall_timeout: config.write_stall_timeout,
+            max_connection_lifetime: config.max_connection_lifetime,
+            shutdown_timeout: config.shutdown_timeout,
+            max_connections_per_ip: config.max_connections_per_ip,
+        }
+    }
+}
 
 /// Serves `app` on `listener` until `shutdown` fires (or its sender is dropped), then stops
-/// accepting, lets in-flight requests finish, closes idle connections and returns.
+/// accepting, lets in-flight requests finish, closes idle connections and returns — at the
+/// latest `shutdown_timeout` later, dropping whatever connection is still open then.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
-    header_read_timeout: Duration,
+    limits: ConnectionLimits,
     shutdown: oneshot::Receiver<()>,
 ) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new()).http1_only();
@@ -33,40 +68,84 @@ pub(crate) async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    let graceful = GracefulShutdown::new();
+        .header_read_timeout(limits.header_read_timeout);
+    let peers = PeerCap::new(limits.max_connections_per_ip);
+    // Tells every connection task to close gracefully; a watch, so tasks started later see it too.
+    let (closing_tx, closing_rx) = watch::channel(false);
+    // Owns the connection tasks: shutdown waits on them, and dropping the set aborts the rest.
+    let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             _ = &mut shutdown => break,
+            // Reap finished tasks so the set holds only live connections.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(&e).await;
                     continue;
                 }
             },
         };
+        let Some(slot) = peers.admit(peer.ip()) else {
+            refuse_over_cap(peer.ip(), limits.max_connections_per_ip);
+            continue;
+        };
         // Responses are written whole; waiting for an ACK before sending the next would only add
         // latency.
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(
-            builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned(),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                // Clients that go away, time out or speak garbage: theirs, not the server's.
+        let io = TokioIo::new(StallGuard::new(stream, limits.write_stall_timeout));
+        let connection = builder
+            .serve_connection(io, TowerToHyperService::new(app.clone()))
+            .into_owned();
+        let mut closing = closing_rx.clone();
+        let lifetime = limits.max_connection_lifetime;
+        connections.spawn(async move {
+            let _slot = slot;
+            let mut connection = std::pin::pin!(connection);
+            let finished = tokio::select! {
+                result = connection.as_mut() => Some(result),
+                () = tokio::time::sleep(lifetime) => None,
+                _ = closing.wait_for(|closing| *closing) => None,
+            };
+            let result = match finished {
+                Some(result) => result,
+                // Lifetime over or server shutting down: no new request on this connection; the
+                // one in flight is answered (its write still bounded by the stall guard).
+                None => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
+                // Clients that go away, time out, stall or speak garbage: theirs, not the server's.
                 tracing::debug!(error = %e, "connection closed with an error");
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = closing_tx.send(true);
+    let drained = tokio::time::timeout(limits.shutdown_timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            timeout = ?limits.shutdown_timeout,
+            "shutdown: connections still open after the shutdown timeout; dropping them"
+        );
+        connections.shutdown().await;
+    }
     Ok(())
+}
+
+/// A connection over the per-address cap is closed at once, unanswered: the peer already holds
+/// its share. Logged at debug only, as a flood of them would otherwise flood the log.
+fn refuse_over_cap(ip: IpAddr, max: usize) {
+    tracing::debug!(%ip, max, "connection refused: the address holds the most connections allowed");
 }
 
 /// What to do when `accept` fails: errors about one connection (it was reset before we took it)

@@ -1,7 +1,10 @@
 //! Time limits against slow and idle clients, on a real server over loopback TCP: headers that
 //! never finish and idle keep-alive connections are closed after `header_read_timeout`, a body
-//! that never arrives gets 408 after `body_read_timeout`, and shutdown does not wait for idle
-//! connections. Raw sockets, because an HTTP client library would not misbehave on purpose.
+//! that never arrives gets 408 after `body_read_timeout`, a client that never reads its answers
+//! is dropped after `write_stall_timeout`, a busy connection closes after
+//! `max_connection_lifetime`, one address holds at most `max_connections_per_ip` connections,
+//! and shutdown waits neither for idle connections nor (beyond `shutdown_timeout`) for stalled
+//! ones. Raw sockets, because an HTTP client library would not misbehave on purpose.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod support;
@@ -10,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 const LIMIT: Duration = Duration::from_millis(400);
 /// Far above LIMIT: a connection still open after this was not cut off.
@@ -126,4 +129,158 @@ async fn shutdown_does_not_wait_for_idle_connections() {
         .expect("shutdown waited for an idle keep-alive connection");
     assert!(started.elapsed() < Duration::from_secs(5));
     let (_, _) = read_until_closed(&mut idle).await;
+}
+
+/// Requests a slow reader pipelines: their answers (a few KiB of metrics each) are far more than
+/// the kernel buffers of both ends hold, so the server's writes must stall.
+const PIPELINED: usize = 4000;
+const METRICS_REQUEST: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+/// A connection with a tiny receive buffer (so a tiny TCP window) that pipelines [`PIPELINED`]
+/// requests from a background task and never reads: the slow-read attack.
+async fn slow_reader(t: &TestServer) -> tokio::net::tcp::OwnedReadHalf {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket
+        .connect(t.server.as_ref().unwrap().local_addr())
+        .await
+        .unwrap();
+    let (read, mut write) = stream.into_split();
+    tokio::spawn(async move {
+        for _ in 0..PIPELINED {
+            if write.write_all(METRICS_REQUEST).await.is_err() {
+                break;
+            }
+        }
+        // Keep the write half (and so the connection) open until the test ends.
+        std::future::pending::<()>().await;
+    });
+    read
+}
+
+/// Reads `read` until it closes; returns how many responses it carried.
+async fn responses_until_closed(read: &mut tokio::net::tcp::OwnedReadHalf) -> usize {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match tokio::time::timeout(PATIENCE, read.read(&mut buf)).await {
+            Err(_) => panic!("connection still open after {PATIENCE:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+    received
+        .windows(b"HTTP/1.1 200".len())
+        .filter(|w| *w == b"HTTP/1.1 200")
+        .count()
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped_after_the_write_stall_timeout() {
+    let mut setup = Setup::new(RFC_CLIENTS);
+    setup.replay_store = "memory".into();
+    setup.header_read_timeout = Some(LIMIT);
+    setup.write_stall_timeout = Some(LIMIT);
+    let t = start(setup, rfc_prepare).await;
+    let mut read = slow_reader(&t).await;
+    // Well past the stall limit: the server has given up on this connection by now. Had it not,
+    // reading now would let it answer every pipelined request.
+    tokio::time::sleep(LIMIT * 6).await;
+    let answered = responses_until_closed(&mut read).await;
+    assert!(
+        answered < PIPELINED,
+        "all {answered} requests were answered: the stalled connection was kept"
+    );
+    assert_eq!(t.get("/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn shutdown_drops_a_stalled_connection_after_the_shutdown_timeout() {
+    let mut setup = Setup::new(RFC_CLIENTS);
+    setup.replay_store = "memory".into();
+    // The stall guard alone would not end it within the test: the shutdown deadline must.
+    setup.write_stall_timeout = Some(Duration::from_secs(600));
+    setup.shutdown_timeout = Some(LIMIT);
+    let mut t = start(setup, rfc_prepare).await;
+    let _read = slow_reader(&t).await;
+    tokio::time::sleep(LIMIT * 3).await;
+    let started = Instant::now();
+    tokio::time::timeout(PATIENCE, t.stop())
+        .await
+        .expect("shutdown waited for a client that never reads");
+    assert!(started.elapsed() < PATIENCE);
+}
+
+#[tokio::test]
+async fn a_busy_connection_closes_after_its_lifetime() {
+    let mut setup = Setup::new(RFC_CLIENTS);
+    setup.replay_store = "memory".into();
+    setup.max_connection_lifetime = Some(LIMIT);
+    let t = start(setup, rfc_prepare).await;
+    let mut stream = connect(&t).await;
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    // A request every 50 ms: never idle, so only the lifetime can close it.
+    loop {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "connection still served after {PATIENCE:?}"
+        );
+        if stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .is_err()
+        {
+            break;
+        }
+        match tokio::time::timeout(PATIENCE, stream.read(&mut buf)).await {
+            Err(_) => panic!("no answer"),
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(_)) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started.elapsed() >= LIMIT / 2, "closed before its lifetime");
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_max_connections_per_ip() {
+    let mut setup = Setup::new(RFC_CLIENTS);
+    setup.replay_store = "memory".into();
+    setup.max_connections_per_ip = Some(2);
+    let t = start(setup, rfc_prepare).await;
+    let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut buf = [0u8; 4096];
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect(&t).await;
+        stream.write_all(request).await.unwrap();
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(stream);
+    }
+    // The third is closed unanswered.
+    let mut third = connect(&t).await;
+    let _ = third.write_all(request).await;
+    let (received, _) = read_until_closed(&mut third).await;
+    assert!(
+        received.is_empty(),
+        "over the cap yet answered: {received:?}"
+    );
+    // Closing one frees its slot (once the server has noticed the close).
+    drop(held.pop());
+    let started = Instant::now();
+    loop {
+        let mut stream = connect(&t).await;
+        let _ = stream.write_all(request).await;
+        let n = stream.read(&mut buf).await.unwrap_or(0);
+        if buf[..n].starts_with(b"HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the freed slot was never reused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

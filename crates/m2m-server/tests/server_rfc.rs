@@ -779,3 +779,55 @@ async fn more_than_one_client_authentication_method_is_refused() {
     // The refused assertion was not consumed: alone, it is accepted.
     assert_eq!(t.token(&a).await.status, 200);
 }
+
+/// F3: an `exp` with a sub-millisecond fraction (`T + 0.0005`, as `time.time() + 60` gives). The
+/// store used to keep the pair until `floor(exp ms) + leeway` while the validator accepted until
+/// `exp + leeway`: in that last millisecond a captured assertion got a token again (memory,
+/// SQLite). Redis expires keys on its own wall clock, so the manual clock cannot reach the
+/// boundary there; it runs for the server-side path all the same.
+#[tokio::test]
+async fn a_sub_millisecond_exp_is_remembered_as_long_as_it_is_accepted() {
+    let redis = redis_support::RedisServer::start();
+    let mut stores = vec!["memory".to_owned(), "sqlite".to_owned()];
+    stores.extend(redis.as_ref().map(|r| r.url()));
+    for store in stores {
+        let start = m2m_core::clock::UnixTime::from_secs(now().as_secs());
+        let clock = m2m_core::clock::ManualClock::new(start);
+        let mut setup = Setup::new(RFC_CLIENTS);
+        setup.replay_store = store.clone();
+        setup.clock = Some(std::sync::Arc::new(clock.clone()));
+        let t = start_with(setup).await;
+        let t_secs = start.as_secs();
+        let mut claims = default_claims("svc", ISSUER, start);
+        claims.insert("exp".into(), json!(t_secs as f64 + 0.0005));
+        let a = craft(
+            &obj(json!({"alg": "RS256", "kid": "k1"})),
+            &claims,
+            &key_a(),
+            Algorithm::Rs256,
+        );
+        assert_eq!(t.token(&a).await.status, 200, "{store}: first use");
+        // floor(exp ms) + 10 s leeway: the validator still accepts in this millisecond...
+        clock.set(m2m_core::clock::UnixTime::from_millis(
+            t_secs * 1000 + 10_000,
+        ));
+        let r = t.token(&a).await;
+        assert_eq!(
+            r.status, 401,
+            "{store}: replayed at the boundary: {}",
+            r.text
+        );
+        assert!(r.description().contains("jti"), "{store}: {}", r.text);
+        // ...and refuses it as expired from the next one on.
+        clock.set(m2m_core::clock::UnixTime::from_millis(
+            t_secs * 1000 + 10_001,
+        ));
+        let r = t.token(&a).await;
+        assert_eq!(r.status, 401, "{store}: {}", r.text);
+        assert!(r.description().contains("expired"), "{store}: {}", r.text);
+    }
+}
+
+async fn start_with(setup: Setup) -> TestServer {
+    start(setup, rfc_prepare).await
+}

@@ -27,12 +27,14 @@ pub(crate) fn run(args: &ServeArgs) -> CliResult {
         .enable_all()
         .build()
         .or_else(|_| runtime())?;
+    // The spec may be `redis://:password@host` (from --replay-store or M2M_REPLAY_STORE), and
+    // stderr usually ends up in a log: print it redacted, as every other message does.
     eprintln!(
         "m2m serve: listening on {} ({} profile, clients from {}, replay store {})",
         args.listen,
         args.profile,
         args.clients.display(),
-        args.replay_store
+        m2m_server::replay::redact_url(&args.replay_store)
     );
     rt.block_on(m2m_server::run_until_signal(config))
         .map_err(|e| CliError::local(format!("server: {e}")))

@@ -283,8 +283,8 @@ impl NhsValidator {
         Rejection::new(401, "unknown_error", messages::UNKNOWN_ERROR, reason)
     }
 
-    /// Step 12 (Apigee VerifyJWT): kid → signature (RS512) → `aud` == token URL → `nbf`/`iat` with
-    /// the 10 s allowance (reference row 46, inferred).
+    /// Step 12 (Apigee VerifyJWT): kid → signature (RS512) → `aud` == token URL → `exp` and
+    /// `nbf`/`iat` with the 10 s allowance (reference row 46, inferred).
     pub fn verify(&self, pending: &NhsPending, keys: &[KeyEntry]) -> Result<Verified, Rejection> {
         let parsed = &pending.parsed;
         let key = self.rule_key(parsed.header(), keys)?;
@@ -382,6 +382,14 @@ impl NhsValidator {
         claims: &Map<String, Value>,
         now: UnixTime,
     ) -> Option<Rejection> {
+        // VerifyJWT checks `exp` too, with the same allowance. Step 6.2 (`new Date() > new
+        // Date(exp*1000)`) lets through an `exp` outside the JS Date range (`-1e13`, `-1e300`);
+        // without this such an assertion would never expire here, while NHS refuses it.
+        if let Some(exp) = claims.get("exp").and_then(rules::numeric_date)
+            && exp <= rules::now_secs(now) - NHS_TIME_ALLOWANCE_SECS
+        {
+            return Some(self.unknown_error(Reason::Expired));
+        }
         let limit = rules::now_secs(now) + NHS_TIME_ALLOWANCE_SECS;
         for (name, reason_invalid, reason_future) in [
             ("nbf", Reason::NbfInvalid, Reason::NbfFuture),

@@ -602,15 +602,17 @@ impl RfcValidator {
                 "assertion 'exp' must be a NumericDate (a JSON number of seconds since the epoch)",
             ));
         };
-        let now = rules::now_secs(now);
-        let leeway = self.config.leeway.as_secs_f64();
-        // RFC 7519 §4.1.4: the current time must be before `exp`.
-        if now >= exp + leeway {
+        // RFC 7519 §4.1.4: the current time must be before `exp`. In whole milliseconds, with
+        // `exp` rounded as the replay store's expiry is (`exp` + leeway), so the store remembers
+        // the `jti` for every millisecond this accepts it.
+        if now >= rules::to_unix_time(exp).add(self.config.leeway) {
             return Err(self.auth_failure(
                 Reason::Expired,
                 "assertion has expired ('exp' is in the past)",
             ));
         }
+        let now = rules::now_secs(now);
+        let leeway = self.config.leeway.as_secs_f64();
         if exp > now + self.config.max_lifetime.as_secs_f64() + leeway {
             return Err(self.auth_failure(
                 Reason::ExpTooFar,

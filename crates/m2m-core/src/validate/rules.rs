@@ -41,9 +41,12 @@ pub(crate) fn numeric_date(value: &Value) -> Option<f64> {
     value.as_f64().filter(|f| f.is_finite())
 }
 
-/// A finite, non-negative `NumericDate` as a [`UnixTime`] (whole milliseconds, saturating).
+/// A finite, non-negative `NumericDate` as a [`UnixTime`]: whole milliseconds rounded *up*,
+/// saturating. Up, because this is the `exp` a replay store keeps a `jti` until (plus leeway) and
+/// the `exp` check compares against: floored, an `exp` with a sub-millisecond fraction would let
+/// the validator accept during a millisecond in which every store has already forgotten the pair.
 pub(crate) fn to_unix_time(secs: f64) -> UnixTime {
-    let millis = (secs * 1000.0).floor();
+    let millis = (secs * 1000.0).ceil();
     if millis.is_nan() || millis <= 0.0 {
         UnixTime::from_millis(0)
     } else if millis >= u64::MAX as f64 {

@@ -229,8 +229,8 @@ pub(crate) fn invalid(spec: &str, reason: impl Into<String>) -> StoreError {
 }
 
 /// Replaces the userinfo of a URL-like spec (`redis://user:pass@host`) with `***`, so a
-/// password never reaches a log line or an error message.
-pub(crate) fn redact_url(spec: &str) -> String {
+/// password never reaches a log line or an error message (or `m2m serve`'s startup banner).
+pub fn redact_url(spec: &str) -> String {
     let Some((scheme, rest)) = spec.split_once("://") else {
         return spec.to_owned();
     };

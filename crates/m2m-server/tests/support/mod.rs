@@ -189,6 +189,10 @@ pub struct Setup {
     pub opaque: bool,
     pub header_read_timeout: Option<Duration>,
     pub body_read_timeout: Option<Duration>,
+    pub write_stall_timeout: Option<Duration>,
+    pub max_connection_lifetime: Option<Duration>,
+    pub shutdown_timeout: Option<Duration>,
+    pub max_connections_per_ip: Option<usize>,
 }
 
 impl Setup {
@@ -203,6 +207,10 @@ impl Setup {
             opaque: false,
             header_read_timeout: None,
             body_read_timeout: None,
+            write_stall_timeout: None,
+            max_connection_lifetime: None,
+            shutdown_timeout: None,
+            max_connections_per_ip: None,
         }
     }
 }
@@ -229,6 +237,18 @@ pub async fn start(setup: Setup, prepare: impl FnOnce(&Path)) -> TestServer {
     }
     if let Some(t) = setup.body_read_timeout {
         config.body_read_timeout = t;
+    }
+    if let Some(t) = setup.write_stall_timeout {
+        config.write_stall_timeout = t;
+    }
+    if let Some(t) = setup.max_connection_lifetime {
+        config.max_connection_lifetime = t;
+    }
+    if let Some(t) = setup.shutdown_timeout {
+        config.shutdown_timeout = t;
+    }
+    if let Some(n) = setup.max_connections_per_ip {
+        config.max_connections_per_ip = n;
     }
     let server = Server::start(config).await.unwrap();
     let base = format!("http://{}", server.local_addr());
