@@ -308,7 +308,7 @@ pub(crate) struct ServeArgs {
         env = "M2M_TOKEN_LIFETIME",
         value_name = "SECS",
         value_parser = clap::value_parser!(u64)
-            .range(1..=m2m_server::registry::MAX_TOKEN_LIFETIME.as_secs())
+            .range(1..=m2m_server::MAX_TOKEN_LIFETIME.as_secs())
     )]
     pub(crate) token_lifetime: Option<u64>,
     /// Generic error descriptions on the wire (the precise reason is still logged).

@@ -27,11 +27,11 @@ async fn discovered_endpoint_uses_the_issuer_as_audience() {
     let issuer = server.base();
     server.serve(
         "/.well-known/oauth-authorization-server",
-        Reply::json(200, metadata(&issuer, server.url())),
+        Reply::json(200, metadata(issuer, server.url())),
     );
-    server.expect_audience(&issuer);
+    server.expect_audience(issuer);
 
-    let meta = discover(&issuer).await.unwrap();
+    let meta = discover(issuer).await.unwrap();
     assert_eq!(meta.issuer(), issuer);
     assert_eq!(meta.token_endpoint().as_str(), server.url());
     assert_eq!(meta.jwks_uri(), Some(format!("{issuer}/jwks").as_str()));
@@ -74,7 +74,7 @@ async fn issuer_mismatch_is_refused() {
         "/.well-known/oauth-authorization-server",
         Reply::json(200, metadata("https://evil.example", server.url())),
     );
-    let err = discover(&issuer).await.unwrap_err();
+    let err = discover(issuer).await.unwrap_err();
     assert!(matches!(err, Error::Discovery { .. }), "{err:?}");
     assert!(
         err.to_string()

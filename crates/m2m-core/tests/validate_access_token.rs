@@ -3,7 +3,7 @@
 //! hand-crafted ones (unsigned, HMAC, tampered) for what `jsonwebtoken` refuses to produce.
 #![allow(clippy::unwrap_used)]
 
-mod validate_support;
+mod support;
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use m2m_core::validate::{
     AccessTokenConfig, AccessTokenReason, AccessTokenValidator, BearerError, Presentation,
 };
 use serde_json::{Map, Value, json};
-use validate_support::{
+use support::validate::{
     NOW_SECS, Sig, assert_no_token_in, encode, keys, now, obj, public_key_bytes,
 };
 

@@ -862,7 +862,7 @@ fn rsa_4096_assertion_fits_the_size_limit() {
 /// a replay in that millisecond found the store empty.
 #[test]
 fn the_replay_expiry_covers_every_millisecond_the_validator_accepts() {
-    let leeway = RfcConfig::new(ISSUER, TOKEN_URL).leeway;
+    let leeway = RfcConfig::new(ISSUER, TOKEN_URL).leeway();
     let base = NOW_SECS as f64 - 10.0;
     for exp in [
         base + 0.0005,

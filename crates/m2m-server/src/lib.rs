@@ -76,8 +76,8 @@ mod issuer;
 mod jwks_fetch;
 mod metadata;
 mod metrics;
-mod peer_cap;
 mod paths;
+mod peer_cap;
 mod ratelimit;
 mod refusal;
 mod registry;
@@ -93,7 +93,9 @@ mod write_stall;
 pub use app::{RunningServer, Server, run_until_signal};
 pub use config::{
     DEFAULT_ACCESS_TOKEN_LIFETIME, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_LIMIT_PER_MINUTE, Profile, ServerConfig,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTION_LIFETIME, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    DEFAULT_RATE_LIMIT_PER_MINUTE, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_WRITE_STALL_TIMEOUT, Profile,
+    ServerConfig,
 };
 pub use error::Error;
 pub use issuer::ServerKeys;

@@ -787,7 +787,7 @@ async fn more_than_one_client_authentication_method_is_refused() {
 /// boundary there; it runs for the server-side path all the same.
 #[tokio::test]
 async fn a_sub_millisecond_exp_is_remembered_as_long_as_it_is_accepted() {
-    let redis = redis_support::RedisServer::start();
+    let redis = m2m_testkit::redis::RedisServer::start();
     let mut stores = vec!["memory".to_owned(), "sqlite".to_owned()];
     stores.extend(redis.as_ref().map(|r| r.url()));
     for store in stores {
