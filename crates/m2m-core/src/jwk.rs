@@ -64,17 +64,24 @@ pub struct Jwk {
     pub other: Map<String, Value>,
 }
 
-/// Names of members that only a private key has (RFC 7518 §6.3.2, §6.2.2, RFC 8037).
-const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
-
 impl Jwk {
-    /// Which private members this JWK carries (empty for a public key).
+    /// Which private members this JWK carries (empty for a public key): the members only a
+    /// private key has (RFC 7518 §6.3.2, §6.2.2, RFC 8037).
     pub fn private_members(&self) -> Vec<&'static str> {
         let mut found = Vec::new();
-        let fields = [&self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi];
-        for (name, value) in PRIVATE_MEMBERS.iter().zip(fields) {
+        // Each name next to its field, so the list cannot drift out of step (RFC 7518 §6.3.2;
+        // `oth` has no field of its own and is looked up below).
+        let fields = [
+            ("d", &self.d),
+            ("p", &self.p),
+            ("q", &self.q),
+            ("dp", &self.dp),
+            ("dq", &self.dq),
+            ("qi", &self.qi),
+        ];
+        for (name, value) in fields {
             if value.is_some() {
-                found.push(*name);
+                found.push(name);
             }
         }
         if self.other.contains_key("oth") {

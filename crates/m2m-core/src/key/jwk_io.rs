@@ -78,18 +78,12 @@ fn curve(jwk: &Jwk) -> Result<KeyKind, Error> {
     }
 }
 
-fn coord_len(kind: KeyKind) -> usize {
-    match kind {
-        KeyKind::P256 => 32,
-        KeyKind::P384 => 48,
-        _ => 66,
-    }
-}
-
 fn ec_point(jwk: &Jwk, kind: KeyKind) -> Result<Vec<u8>, Error> {
     let x = member(jwk, "x", jwk.x.as_deref())?;
     let y = member(jwk, "y", jwk.y.as_deref())?;
-    let len = coord_len(kind);
+    let Some(len) = kind.coordinate_len() else {
+        return Err(Error::InvalidJwk(format!("{kind} is not an EC curve")));
+    };
     if x.len() != len || y.len() != len {
         return Err(Error::InvalidJwk(format!(
             "EC {kind} coordinates must be {len} bytes each"

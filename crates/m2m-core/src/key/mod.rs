@@ -44,6 +44,18 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
+    /// The byte length of one EC point coordinate (and of each half of a fixed-size ECDSA
+    /// signature) for an EC curve; `None` for RSA and Ed25519. Written once for the JWK reader
+    /// and the point check.
+    pub fn coordinate_len(self) -> Option<usize> {
+        match self {
+            KeyKind::P256 => Some(32),
+            KeyKind::P384 => Some(48),
+            KeyKind::P521 => Some(66),
+            KeyKind::Rsa { .. } | KeyKind::Ed25519 => None,
+        }
+    }
+
     /// The algorithm used when neither the key (JWK `alg`) nor a profile chooses one.
     pub fn default_alg(self) -> Algorithm {
         match self {
@@ -380,9 +392,7 @@ impl PublicKey {
             Some(top) => n.len() * 8 - top.leading_zeros() as usize,
             None => 0,
         };
-        if bits < MIN_RSA_BITS {
-            return Err(Error::RsaKeyTooSmall { bits });
-        }
+        check_rsa_size(bits)?;
         if e.is_empty() || e.len() > 8 {
             return Err(Error::InvalidKey(
                 "RSA public exponent is out of range".to_owned(),
@@ -395,11 +405,8 @@ impl PublicKey {
     }
 
     pub(crate) fn ec(kind: KeyKind, point: Vec<u8>) -> Result<PublicKey, Error> {
-        let coord = match kind {
-            KeyKind::P256 => 32,
-            KeyKind::P384 => 48,
-            KeyKind::P521 => 66,
-            _ => return Err(Error::InvalidKey("not an EC curve".to_owned())),
+        let Some(coord) = kind.coordinate_len() else {
+            return Err(Error::InvalidKey("not an EC curve".to_owned()));
         };
         if point.len() != 1 + 2 * coord || point[0] != 4 {
             return Err(Error::InvalidKey(format!(

@@ -1,5 +1,6 @@
-//! The generic (RFC 7523 / RFC 10070) profile: configuration, the validator in the order of docs/protocol.md (`## Client assertion checks (rfc profile)`),
-//! and its rules, each a small function the linter runs too.
+//! The generic (RFC 7523 / RFC 10070) profile: configuration, the validator in the order of
+//! `docs/protocol.md` (`## Client assertion checks (rfc profile)`), and its rules, each a small
+//! function the linter runs too.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -231,8 +232,8 @@ impl fmt::Debug for Pending {
     }
 }
 
-/// The rfc-profile validator: the order of docs/protocol.md, first failing check wins, split where the server must
-/// do I/O (client lookup, JWKS fetch, replay store).
+/// The rfc-profile validator: the order of `docs/protocol.md`, first failing check wins, split
+/// where the server must do I/O (client lookup, JWKS fetch, replay store).
 #[derive(Clone, Debug)]
 pub struct RfcValidator {
     config: RfcConfig,
@@ -340,7 +341,7 @@ impl RfcValidator {
         Rejection::invalid_client(reason, description)
     }
 
-    // ---- rules, in the order of docs/protocol.md (`## Client assertion checks (rfc profile)`); each is shared with `lint` ----
+    // ---- rules, in `docs/protocol.md` order; each is shared with `lint` ----
 
     pub(crate) fn rule_grant_type(&self, grant_type: Option<&str>) -> Result<(), Rejection> {
         match grant_type {
