@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 use crate::body::{coalesce_writes, read_body};
 use crate::client_auth;
 use crate::config::Profile;
-use crate::refusal::{Refusal, log_refusal, rate_limit};
+use crate::refusal::{Refusal, log_refusal};
 use crate::request_id::RequestId;
 use crate::response::{json_response, method_not_allowed, rejection_response};
 use crate::state::AppState;
@@ -99,7 +99,6 @@ async fn introspect(
     let caller = client_auth::authenticate(state, headers, &form, now)
         .await?
         .client;
-    rate_limit(state, &caller, now)?;
     let Some(token) = token else {
         return Err(Refusal::from(Rejection::invalid_request(
             Reason::Other,

@@ -59,11 +59,24 @@ pub(crate) fn log_refusal(refusal: &Refusal, endpoint: &'static str) {
     }
 }
 
+/// The client's requests per minute (client override, else server-wide; 0 = unlimited).
+fn limit_of(state: &AppState, client: &Client) -> u32 {
+    client
+        .rate_limit
+        .unwrap_or(state.config.rate_limit_per_minute)
+}
+
+/// Takes a token from the client's bucket for a request that has already been refused (a failed
+/// authentication), so failures count against the rate limit too.
+pub(crate) fn charge_rate_limit(state: &AppState, client: &Client, now: UnixTime) {
+    let _ = state
+        .limiter
+        .check(&client.id, limit_of(state, client), now);
+}
+
 /// The per-client rate limit (client override, else server-wide).
 pub(crate) fn rate_limit(state: &AppState, client: &Client, now: UnixTime) -> Result<(), Refusal> {
-    let limit = client
-        .rate_limit
-        .unwrap_or(state.config.rate_limit_per_minute);
+    let limit = limit_of(state, client);
     state.limiter.check(&client.id, limit, now).map_err(|retry_after| Refusal {
         rejection: Rejection::new(
             429,
