@@ -5,7 +5,7 @@
 //! A new method (`client_secret_basic`, `tls_client_auth`, …) is a variant of
 //! [`AuthMethod`](crate::registry::AuthMethod), a line in [`presented_methods`] and an arm in
 //! [`authenticate`]'s dispatch. The NHS profile does not come through here: NHS fixes its own
-//! check order, with the app lookup after the replay check (see `token/nhs.rs`).
+//! check order, with the replay check before the JWKS and the signature (see `token/nhs.rs`).
 
 use std::sync::Arc;
 
