@@ -77,6 +77,9 @@ impl Server {
             fetcher,
             replay,
             limiter: RateLimiter::new(),
+            refusal_log: crate::log_limit::LogLimiter::new(
+                crate::log_limit::REFUSAL_LOG_LINES_PER_SECOND,
+            ),
             metrics: Metrics::new(),
             config,
         });

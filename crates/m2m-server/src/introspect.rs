@@ -57,7 +57,7 @@ pub(crate) async fn handle(
     match result {
         Ok(body) => json_response(StatusCode::OK, &body),
         Err(refusal) => {
-            log_refusal(&refusal, "introspect");
+            log_refusal(&state, &refusal, "introspect");
             tracing::debug!(elapsed = ?started.elapsed(), "introspection refused");
             // Introspection is not an NHS endpoint: always RFC bodies.
             rejection_response(

@@ -900,3 +900,28 @@ async fn failed_authentications_count_against_the_rate_limit() {
     assert_eq!(r.status, 429, "{}", r.text);
     assert_eq!(sqlite_replay_rows(&t), 0);
 }
+
+/// I8: refusals need no authentication, so their info lines are capped per second (50): with
+/// the clock held still, 200 refusals log 50 lines and count the other 150 as suppressed, while
+/// every refusal is still counted in `m2m_token_requests_total`.
+#[tokio::test]
+async fn refusal_log_lines_are_capped_per_second() {
+    let clock = m2m_core::clock::ManualClock::new(now());
+    let mut setup = Setup::new(RFC_CLIENTS);
+    setup.replay_store = "memory".into();
+    setup.clock = Some(std::sync::Arc::new(clock.clone()));
+    let t = start_with(setup).await;
+    for _ in 0..200 {
+        let r = t.post_form("/oauth2/token", &[]).await;
+        assert_eq!(r.status, 400, "{}", r.text);
+    }
+    let m = t.get("/metrics").await.text;
+    assert!(
+        m.contains("m2m_refusal_log_lines_suppressed_total 150"),
+        "{m}"
+    );
+    assert!(
+        m.contains("m2m_token_request_duration_seconds_count 200"),
+        "{m}"
+    );
+}

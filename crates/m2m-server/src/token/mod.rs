@@ -90,7 +90,7 @@ pub(crate) async fn handle(
                 refusal.rejection.reason.as_str(),
                 started.elapsed(),
             );
-            log_refusal(&refusal, "token");
+            log_refusal(&state, &refusal, "token");
             rejection_response(
                 state.config.profile,
                 state.config.opaque_errors,
