@@ -212,6 +212,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route(INTROSPECT_PATH, any(introspect::handle))
         .route("/oauth2/{*rest}", any(oauth_not_found))
         .route(METADATA_PATH, get(metadata::authorization_server))
+        .route(
+            &format!("{METADATA_PATH}/{{*issuer_path}}"),
+            get(metadata::authorization_server_path_inserted),
+        )
         .route(JWKS_PATH, get(metadata::jwks))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -925,3 +925,38 @@ async fn refusal_log_lines_are_capped_per_second() {
         "{m}"
     );
 }
+
+/// I7: for an issuer with a path, the metadata is also served at the RFC 8414 §3.1
+/// path-inserted location; another suffix is 404, and the root location still works.
+#[tokio::test]
+async fn metadata_is_served_at_the_path_inserted_location() {
+    let mut setup = Setup::new(RFC_CLIENTS);
+    setup.replay_store = "memory".into();
+    setup.issuer = Some("https://issuer.m2m.test/tenant/a".into());
+    let t = start_with(setup).await;
+    let r = t
+        .get("/.well-known/oauth-authorization-server/tenant/a")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["issuer"], "https://issuer.m2m.test/tenant/a");
+    assert_eq!(
+        t.get("/.well-known/oauth-authorization-server")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        t.get("/.well-known/oauth-authorization-server/other")
+            .await
+            .status,
+        404
+    );
+    // Without a path in the issuer there is no path-inserted location.
+    let t = start_rfc("memory").await;
+    assert_eq!(
+        t.get("/.well-known/oauth-authorization-server/tenant")
+            .await
+            .status,
+        404
+    );
+}
