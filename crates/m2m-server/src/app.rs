@@ -77,6 +77,9 @@ impl Server {
             fetcher,
             replay,
             limiter: RateLimiter::new(),
+            refusal_log: crate::log_limit::LogLimiter::new(
+                crate::log_limit::REFUSAL_LOG_LINES_PER_SECOND,
+            ),
             metrics: Metrics::new(),
             config,
         });
@@ -209,6 +212,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route(INTROSPECT_PATH, any(introspect::handle))
         .route("/oauth2/{*rest}", any(oauth_not_found))
         .route(METADATA_PATH, get(metadata::authorization_server))
+        .route(
+            &format!("{METADATA_PATH}/{{*issuer_path}}"),
+            get(metadata::authorization_server_path_inserted),
+        )
         .route(JWKS_PATH, get(metadata::jwks))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -5,7 +5,7 @@
 //! A new method (`client_secret_basic`, `tls_client_auth`, …) is a variant of
 //! [`AuthMethod`](crate::registry::AuthMethod), a line in [`presented_methods`] and an arm in
 //! [`authenticate`]'s dispatch. The NHS profile does not come through here: NHS fixes its own
-//! check order, with the app lookup after the replay check (see `token/nhs.rs`).
+//! check order, with the replay check before the JWKS and the signature (see `token/nhs.rs`).
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use m2m_core::clock::UnixTime;
 use m2m_core::validate::{ClientKeys, Pending, Reason, Rejection, TokenForm};
 
 use crate::jwks_fetch::KeySet;
-use crate::refusal::{Refusal, store_unavailable};
+use crate::refusal::{Refusal, charge_rate_limit, rate_limit, store_unavailable};
 use crate::registry::{AuthMethod, Client, ClientKeySource};
 use crate::state::AppState;
 
@@ -31,9 +31,14 @@ pub(crate) struct AuthenticatedClient {
 
 /// Authenticates the request's client: exactly one method presented → the client it names →
 /// the checks of the method the client is registered for. For `private_key_jwt` (the only
-/// method today): assertion prechecks → client lookup → keys → verify → replay insert-if-absent
-/// (until `exp` + leeway). It checks no grant: the token endpoint does that first, and
-/// introspection has none.
+/// method today): assertion prechecks → client lookup → keys → verify → the client's rate limit
+/// → replay insert-if-absent (until `exp` + leeway). It checks no grant: the token endpoint does
+/// that first, and introspection has none.
+///
+/// The rate limit sits between the signature and the replay insert, so a client over its limit
+/// neither writes the store nor burns its `jti` (the same assertion works once the bucket has
+/// refilled); a failed verification of a known client takes a token from its bucket too
+/// (docs/security.md, F5).
 pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -105,10 +110,15 @@ async fn private_key_jwt(
         allowed_algs: &client.algs,
         keys: keys.as_slice(),
     };
-    let verified = state
-        .rfc
-        .verify(pending, &client_keys, now)
-        .map_err(|r| Refusal::from(r).for_client(&client.id))?;
+    let verified = match state.rfc.verify(pending, &client_keys, now) {
+        Ok(verified) => verified,
+        Err(rejection) => {
+            // A failed authentication counts against the client's rate limit.
+            charge_rate_limit(state, client, now);
+            return Err(Refusal::from(rejection).for_client(&client.id));
+        }
+    };
+    rate_limit(state, client, now)?;
     let until = verified.exp.add(state.rfc.config().leeway());
     match state
         .replay

@@ -14,15 +14,15 @@ use std::time::Instant;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use m2m_core::validate::{Reason, Rejection, parse_token_form};
 use serde_json::{Map, Value, json};
 
-use crate::body::{coalesce_writes, read_body};
+use crate::body::{coalesce_writes, content_type, read_body};
 use crate::client_auth;
 use crate::config::Profile;
-use crate::refusal::{Refusal, log_refusal, rate_limit};
+use crate::refusal::{Refusal, log_refusal};
 use crate::request_id::RequestId;
 use crate::response::{json_response, method_not_allowed, rejection_response};
 use crate::state::AppState;
@@ -57,7 +57,7 @@ pub(crate) async fn handle(
     match result {
         Ok(body) => json_response(StatusCode::OK, &body),
         Err(refusal) => {
-            log_refusal(&refusal, "introspect");
+            log_refusal(&state, &refusal, "introspect");
             tracing::debug!(elapsed = ?started.elapsed(), "introspection refused");
             // Introspection is not an NHS endpoint: always RFC bodies.
             rejection_response(
@@ -78,9 +78,7 @@ async fn introspect(
     body: Body,
 ) -> Result<Value, Refusal> {
     let body = read_body(headers, body, &state.config).await?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
+    let content_type = content_type(headers)?.readable()?;
     let form = parse_token_form(content_type, query, &body, false)?;
     // The caller authenticates exactly as at the token endpoint (`client_auth::authenticate`,
     // which checks no grant); introspection has no grant_type.
@@ -99,7 +97,6 @@ async fn introspect(
     let caller = client_auth::authenticate(state, headers, &form, now)
         .await?
         .client;
-    rate_limit(state, &caller, now)?;
     let Some(token) = token else {
         return Err(Refusal::from(Rejection::invalid_request(
             Reason::Other,

@@ -74,6 +74,7 @@ mod health;
 mod introspect;
 mod issuer;
 mod jwks_fetch;
+mod log_limit;
 mod metadata;
 mod metrics;
 mod paths;

@@ -1,17 +1,18 @@
-//! `GET /.well-known/oauth-authorization-server` (RFC 8414) and `GET /.well-known/jwks.json`
+//! `GET /.well-known/oauth-authorization-server` (RFC 8414; for an issuer with a path also at
+//! the §3.1 path-inserted location) and `GET /.well-known/jwks.json`
 //! (the server's public keys, for resource servers verifying access tokens).
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use m2m_core::alg::Algorithm;
 use serde_json::json;
 
 use crate::config::Profile;
-use crate::paths::{INTROSPECT_PATH, JWKS_PATH};
+use crate::paths::{INTROSPECT_PATH, JWKS_PATH, METADATA_PATH};
 use crate::registry::{AuthMethod, Registry};
 use crate::response::ordered;
 use crate::state::AppState;
@@ -49,6 +50,28 @@ pub(crate) async fn authorization_server(State(state): State<Arc<AppState>>) -> 
         ("response_types_supported", json!([])),
     ]);
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response()
+}
+
+/// RFC 8414 §3.1: for an issuer with a path (`https://host/tenant`), the metadata also lives at
+/// the path-inserted location `/.well-known/oauth-authorization-server/tenant`. Any other path
+/// under the well-known prefix is 404.
+pub(crate) async fn authorization_server_path_inserted(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+) -> Response {
+    let suffix = uri.path().strip_prefix(METADATA_PATH).unwrap_or_default();
+    match issuer_path(&state.issuer) {
+        Some(path) if path == suffix => authorization_server(State(state)).await,
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The issuer identifier's path (`/tenant`, as sent on the wire: percent-encoded), or `None`
+/// when it has none. The issuer has no trailing `/` (the server removed it).
+fn issuer_path(issuer: &str) -> Option<String> {
+    let url = url::Url::parse(issuer).ok()?;
+    let path = url.path().trim_end_matches('/');
+    (!path.is_empty()).then(|| path.to_owned())
 }
 
 /// The methods registered clients authenticate with, in [`AuthMethod::ALL`] order. An empty
@@ -126,6 +149,16 @@ auth_method = "private_key_jwt"
 jwks_uri = "https://b.example/jwks.json"
 algs = ["PS256", "RS512"]
 "#;
+
+    #[test]
+    fn issuer_path_is_the_path_of_an_issuer_that_has_one() {
+        assert_eq!(issuer_path("https://as.example"), None);
+        assert_eq!(issuer_path("https://as.example/"), None);
+        assert_eq!(
+            issuer_path("https://as.example/tenant/a").as_deref(),
+            Some("/tenant/a")
+        );
+    }
 
     #[test]
     fn auth_methods_are_those_of_registered_clients() {

@@ -29,6 +29,7 @@ pub(crate) struct Metrics {
     latency_sum_micros: AtomicU64,
     store_errors: AtomicU64,
     jwks_fetch_errors: AtomicU64,
+    refusal_log_suppressed: AtomicU64,
 }
 
 impl Metrics {
@@ -67,6 +68,11 @@ impl Metrics {
     /// Counts a replay-store failure.
     pub(crate) fn store_error(&self) {
         self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refusal log line that the per-second cap suppressed.
+    pub(crate) fn refusal_log_suppressed(&self) {
+        self.refusal_log_suppressed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a failed JWKS fetch.
@@ -127,6 +133,13 @@ impl Metrics {
             out,
             "m2m_jwks_fetch_errors_total {}",
             self.jwks_fetch_errors.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP m2m_refusal_log_lines_suppressed_total Refusal log lines not written because of the per-second cap (the refusals are counted above).\n");
+        out.push_str("# TYPE m2m_refusal_log_lines_suppressed_total counter\n");
+        let _ = writeln!(
+            out,
+            "m2m_refusal_log_lines_suppressed_total {}",
+            self.refusal_log_suppressed.load(Ordering::Relaxed)
         );
         out
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use m2m_core::clock::UnixTime;
 use m2m_core::validate::{Reason, Rejection};
 
+use crate::log_limit::{REFUSAL_LOG_LINES_PER_SECOND, Verdict};
 use crate::registry::Client;
 use crate::state::AppState;
 
@@ -48,8 +49,23 @@ pub(crate) fn store_unavailable(state: &AppState, error: &crate::replay::StoreEr
     ))
 }
 
-/// Logs a refusal with its precise reason and counts it.
-pub(crate) fn log_refusal(refusal: &Refusal, endpoint: &'static str) {
+/// Logs a refusal with its precise reason (the request id comes from the request's span), at
+/// most `REFUSAL_LOG_LINES_PER_SECOND` lines a second: past that, lines are only counted
+/// (`m2m_refusal_log_lines_suppressed_total`) and the next line logged is preceded by a summary.
+pub(crate) fn log_refusal(state: &AppState, refusal: &Refusal, endpoint: &'static str) {
+    match state.refusal_log.admit(state.config.clock.now()) {
+        Verdict::Suppress => {
+            state.metrics.refusal_log_suppressed();
+            return;
+        }
+        Verdict::Log { suppressed } if suppressed > 0 => {
+            tracing::warn!(
+                suppressed,
+                "suppressed {suppressed} refusal log lines (more than {REFUSAL_LOG_LINES_PER_SECOND} a second)"
+            );
+        }
+        Verdict::Log { .. } => {}
+    }
     let r = &refusal.rejection;
     let client = refusal.client.as_deref().unwrap_or("");
     if r.status >= 500 {
@@ -59,11 +75,24 @@ pub(crate) fn log_refusal(refusal: &Refusal, endpoint: &'static str) {
     }
 }
 
+/// The client's requests per minute (client override, else server-wide; 0 = unlimited).
+fn limit_of(state: &AppState, client: &Client) -> u32 {
+    client
+        .rate_limit
+        .unwrap_or(state.config.rate_limit_per_minute)
+}
+
+/// Takes a token from the client's bucket for a request that has already been refused (a failed
+/// authentication), so failures count against the rate limit too.
+pub(crate) fn charge_rate_limit(state: &AppState, client: &Client, now: UnixTime) {
+    let _ = state
+        .limiter
+        .check(&client.id, limit_of(state, client), now);
+}
+
 /// The per-client rate limit (client override, else server-wide).
 pub(crate) fn rate_limit(state: &AppState, client: &Client, now: UnixTime) -> Result<(), Refusal> {
-    let limit = client
-        .rate_limit
-        .unwrap_or(state.config.rate_limit_per_minute);
+    let limit = limit_of(state, client);
     state.limiter.check(&client.id, limit, now).map_err(|retry_after| Refusal {
         rejection: Rejection::new(
             429,

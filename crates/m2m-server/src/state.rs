@@ -7,6 +7,7 @@ use m2m_core::validate::{NhsValidator, RfcValidator};
 use crate::config::ServerConfig;
 use crate::issuer::AccessTokenIssuer;
 use crate::jwks_fetch::JwksFetcher;
+use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::registry::Registry;
@@ -24,6 +25,8 @@ pub(crate) struct AppState {
     pub(crate) tokens: AccessTokenIssuer,
     pub(crate) replay: Arc<dyn ReplayStore>,
     pub(crate) limiter: RateLimiter,
+    /// Caps refusal log lines per second (an unauthenticated flood must not fill the disk).
+    pub(crate) refusal_log: LogLimiter,
     pub(crate) metrics: Metrics,
     pub(crate) rfc: RfcValidator,
     pub(crate) nhs: NhsValidator,

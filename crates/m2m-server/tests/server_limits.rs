@@ -284,3 +284,78 @@ async fn one_address_holds_at_most_max_connections_per_ip() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Sends `request` on a fresh connection and returns the first response (status line, headers
+/// and the JSON body), read until the body's closing brace or the connection closes.
+async fn first_response(t: &TestServer, request: &[u8]) -> String {
+    let mut stream = connect(t).await;
+    stream.write_all(request).await.unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if text.contains("\r\n\r\n") && text.trim_end().ends_with('}') {
+            return text;
+        }
+        match tokio::time::timeout(PATIENCE, stream.read(&mut buf)).await {
+            Err(_) => panic!("no complete response within {PATIENCE:?}: {text:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return text,
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// I3: a malformed chunked body is a 400 that says so, not "413 larger than 16384 bytes".
+#[tokio::test]
+async fn a_malformed_chunked_body_is_a_400_not_a_413() {
+    let t = start_limited().await;
+    for chunk_size in ["zz", "fffffffffffffffffffffff"] {
+        let request = format!(
+            "POST /oauth2/token HTTP/1.1\r\nHost: localhost\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n\
+             Transfer-Encoding: chunked\r\n\r\n{chunk_size}\r\nabc\r\n0\r\n\r\n"
+        );
+        let response = first_response(&t, request.as_bytes()).await;
+        assert!(
+            response.starts_with("HTTP/1.1 400"),
+            "{chunk_size}: {response}"
+        );
+        assert!(response.contains("could not be read"), "{response}");
+        assert!(!response.contains("larger than"), "{response}");
+    }
+}
+
+/// I3: a `Content-Type` with bytes outside visible ASCII is reported as unreadable, not as
+/// missing. I2: two `Content-Type` headers are refused (400), on the token endpoint and on
+/// introspection, even when the first one is the form type.
+#[tokio::test]
+async fn content_type_must_be_one_readable_header() {
+    let t = start_limited().await;
+    let body = "grant_type=client_credentials";
+    let request = |path: &str, content_types: &[&[u8]]| {
+        let mut r = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\n").into_bytes();
+        for ct in content_types {
+            r.extend_from_slice(b"Content-Type: ");
+            r.extend_from_slice(ct);
+            r.extend_from_slice(b"\r\n");
+        }
+        r.extend_from_slice(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+        r
+    };
+    let unreadable: &[u8] = b"application/x-www-form-urlencoded; a=\xff";
+    let response = first_response(&t, &request("/oauth2/token", &[unreadable])).await;
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(response.contains("not readable"), "{response}");
+    assert!(!response.contains("no Content-Type"), "{response}");
+
+    let form: &[u8] = b"application/x-www-form-urlencoded";
+    for path in ["/oauth2/token", "/oauth2/introspect"] {
+        let response = first_response(&t, &request(path, &[form, b"application/json"])).await;
+        assert!(response.starts_with("HTTP/1.1 400"), "{path}: {response}");
+        assert!(response.contains("invalid_request"), "{path}: {response}");
+        assert!(
+            response.contains("more than one Content-Type"),
+            "{path}: {response}"
+        );
+    }
+}

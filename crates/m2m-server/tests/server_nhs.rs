@@ -572,3 +572,61 @@ async fn success_and_replay_rows() {
         msg::NO_PUBLIC_KEY,
     );
 }
+
+/// Rows in the test server's SQLite replay store.
+fn replay_rows(t: &TestServer) -> i64 {
+    let path = t.dir.path().join("data").join("replay.sqlite3");
+    let db = rusqlite::Connection::open(path).unwrap();
+    db.query_row("SELECT COUNT(*) FROM m2m_replay", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// F2: a sender with no key used to create a 30-day replay entry per request (any `sub`, any
+/// length). Now a flood of requests with distinct unknown subs and jtis writes nothing, each
+/// still gets NHS's unknown-app answer, and a registered app is served afterwards.
+#[tokio::test]
+async fn an_unauthenticated_flood_does_not_fill_the_replay_store() {
+    let t = start_nhs().await;
+    for i in 0..300 {
+        let mut c = claims(&format!("unknown-app-{i}"));
+        c.insert("jti".into(), json!(format!("jti-{i}")));
+        let r = t.token(&sign(&header(), &c)).await;
+        check("23", &r, 401, "invalid_request", msg::ISS_SUB_UNKNOWN);
+    }
+    assert_eq!(replay_rows(&t), 0, "unknown subs are not recorded");
+    let r = t.token(&sign(&header(), &claims("nhs-app"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(replay_rows(&t), 1);
+}
+
+/// F2: `sub` and `jti` are capped at 256 bytes, answered with NHS's texts for those claims, and
+/// an over-long claim records nothing.
+#[tokio::test]
+async fn over_long_sub_and_jti_are_refused_without_recording() {
+    let t = start_nhs().await;
+    let long = "a".repeat(257);
+    let mut c = claims(&long);
+    c.insert("jti".into(), json!("jti-long-sub"));
+    check(
+        "sub > 256 bytes",
+        &t.token(&sign(&header(), &c)).await,
+        401,
+        "invalid_request",
+        msg::ISS_SUB_UNKNOWN,
+    );
+    let mut c = claims("nhs-app");
+    c.insert("jti".into(), json!(long));
+    check(
+        "jti > 256 bytes",
+        &t.token(&sign(&header(), &c)).await,
+        400,
+        "invalid_request",
+        msg::JTI_INVALID,
+    );
+    assert_eq!(replay_rows(&t), 0);
+    // 256 bytes is still fine.
+    let mut c = claims("nhs-app");
+    c.insert("jti".into(), json!("j".repeat(256)));
+    let r = t.token(&sign(&header(), &c)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}

@@ -831,3 +831,132 @@ async fn a_sub_millisecond_exp_is_remembered_as_long_as_it_is_accepted() {
 async fn start_with(setup: Setup) -> TestServer {
     start(setup, rfc_prepare).await
 }
+
+/// Rows in the SQLite replay store of a test server started with `replay_store = "sqlite"`.
+fn sqlite_replay_rows(t: &TestServer) -> i64 {
+    let path = t.dir.path().join("data").join("replay.sqlite3");
+    let db = rusqlite::Connection::open(path).unwrap();
+    db.query_row("SELECT COUNT(*) FROM m2m_replay", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// F5: the rate limit is checked after the signature but before the replay insert. A client
+/// held at 3 a minute that sends 10 requests writes 3 replay rows (it used to write 10), and the
+/// assertion that was refused with 429 still works once the bucket has refilled: its `jti` was
+/// not burnt.
+#[tokio::test]
+async fn a_rate_limited_request_neither_writes_the_store_nor_burns_its_jti() {
+    let start_at = now();
+    let clock = m2m_core::clock::ManualClock::new(start_at);
+    let mut setup = Setup::new(RFC_CLIENTS);
+    setup.clock = Some(std::sync::Arc::new(clock.clone()));
+    let t = start_with(setup).await;
+    for _ in 0..3 {
+        let r = t.token(&good("limited")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let refused = good("limited");
+    for _ in 0..7 {
+        let r = t.token(&good("limited")).await;
+        assert_eq!(r.status, 429, "{}", r.text);
+    }
+    assert_eq!(t.token(&refused).await.status, 429);
+    assert_eq!(
+        sqlite_replay_rows(&t),
+        3,
+        "only issued requests are recorded"
+    );
+    // One token comes back every 20 s at 3 a minute.
+    clock.set(start_at.add(std::time::Duration::from_secs(21)));
+    let r = t.token(&refused).await;
+    assert_eq!(
+        r.status, 200,
+        "the 429'd assertion is still unused: {}",
+        r.text
+    );
+    assert_eq!(sqlite_replay_rows(&t), 4);
+}
+
+/// F5: failed authentications of a known client count against its rate limit, and introspection
+/// applies the limit before the replay insert too.
+#[tokio::test]
+async fn failed_authentications_count_against_the_rate_limit() {
+    let t = start_rfc("sqlite").await;
+    let wrong_key = assertion(
+        &key_b(),
+        "k1",
+        Algorithm::Rs256,
+        "limited",
+        Audience::Issuer(ISSUER.into()),
+        now(),
+    );
+    for _ in 0..3 {
+        let r = t.token(&wrong_key).await;
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
+    let r = t.token(&good("limited")).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    let r = introspect(&t, "limited", "some-token").await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(sqlite_replay_rows(&t), 0);
+}
+
+/// I8: refusals need no authentication, so their info lines are capped per second (50): with
+/// the clock held still, 200 refusals log 50 lines and count the other 150 as suppressed, while
+/// every refusal is still counted in `m2m_token_requests_total`.
+#[tokio::test]
+async fn refusal_log_lines_are_capped_per_second() {
+    let clock = m2m_core::clock::ManualClock::new(now());
+    let mut setup = Setup::new(RFC_CLIENTS);
+    setup.replay_store = "memory".into();
+    setup.clock = Some(std::sync::Arc::new(clock.clone()));
+    let t = start_with(setup).await;
+    for _ in 0..200 {
+        let r = t.post_form("/oauth2/token", &[]).await;
+        assert_eq!(r.status, 400, "{}", r.text);
+    }
+    let m = t.get("/metrics").await.text;
+    assert!(
+        m.contains("m2m_refusal_log_lines_suppressed_total 150"),
+        "{m}"
+    );
+    assert!(
+        m.contains("m2m_token_request_duration_seconds_count 200"),
+        "{m}"
+    );
+}
+
+/// I7: for an issuer with a path, the metadata is also served at the RFC 8414 §3.1
+/// path-inserted location; another suffix is 404, and the root location still works.
+#[tokio::test]
+async fn metadata_is_served_at_the_path_inserted_location() {
+    let mut setup = Setup::new(RFC_CLIENTS);
+    setup.replay_store = "memory".into();
+    setup.issuer = Some("https://issuer.m2m.test/tenant/a".into());
+    let t = start_with(setup).await;
+    let r = t
+        .get("/.well-known/oauth-authorization-server/tenant/a")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["issuer"], "https://issuer.m2m.test/tenant/a");
+    assert_eq!(
+        t.get("/.well-known/oauth-authorization-server")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        t.get("/.well-known/oauth-authorization-server/other")
+            .await
+            .status,
+        404
+    );
+    // Without a path in the issuer there is no path-inserted location.
+    let t = start_rfc("memory").await;
+    assert_eq!(
+        t.get("/.well-known/oauth-authorization-server/tenant")
+            .await
+            .status,
+        404
+    );
+}

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use m2m_core::clock::UnixTime;
 use m2m_core::validate::{Reason, Rejection};
 
-use crate::body::{coalesce_writes, read_body};
+use crate::body::{coalesce_writes, content_type, read_body};
 use crate::config::Profile;
 use crate::refusal::{Refusal, log_refusal};
 use crate::registry::Client;
@@ -59,17 +59,14 @@ pub(crate) async fn handle(
     let started = Instant::now();
     let result = match read_body(&headers, body, &state.config).await {
         Err(refusal) => Err(refusal),
-        Ok(body) => {
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
-            match state.config.profile {
-                Profile::Rfc => {
-                    rfc::rfc_flow(&state, &headers, content_type, uri.query(), &body).await
-                }
-                Profile::Nhs => nhs::nhs_flow(&state, content_type, &body).await,
-            }
-        }
+        Ok(body) => match (content_type(&headers), state.config.profile) {
+            (Err(refusal), _) => Err(refusal),
+            (Ok(ct), Profile::Rfc) => match ct.readable() {
+                Err(refusal) => Err(refusal),
+                Ok(ct) => rfc::rfc_flow(&state, &headers, ct, uri.query(), &body).await,
+            },
+            (Ok(ct), Profile::Nhs) => nhs::nhs_flow(&state, ct.lenient(), &body).await,
+        },
     };
     coalesce_writes().await;
     match result {
@@ -93,7 +90,7 @@ pub(crate) async fn handle(
                 refusal.rejection.reason.as_str(),
                 started.elapsed(),
             );
-            log_refusal(&refusal, "token");
+            log_refusal(&state, &refusal, "token");
             rejection_response(
                 state.config.profile,
                 state.config.opaque_errors,

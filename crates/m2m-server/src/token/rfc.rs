@@ -1,5 +1,5 @@
-//! The rfc profile's token flow (RFC 6749 / RFC 7523): form → grant → client authentication →
-//! rate limit → scopes → token, in the order docs/protocol.md fixes.
+//! The rfc profile's token flow (RFC 6749 / RFC 7523): form → grant → client authentication
+//! (which applies the rate limit before the replay insert) → scopes → token, in the order docs/protocol.md fixes.
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -7,7 +7,7 @@ use m2m_core::validate::parse_token_form;
 
 use super::{SuccessBody, granted_scopes, issue, space_separated};
 use crate::client_auth;
-use crate::refusal::{Refusal, rate_limit};
+use crate::refusal::Refusal;
 use crate::response::json_response;
 use crate::state::AppState;
 
@@ -25,7 +25,6 @@ pub(super) async fn rfc_flow(
     let client = client_auth::authenticate(state, headers, &form, now)
         .await?
         .client;
-    rate_limit(state, &client, now)?;
     let scopes = granted_scopes(&client, form.scope.as_deref())?;
     let lifetime = client
         .token_lifetime

@@ -193,6 +193,8 @@ pub struct Setup {
     pub max_connection_lifetime: Option<Duration>,
     pub shutdown_timeout: Option<Duration>,
     pub max_connections_per_ip: Option<usize>,
+    /// `None`: [`ISSUER`].
+    pub issuer: Option<String>,
 }
 
 impl Setup {
@@ -211,6 +213,7 @@ impl Setup {
             max_connection_lifetime: None,
             shutdown_timeout: None,
             max_connections_per_ip: None,
+            issuer: None,
         }
     }
 }
@@ -223,7 +226,7 @@ pub async fn start(setup: Setup, prepare: impl FnOnce(&Path)) -> TestServer {
     std::fs::write(&clients, &setup.clients_toml).unwrap();
     let mut config = ServerConfig::new(&clients);
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.issuer = Some(ISSUER.to_owned());
+    config.issuer = Some(setup.issuer.unwrap_or_else(|| ISSUER.to_owned()));
     config.profile = setup.profile;
     config.replay_store = setup.replay_store;
     config.rate_limit_per_minute = setup.rate_limit;
