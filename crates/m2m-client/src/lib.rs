@@ -29,6 +29,8 @@
 //!   per attempt.
 //! - [`ClientAuth`] (`client_auth`): how the client authenticates (`private_key_jwt` today): the
 //!   form fields and headers of one attempt.
+//! - [`Endpoint`] (`endpoint`): a token URL, an NHS environment or discovered metadata, and
+//!   the default `aud` and profile each implies.
 //! - [`TokenUrl`] (`token_url`): the https-only rule (loopback http allowed, anything else only
 //!   through `dangerous_allow_insecure_http`).
 //! - [`Profile`] (`profile`): NHS rules (RS512, kid, `aud` = exact token URL) as
@@ -67,6 +69,7 @@
 mod client;
 mod client_auth;
 mod discovery;
+mod endpoint;
 mod error;
 pub mod file_cache;
 mod hint;
@@ -91,6 +94,7 @@ pub mod guide {}
 pub use client::{TokenClient, TokenClientBuilder};
 pub use client_auth::{AuthParts, ClientAuth};
 pub use discovery::{AuthServerMetadata, discover, discover_with, metadata_urls, parse_metadata};
+pub use endpoint::Endpoint;
 pub use error::{ConfigError, Error, ErrorResponse, TransportKind};
 pub use hint::{Hint, hint_for};
 pub use profile::{Profile, SignerFinding};
