@@ -39,7 +39,8 @@
 //! - [`TokenResponse`] (`response`): success and error bodies, NHS's string-typed numbers.
 //! - [`Error`] and [`ErrorResponse`] (`error`), [`Hint`] (`hint`): what failed (the server's
 //!   refusal as a struct, shown with control characters escaped), whether to retry, what to do.
-//! - [`RetryPolicy`] (`retry`): bounded exponential backoff, full jitter, `Retry-After`.
+//! - [`RetryPolicy`] (`retry`): bounded exponential backoff, full jitter, `Retry-After`; the
+//!   backoff arithmetic itself (`backoff`) is shared with the token source's refresh retries.
 //! - [`TokenTransport`] (`transport`) and [`ReqwestTransport`] (`reqwest_transport`): the HTTP
 //!   seam (a [`FormPost`] carries the form and the authentication's headers) and its default;
 //!   [`error_chain`] turns an error's source chain into one line.
@@ -66,6 +67,7 @@
 // Unit tests may unwrap: a panic there is a test failure with a useful message.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod backoff;
 mod client;
 mod client_auth;
 mod discovery;
