@@ -18,7 +18,7 @@
 //!     .signer(Arc::new(signer))
 //!     .build()?;
 //! let token = client.fetch().await?;
-//! println!("expires in {:?}", token.expires_in()); // the token itself prints as [redacted]
+//! println!("expires in {:?}", token.expires_in()); // the token's Debug is [redacted]
 //! # let _ = token.access_token().secret();
 //! # Ok(()) }
 //! ```
