@@ -24,7 +24,8 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
 /// Longest lifetime allowed without a `dangerous_` override (NHS: 5 minutes).
 pub const MAX_LIFETIME: Duration = crate::wire::MAX_ASSERTION_LIFETIME;
 
-/// What the assertion's `aud` is, which follows from how the token endpoint was found (SPEC §1).
+/// What the assertion's `aud` is, which follows from how the token endpoint was found
+/// (docs/protocol.md, "Audience rules").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Audience {
     /// The exact token URL (NHS, and servers configured by token URL alone).
