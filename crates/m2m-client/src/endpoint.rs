@@ -52,3 +52,33 @@ impl Endpoint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_endpoint_implies_its_audience_and_profile() {
+        let nhs = Endpoint::Nhs(Environment::Int);
+        assert_eq!(
+            nhs.audience(),
+            Audience::TokenUrl("https://int.api.service.nhs.uk/oauth2/token".to_owned())
+        );
+        assert_eq!(nhs.implied_profile(), Profile::Nhs);
+        assert_eq!(
+            nhs.token_url().unwrap().as_str(),
+            Environment::Int.token_url()
+        );
+
+        let url = Endpoint::Url(TokenUrl::parse("https://as.example/token").unwrap());
+        assert_eq!(
+            url.audience(),
+            Audience::TokenUrl("https://as.example/token".to_owned())
+        );
+        assert_eq!(url.implied_profile(), Profile::Generic);
+
+        let nhs_host =
+            Endpoint::Url(TokenUrl::parse("https://api.service.nhs.uk/oauth2/token").unwrap());
+        assert_eq!(nhs_host.implied_profile(), Profile::Nhs);
+    }
+}
