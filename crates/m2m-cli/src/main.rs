@@ -39,8 +39,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    // A server must log every refusal with its precise reason (SPEC §4): info by default there;
-    // the client commands stay quiet unless asked.
+    // A server must log every refusal with its precise reason (docs/protocol.md, "Errors"): info
+    // by default there; the client commands stay quiet unless asked.
     let is_server = matches!(cli.command, cli::Command::Serve(_));
     init_logging(cli.verbose, is_server);
     match commands::run(cli) {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use m2m_client::{Profile, TokenUrl, UrlPolicy};
+use m2m_client::{Endpoint, Profile, TokenUrl, UrlPolicy};
 use m2m_core::alg::Algorithm;
 use m2m_core::assertion::Audience;
 use m2m_core::nhs::Environment;
@@ -16,27 +16,25 @@ use crate::config_file::{ConfigProfile, expand_tilde, load_profile};
 use crate::exit::{CliError, CliResult};
 use crate::keyfile;
 
-/// Where assertions go, after resolution.
+/// Where assertions go, after resolution: a client [`Endpoint`] (which implies the audience and
+/// the profile), or only an issuer whose metadata `m2m token` discovers.
 #[derive(Clone, Debug)]
-pub(crate) enum Endpoint {
-    /// An NHS environment (its token URL, NHS profile).
-    Nhs(Environment),
-    /// A token URL (checked: https or loopback http), and optionally an issuer for `aud`.
-    TokenUrl {
-        url: TokenUrl,
+pub(crate) enum Target {
+    /// A token endpoint; `issuer`, when given, is the `aud` instead of the endpoint's.
+    Endpoint {
+        endpoint: Endpoint,
         issuer: Option<String>,
     },
     /// Only an issuer: `aud` = issuer; `m2m token` discovers the token URL.
     Issuer(String),
 }
 
-impl Endpoint {
-    /// Whether the NHS profile applies (RS512 by default, kid required).
-    pub(crate) fn is_nhs(&self) -> bool {
+impl Target {
+    /// The profile the target implies (NHS: RS512 by default, kid required).
+    pub(crate) fn implied_profile(&self) -> Profile {
         match self {
-            Endpoint::Nhs(_) => true,
-            Endpoint::TokenUrl { url, .. } => url.is_nhs(),
-            Endpoint::Issuer(_) => false,
+            Target::Endpoint { endpoint, .. } => endpoint.implied_profile(),
+            Target::Issuer(_) => Profile::Generic,
         }
     }
 }
@@ -44,7 +42,7 @@ impl Endpoint {
 /// Client settings after flag > env > profile resolution.
 #[derive(Debug)]
 pub(crate) struct Settings {
-    pub(crate) endpoint: Option<Endpoint>,
+    pub(crate) endpoint: Option<Target>,
     pub(crate) client_id: Option<String>,
     pub(crate) key: Option<PathBuf>,
     pub(crate) kid: Option<String>,
@@ -118,7 +116,7 @@ fn resolve_with(args: &ClientArgs, scope: Option<&str>, p: &ConfigProfile) -> Cl
     })
 }
 
-fn endpoint(input: &EndpointInput<'_>, allow_insecure_http: bool) -> CliResult<Option<Endpoint>> {
+fn endpoint(input: &EndpointInput<'_>, allow_insecure_http: bool) -> CliResult<Option<Target>> {
     let env = input
         .env
         .map(|e| e.parse::<Environment>().map_err(CliError::from))
@@ -139,11 +137,17 @@ fn endpoint(input: &EndpointInput<'_>, allow_insecure_http: bool) -> CliResult<O
                 "both --env {env} and --token-url {url} are set and disagree; choose one"
             )));
         }
-        (Some(env), _, _) => Some(Endpoint::Nhs(env)),
-        (None, Some(url), issuer) => Some(Endpoint::TokenUrl { url, issuer }),
+        (Some(env), _, _) => Some(Target::Endpoint {
+            endpoint: Endpoint::Nhs(env),
+            issuer: None,
+        }),
+        (None, Some(url), issuer) => Some(Target::Endpoint {
+            endpoint: Endpoint::Url(url),
+            issuer,
+        }),
         (None, None, Some(issuer)) => {
             check_issuer(&issuer, allow_insecure_http)?;
-            Some(Endpoint::Issuer(issuer))
+            Some(Target::Issuer(issuer))
         }
         (None, None, None) => None,
     })
@@ -173,7 +177,7 @@ fn check_issuer(issuer: &str, allow_insecure_http: bool) -> CliResult {
 
 impl Settings {
     /// The endpoint, or a usage error naming the ways to give one.
-    pub(crate) fn require_endpoint(&self) -> CliResult<&Endpoint> {
+    pub(crate) fn require_endpoint(&self) -> CliResult<&Target> {
         self.endpoint.as_ref().ok_or_else(|| {
             CliError::usage("no token endpoint: pass --token-url URL, --env sandbox|dev|int|prod or --issuer URL")
                 .with_hint("or set M2M_TOKEN_URL, or token_url/env in a --profile")
@@ -193,12 +197,12 @@ impl Settings {
             })
     }
 
-    /// Loads the key and builds the signer, choosing the algorithm as SPEC §1 says: `--alg`,
+    /// Loads the key and builds the signer, choosing the algorithm as docs/protocol.md ("Client assertion") says: `--alg`,
     /// else the JWK's `alg` (of the key file, or of the public `KID.jwks.json` that
     /// `m2m keygen` wrote next to a `KID.pem`, so the key signs with what was registered), else
     /// the profile's (NHS: RS512), else the key type's default.
     /// An algorithm that does not fit the key fails here, before anything is sent.
-    pub(crate) fn signer(&self, nhs: bool) -> CliResult<KeySigner> {
+    pub(crate) fn signer(&self, profile: Profile) -> CliResult<KeySigner> {
         let path = self.key.as_ref().ok_or_else(|| {
             CliError::usage("no key: pass --key FILE (the private key, e.g. from `m2m keygen`)")
                 .with_hint("or set M2M_KEY, or key in a --profile")
@@ -209,10 +213,10 @@ impl Settings {
         } else {
             None
         };
-        let alg = self.alg.or(sibling_alg).unwrap_or_else(|| {
-            let profile = if nhs { Profile::Nhs } else { Profile::Generic };
-            profile.choose_algorithm(&key)
-        });
+        let alg = self
+            .alg
+            .or(sibling_alg)
+            .unwrap_or_else(|| profile.choose_algorithm(&key));
         key.kind().check(alg).map_err(|e| {
             CliError::from(e).with_hint(format!(
                 "drop --alg to use the key's default, or use a key made for {alg} (m2m keygen --alg {alg})"
@@ -222,19 +226,22 @@ impl Settings {
         Ok(KeySigner::new(Arc::new(key), alg, kid)?)
     }
 
-    /// The assertion's audience: `--aud`, else the issuer (RFC 10070), else the token URL.
+    /// The assertion's audience: `--aud`, else the issuer, else what the endpoint implies
+    /// ([`Endpoint::audience`]: the token URL).
     pub(crate) fn audience(&self) -> CliResult<Audience> {
         if let Some(aud) = &self.aud {
             return Ok(Audience::Explicit(aud.clone()));
         }
         Ok(match self.require_endpoint()? {
-            Endpoint::Nhs(env) => Audience::TokenUrl(env.token_url().to_owned()),
-            Endpoint::TokenUrl {
+            Target::Endpoint {
                 issuer: Some(issuer),
                 ..
             }
-            | Endpoint::Issuer(issuer) => Audience::Issuer(issuer.clone()),
-            Endpoint::TokenUrl { url, issuer: None } => Audience::TokenUrl(url.as_str().to_owned()),
+            | Target::Issuer(issuer) => Audience::Issuer(issuer.clone()),
+            Target::Endpoint {
+                endpoint,
+                issuer: None,
+            } => endpoint.audience(),
         })
     }
 }
@@ -260,11 +267,23 @@ mod tests {
         a.token_url = Some("http://127.0.0.1:9/oauth2/token".into());
         a.client_id = Some("from-flag".into());
         let s = resolve_with(&a, None, &profile).unwrap();
-        assert!(matches!(s.endpoint, Some(Endpoint::TokenUrl { .. })));
+        assert!(matches!(
+            s.endpoint,
+            Some(Target::Endpoint {
+                endpoint: Endpoint::Url(_),
+                ..
+            })
+        ));
         assert_eq!(s.client_id.as_deref(), Some("from-flag"));
         assert_eq!(s.kid.as_deref(), Some("p-kid"));
         let s = resolve_with(&args(), None, &profile).unwrap();
-        assert!(matches!(s.endpoint, Some(Endpoint::Nhs(Environment::Prod))));
+        assert!(matches!(
+            s.endpoint,
+            Some(Target::Endpoint {
+                endpoint: Endpoint::Nhs(Environment::Prod),
+                ..
+            })
+        ));
     }
 
     #[test]

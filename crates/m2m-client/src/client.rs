@@ -13,6 +13,7 @@ use m2m_core::wire::GRANT_CLIENT_CREDENTIALS;
 
 use crate::client_auth::ClientAuth;
 use crate::discovery::AuthServerMetadata;
+use crate::endpoint::Endpoint;
 use crate::error::{ConfigError, Error};
 use crate::profile::Profile;
 use crate::reqwest_transport::{ReqwestTransport, TransportConfig};
@@ -190,19 +191,19 @@ fn form_body(auth: &[(&'static str, String)], params: &[(String, String)]) -> St
     form.finish()
 }
 
-/// How the token endpoint was given; decides the default audience.
+/// The endpoint as set on the builder: a URL string is checked at build time, under the
+/// builder's URL policy.
 #[derive(Clone, Debug)]
-enum Endpoint {
-    Url(String),
-    Nhs(Environment),
-    Discovered(Box<AuthServerMetadata>),
+enum EndpointSetting {
+    Unchecked(String),
+    Given(Endpoint),
 }
 
 /// Configuration of a [`TokenClient`]. Required: an endpoint ([`TokenClientBuilder::token_url`],
 /// [`TokenClientBuilder::nhs`] or [`TokenClientBuilder::discovered`]), a client id and a signer.
 #[derive(Default)]
 pub struct TokenClientBuilder {
-    endpoint: Option<Endpoint>,
+    endpoint: Option<EndpointSetting>,
     profile: Option<Profile>,
     client_id: Option<String>,
     signer: Option<Arc<dyn Signer>>,
@@ -234,20 +235,28 @@ impl TokenClientBuilder {
     /// The token endpoint URL. `aud` will be this URL; an `api.service.nhs.uk` host selects the
     /// NHS profile.
     pub fn token_url(mut self, url: impl Into<String>) -> Self {
-        self.endpoint = Some(Endpoint::Url(url.into()));
+        self.endpoint = Some(EndpointSetting::Unchecked(url.into()));
         self
     }
 
     /// An NHS England API platform environment: its token URL, `aud` = that URL, NHS profile.
     pub fn nhs(mut self, environment: Environment) -> Self {
-        self.endpoint = Some(Endpoint::Nhs(environment));
+        self.endpoint = Some(EndpointSetting::Given(Endpoint::Nhs(environment)));
         self
     }
 
     /// Discovered metadata (see [`crate::discover`]): its token endpoint, `aud` = the issuer,
     /// `typ` = `client-authentication+jwt`.
     pub fn discovered(mut self, metadata: AuthServerMetadata) -> Self {
-        self.endpoint = Some(Endpoint::Discovered(Box::new(metadata)));
+        self.endpoint = Some(EndpointSetting::Given(Endpoint::Discovered(Box::new(
+            metadata,
+        ))));
+        self
+    }
+
+    /// The endpoint, resolved elsewhere (e.g. by the CLI from its flags).
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = Some(EndpointSetting::Given(endpoint));
         self
     }
 
@@ -365,23 +374,15 @@ impl TokenClientBuilder {
         let endpoint = self.endpoint.ok_or(ConfigError::Missing(
             "token endpoint (set token_url, an NHS environment or discovered metadata)",
         ))?;
-        let (token_url, implied_profile, default_audience) = match endpoint {
-            Endpoint::Url(url) => {
-                let url = TokenUrl::parse_with(&url, self.url_policy)?;
-                let aud = Audience::TokenUrl(url.as_str().to_owned());
-                (url.clone(), Profile::for_token_url(&url), aud)
+        let endpoint = match endpoint {
+            EndpointSetting::Unchecked(url) => {
+                Endpoint::Url(TokenUrl::parse_with(&url, self.url_policy)?)
             }
-            Endpoint::Nhs(env) => {
-                let url = TokenUrl::parse(env.token_url())?;
-                let aud = Audience::TokenUrl(url.as_str().to_owned());
-                (url, Profile::Nhs, aud)
-            }
-            Endpoint::Discovered(m) => {
-                let url = m.token_endpoint().clone();
-                let aud = Audience::Issuer(m.issuer().to_owned());
-                (url.clone(), Profile::for_token_url(&url), aud)
-            }
+            EndpointSetting::Given(endpoint) => endpoint,
         };
+        let token_url = endpoint.token_url()?;
+        let implied_profile = endpoint.implied_profile();
+        let default_audience = endpoint.audience();
         let profile = self.profile.unwrap_or(implied_profile);
         let assertion_settings_given = self.audience.is_some() || self.lifetime.is_some();
         let audience = match self.audience {

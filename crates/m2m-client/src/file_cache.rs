@@ -1,4 +1,4 @@
-//! The CLI's token cache on disk: one small JSON file per (token URL, client id, kid, scope) in
+//! A token cache on disk (used by `m2m token`): one small JSON file per (token URL, client id, kid, scope) in
 //! `$XDG_CACHE_HOME/m2m`, so scripts that run `m2m token` in a loop do not hit the token
 //! endpoint's rate limit (NHS: 300 token requests a minute per application).
 //!
@@ -228,20 +228,10 @@ impl FileCache {
         response: &TokenResponse,
         received_at: UnixTime,
     ) -> io::Result<CachedToken> {
-        let secret = response.access_token().secret();
-        let lifetime = self
-            .policy
-            .lifetime(response.expires_in(), secret, received_at);
-        let cached = CachedToken {
-            access_token: response.access_token().clone(),
-            token_type: response.token_type().map(str::to_owned),
-            scope: response.scope().map(str::to_owned),
-            received_at,
-            expires_at: received_at.add(lifetime),
-        };
+        let cached = self.entry(response, received_at);
         let entry = FileEntry {
             version: FORMAT_VERSION,
-            access_token: secret.to_owned(),
+            access_token: response.access_token().secret().to_owned(),
             token_type: cached.token_type.clone(),
             scope: cached.scope.clone(),
             received_at_ms: received_at.as_millis(),
@@ -272,39 +262,53 @@ impl FileCache {
         written.map(|()| cached)
     }
 
-    /// The cached token for `key`, or a fresh one from `fetcher` (then stored). `fetched` tells
-    /// which. A failed store only warns: the token is still returned.
+    /// The cached token for `key`, or a fresh one from `fetcher` (then stored). A failed store
+    /// only warns: the token is still returned.
     pub async fn get_or_fetch(
         &self,
         key: &CacheKey,
         fetcher: &dyn FetchToken,
         clock: &dyn Clock,
-    ) -> Result<(CachedToken, Fetched), Error> {
-        if let Some(cached) = self.load(key, clock.now()) {
-            return Ok((cached, Fetched::FromCache));
+    ) -> Result<Obtained, Error> {
+        let now = clock.now();
+        if let Some(entry) = self.load(key, now) {
+            tracing::info!(path = %self.path(key).display(), "token from the cache");
+            return Ok(Obtained {
+                response: entry.to_response(now),
+                entry,
+                fetched: Fetched::FromCache,
+            });
         }
         let response = fetcher.fetch().await?;
         let now = clock.now();
-        match self.store(key, &response, now) {
-            Ok(cached) => Ok((cached, Fetched::FromServer)),
+        let entry = match self.store(key, &response, now) {
+            Ok(entry) => entry,
             Err(e) => {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write the token cache");
-                let lifetime = self.policy.lifetime(
-                    response.expires_in(),
-                    response.access_token().secret(),
-                    now,
-                );
-                Ok((
-                    CachedToken {
-                        access_token: response.access_token().clone(),
-                        token_type: response.token_type().map(str::to_owned),
-                        scope: response.scope().map(str::to_owned),
-                        received_at: now,
-                        expires_at: now.add(lifetime),
-                    },
-                    Fetched::FromServer,
-                ))
+                self.entry(&response, now)
             }
+        };
+        Ok(Obtained {
+            response,
+            entry,
+            fetched: Fetched::FromServer,
+        })
+    }
+
+    /// What the cache records for `response` received at `received_at`: the lifetime as
+    /// [`RefreshPolicy`] computes it (`expires_in`, else a JWT's `exp`, else the default).
+    fn entry(&self, response: &TokenResponse, received_at: UnixTime) -> CachedToken {
+        let lifetime = self.policy.lifetime(
+            response.expires_in(),
+            response.access_token().secret(),
+            received_at,
+        );
+        CachedToken {
+            access_token: response.access_token().clone(),
+            token_type: response.token_type().map(str::to_owned),
+            scope: response.scope().map(str::to_owned),
+            received_at,
+            expires_at: received_at.add(lifetime),
         }
     }
 
@@ -351,6 +355,19 @@ impl FileCache {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(&self.dir)
     }
+}
+
+/// What [`FileCache::get_or_fetch`] returns.
+#[derive(Clone, Debug)]
+pub struct Obtained {
+    /// The token response to use: the server's, in full, when fetched; rebuilt from the file
+    /// (`expires_in` counted from now) when cached.
+    pub response: TokenResponse,
+    /// The cache's entry: the token and its computed expiry (from `expires_in` or the JWT's
+    /// `exp`).
+    pub entry: CachedToken,
+    /// Where the token came from.
+    pub fetched: Fetched,
 }
 
 /// Where [`FileCache::get_or_fetch`] got the token.

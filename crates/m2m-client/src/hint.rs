@@ -166,58 +166,56 @@ fn hint_for_description(description: &str) -> Option<Hint> {
         .to_ascii_lowercase()
         .replace('\'', "")
         .replace("client_assertion jwt", "jwt");
-    let has = |s: &str| d.contains(s);
-    let hint = if has("invalid alg header") || has("missing alg header") {
-        Hint::Algorithm
-    } else if has("missing kid header") {
-        Hint::MissingKid
-    } else if has("invalid kid header") || has("no matching public key") {
-        Hint::UnknownKid
-    } else if has("typ header") {
-        Hint::Typ
-    } else if has("missing or non-matching iss/sub") {
-        Hint::IssSubMismatch
-    } else if has("invalid iss/sub") {
-        Hint::UnknownApiKey
-    } else if has("non-unique jti") {
-        Hint::ReplayedJti
-    } else if has("jti claim") {
-        Hint::InvalidJti
-    } else if has("aud claim") {
-        Hint::Audience
-    } else if has("more than 5 minutes in future") {
-        Hint::ExpTooFar
-    } else if has("jwt has expired") {
-        Hint::Expired
-    } else if has("exp claim") {
-        Hint::InvalidExp
-    } else if has("malformed jwt") || has("failed to decode jwt") {
-        Hint::MalformedAssertion
-    } else if has("register a public key") {
-        Hint::NoPublicKey
-    } else if has("jwks endpoint") {
-        Hint::JwksUnreachable
-    } else if has("signature verification failed") {
-        Hint::Signature
-    } else if has("misconfigured public key") {
-        Hint::PublicKey
-    } else if has("content-type header must be") {
-        Hint::ContentType
-    } else if has("not configured to use this authorization grant type") {
-        Hint::UnauthorizedClient
-    } else if has("an unknown error occurred") {
-        Hint::UnknownError
-    } else {
-        return None;
-    };
-    Some(hint)
+    DESCRIPTION_RULES
+        .iter()
+        .find(|(needles, _)| needles.iter().any(|n| d.contains(n)))
+        .map(|(_, hint)| *hint)
 }
+
+/// Description fragments (lower case, quotes removed, "client_assertion jwt" read as "jwt") and
+/// their hints, **searched in order**: the first row with a matching fragment wins. Order
+/// matters where one fragment contains another: "non-unique jti" before "jti claim", "jwt has
+/// expired" and "more than 5 minutes in future" before "exp claim".
+const DESCRIPTION_RULES: [(&[&str], Hint); 20] = [
+    (
+        &["invalid alg header", "missing alg header"],
+        Hint::Algorithm,
+    ),
+    (&["missing kid header"], Hint::MissingKid),
+    (
+        &["invalid kid header", "no matching public key"],
+        Hint::UnknownKid,
+    ),
+    (&["typ header"], Hint::Typ),
+    (&["missing or non-matching iss/sub"], Hint::IssSubMismatch),
+    (&["invalid iss/sub"], Hint::UnknownApiKey),
+    (&["non-unique jti"], Hint::ReplayedJti),
+    (&["jti claim"], Hint::InvalidJti),
+    (&["aud claim"], Hint::Audience),
+    (&["more than 5 minutes in future"], Hint::ExpTooFar),
+    (&["jwt has expired"], Hint::Expired),
+    (&["exp claim"], Hint::InvalidExp),
+    (
+        &["malformed jwt", "failed to decode jwt"],
+        Hint::MalformedAssertion,
+    ),
+    (&["register a public key"], Hint::NoPublicKey),
+    (&["jwks endpoint"], Hint::JwksUnreachable),
+    (&["signature verification failed"], Hint::Signature),
+    (&["misconfigured public key"], Hint::PublicKey),
+    (&["content-type header must be"], Hint::ContentType),
+    (
+        &["not configured to use this authorization grant type"],
+        Hint::UnauthorizedClient,
+    ),
+    (&["an unknown error occurred"], Hint::UnknownError),
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// One row per NHS message (current and legacy) from the reference's §2.2 and §2.3.
+    /// One row per NHS message (current and legacy) from docs/nhs-token-endpoint.md §2.2 and §2.3.
     #[test]
     fn known_nhs_messages_map_to_hints() {
         let rows: &[(u16, &str, &str, Hint)] = &[

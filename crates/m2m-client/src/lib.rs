@@ -18,7 +18,7 @@
 //!     .signer(Arc::new(signer))
 //!     .build()?;
 //! let token = client.fetch().await?;
-//! println!("expires in {:?}", token.expires_in()); // the token itself prints as [redacted]
+//! println!("expires in {:?}", token.expires_in()); // the token's Debug is [redacted]
 //! # let _ = token.access_token().secret();
 //! # Ok(()) }
 //! ```
@@ -29,6 +29,8 @@
 //!   per attempt.
 //! - [`ClientAuth`] (`client_auth`): how the client authenticates (`private_key_jwt` today): the
 //!   form fields and headers of one attempt.
+//! - [`Endpoint`] (`endpoint`): a token URL, an NHS environment or discovered metadata, and
+//!   the default `aud` and profile each implies.
 //! - [`TokenUrl`] (`token_url`): the https-only rule (loopback http allowed, anything else only
 //!   through `dangerous_allow_insecure_http`).
 //! - [`Profile`] (`profile`): NHS rules (RS512, kid, `aud` = exact token URL) as
@@ -37,7 +39,8 @@
 //! - [`TokenResponse`] (`response`): success and error bodies, NHS's string-typed numbers.
 //! - [`Error`] and [`ErrorResponse`] (`error`), [`Hint`] (`hint`): what failed (the server's
 //!   refusal as a struct, shown with control characters escaped), whether to retry, what to do.
-//! - [`RetryPolicy`] (`retry`): bounded exponential backoff, full jitter, `Retry-After`.
+//! - [`RetryPolicy`] (`retry`): bounded exponential backoff, full jitter, `Retry-After`; the
+//!   backoff arithmetic itself (`backoff`) is shared with the token source's refresh retries.
 //! - [`TokenTransport`] (`transport`) and [`ReqwestTransport`] (`reqwest_transport`): the HTTP
 //!   seam (a [`FormPost`] carries the form and the authentication's headers) and its default;
 //!   [`error_chain`] turns an error's source chain into one line.
@@ -64,9 +67,11 @@
 // Unit tests may unwrap: a panic there is a test failure with a useful message.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod backoff;
 mod client;
 mod client_auth;
 mod discovery;
+mod endpoint;
 mod error;
 pub mod file_cache;
 mod hint;
@@ -91,6 +96,7 @@ pub mod guide {}
 pub use client::{TokenClient, TokenClientBuilder};
 pub use client_auth::{AuthParts, ClientAuth};
 pub use discovery::{AuthServerMetadata, discover, discover_with, metadata_urls, parse_metadata};
+pub use endpoint::Endpoint;
 pub use error::{ConfigError, Error, ErrorResponse, TransportKind};
 pub use hint::{Hint, hint_for};
 pub use profile::{Profile, SignerFinding};

@@ -1,4 +1,5 @@
-//! Server profiles: the conventions a token endpoint expects beyond RFC 7523 (SPEC §1).
+//! Server profiles: the conventions a token endpoint expects beyond RFC 7523 (docs/protocol.md,
+//! "Client assertion").
 //!
 //! Only NHS needs one today: RS512 and nothing else, a `kid`, `typ: JWT`, and `aud` equal to the
 //! exact token URL. A token URL on `api.service.nhs.uk` selects it by itself.
@@ -40,8 +41,8 @@ impl Profile {
         }
     }
 
-    /// The signing algorithm for `key` (SPEC §1): the key's own JWK `alg`, else the profile's,
-    /// else the key type's default (RSA→RS256, P-256→ES256, …).
+    /// The signing algorithm for `key` (docs/protocol.md, "Client assertion"): the key's own JWK
+    /// `alg`, else the profile's, else the key type's default (RSA→RS256, P-256→ES256, …).
     pub fn choose_algorithm(self, key: &PrivateKey) -> Algorithm {
         key.jwk_alg()
             .or_else(|| self.default_algorithm().filter(|alg| key.kind().fits(*alg)))

@@ -18,7 +18,8 @@ const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
 /// How much of an unparseable body is kept for the error message.
 const BODY_PREFIX_LEN: usize = 256;
 
-/// An OAuth access token. Its `Debug` and `Display` print `[redacted]`; use [`AccessToken::secret`].
+/// An OAuth access token. Its `Debug` prints `[redacted]` and it has no `Display` (so it cannot
+/// end up in a message by accident); read it with [`AccessToken::secret`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct AccessToken(String);
 
@@ -40,14 +41,8 @@ impl fmt::Debug for AccessToken {
     }
 }
 
-impl fmt::Display for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
 /// A refresh token (not used by the client-credentials grant, but kept if a server sends one).
-/// Redacted like [`AccessToken`].
+/// Redacted and read like [`AccessToken`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct RefreshToken(String);
 
@@ -668,8 +663,11 @@ mod tests {
     #[test]
     fn access_token_is_redacted() {
         let t = AccessToken::new("very-secret");
-        assert_eq!(format!("{t}"), "[redacted]");
-        assert!(!format!("{t:?}").contains("very-secret"));
+        // No `Display` (like `RefreshToken`): `Debug` is the only way to print it, and redacts.
+        assert_eq!(format!("{t:?}"), "AccessToken([redacted])");
+        assert_eq!(t.secret(), "very-secret");
+        let rt = RefreshToken("very-secret".to_owned());
+        assert_eq!(format!("{rt:?}"), "RefreshToken([redacted])");
         let r = TokenResponse::new(t, Some("Bearer".into()), None);
         assert!(!format!("{r:?}").contains("very-secret"));
     }

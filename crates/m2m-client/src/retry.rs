@@ -6,6 +6,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::backoff::Backoff;
+
 /// How many times to try and how long to wait between tries.
 ///
 /// Defaults: 3 attempts in all, backoff base 200 ms, backoff cap 5 s, `Retry-After` honoured up
@@ -71,9 +73,11 @@ impl RetryPolicy {
     /// Full-jitter backoff after failed attempt number `attempt` (1-based): a uniform draw from
     /// `[0, min(cap, base * 2^(attempt-1)))`. `unit` is a uniform random sample in `[0, 1)`.
     pub fn backoff(&self, attempt: u32, unit: f64) -> Duration {
-        let exp = attempt.saturating_sub(1).min(30);
-        let ceiling = self.base.saturating_mul(1u32 << exp).min(self.cap);
-        ceiling.mul_f64(unit.clamp(0.0, 1.0))
+        Backoff {
+            base: self.base,
+            cap: self.cap,
+        }
+        .full_jitter(attempt, unit)
     }
 
     /// What to do after failed attempt number `attempt` (1-based) that ended with `error`.

@@ -604,7 +604,7 @@ async fn no_secrets_in_debug_or_errors() {
     let token = client.fetch().await.unwrap();
     let err = client.fetch().await.unwrap_err();
     let shown = format!(
-        "{client:?} {token:?} {} {err} {err:?}",
+        "{client:?} {token:?} {:?} {err} {err:?}",
         token.access_token()
     );
     assert!(!shown.contains("nhs-access-token-1"), "{shown}");

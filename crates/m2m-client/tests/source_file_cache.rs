@@ -1,4 +1,4 @@
-//! The CLI's file cache against a real local token endpoint and a real directory: 0600 files,
+//! The file cache (used by `m2m token`) against a real local token endpoint and a real directory: 0600 files,
 //! no key material, one request for two loads, clear(), corrupt files, concurrent writers.
 #![allow(clippy::unwrap_used)]
 
@@ -30,11 +30,15 @@ async fn two_loads_one_request_private_file_no_key_material_and_clear() {
     let clock = ManualClock::new(T0);
     let key = key(&server);
 
-    let (first, how) = cache.get_or_fetch(&key, &client, &clock).await.unwrap();
-    assert_eq!(how, Fetched::FromServer);
-    let (second, how) = cache.get_or_fetch(&key, &client, &clock).await.unwrap();
-    assert_eq!(how, Fetched::FromCache);
-    assert_eq!(first.access_token, second.access_token);
+    let first = cache.get_or_fetch(&key, &client, &clock).await.unwrap();
+    assert_eq!(first.fetched, Fetched::FromServer);
+    let second = cache.get_or_fetch(&key, &client, &clock).await.unwrap();
+    assert_eq!(second.fetched, Fetched::FromCache);
+    assert_eq!(first.entry.access_token, second.entry.access_token);
+    assert_eq!(
+        first.response.access_token(),
+        second.response.access_token()
+    );
     assert_eq!(server.requests(), 1);
 
     let path = cache.path(&key);
@@ -65,14 +69,14 @@ async fn two_loads_one_request_private_file_no_key_material_and_clear() {
 
     // Near expiry (600 s token, 30 s margin) it is not used any more.
     clock.set(T0.add(secs(571)));
-    let (_, how) = cache.get_or_fetch(&key, &client, &clock).await.unwrap();
-    assert_eq!(how, Fetched::FromServer);
+    let got = cache.get_or_fetch(&key, &client, &clock).await.unwrap();
+    assert_eq!(got.fetched, Fetched::FromServer);
     assert_eq!(server.requests(), 2);
 
     assert_eq!(cache.clear().unwrap(), 1);
     assert!(!path.exists());
-    let (_, how) = cache.get_or_fetch(&key, &client, &clock).await.unwrap();
-    assert_eq!(how, Fetched::FromServer);
+    let got = cache.get_or_fetch(&key, &client, &clock).await.unwrap();
+    assert_eq!(got.fetched, Fetched::FromServer);
     assert_eq!(server.requests(), 3);
 }
 
@@ -125,8 +129,8 @@ async fn corrupt_file_is_ignored_and_overwritten() {
     ] {
         std::fs::write(cache.path(&key), garbage).unwrap();
         assert!(cache.load(&key, clock.now()).is_none());
-        let (_, how) = cache.get_or_fetch(&key, &client, &clock).await.unwrap();
-        assert_eq!(how, Fetched::FromServer);
+        let got = cache.get_or_fetch(&key, &client, &clock).await.unwrap();
+        assert_eq!(got.fetched, Fetched::FromServer);
         assert!(cache.load(&key, clock.now()).is_some());
     }
     assert_eq!(server.requests(), 3);
@@ -186,10 +190,11 @@ async fn lifetime_from_jwt_when_expires_in_is_missing() {
     let cache = FileCache::new(dir.path());
     let clock = ManualClock::new(T0);
     let key = key(&server);
-    let (token, _) = cache
+    let got = cache
         .get_or_fetch(&key, &server.client(), &clock)
         .await
         .unwrap();
+    let token = got.entry;
     assert_eq!(token.expires_at, T0.add(secs(900)));
     assert_eq!(
         token.to_response(T0.add(secs(100))).expires_in(),

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::clock::UnixTime;
 use crate::error::Error;
-use crate::jws::sign_compact;
+use crate::jws::EncodedHeader;
 use crate::signer::Signer;
 
 pub use crate::wire::CLIENT_ASSERTION_TYPE;
@@ -24,7 +24,8 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
 /// Longest lifetime allowed without a `dangerous_` override (NHS: 5 minutes).
 pub const MAX_LIFETIME: Duration = crate::wire::MAX_ASSERTION_LIFETIME;
 
-/// What the assertion's `aud` is, which follows from how the token endpoint was found (SPEC §1).
+/// What the assertion's `aud` is, which follows from how the token endpoint was found
+/// (docs/protocol.md, "Audience rules").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Audience {
     /// The exact token URL (NHS, and servers configured by token URL alone).
@@ -158,15 +159,6 @@ impl AssertionBuilder {
         // Saturating: dangerous_lifetime accepts any Duration, and overflow must not panic.
         let exp = iat.saturating_add(self.lifetime.as_secs());
         let jti = new_jti();
-        let mut header = Map::new();
-        header.insert(
-            "alg".to_owned(),
-            Value::String(self.signer.algorithm().name().to_owned()),
-        );
-        header.insert("typ".to_owned(), Value::String(self.typ.clone()));
-        if let Some(kid) = self.signer.key_id() {
-            header.insert("kid".to_owned(), Value::String(kid.to_owned()));
-        }
         let mut claims = Map::new();
         claims.insert("iss".to_owned(), Value::String(self.client_id.clone()));
         claims.insert("sub".to_owned(), Value::String(self.client_id.clone()));
@@ -183,7 +175,9 @@ impl AssertionBuilder {
         for (k, v) in &self.extra {
             claims.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        let token = sign_compact(&header, &claims, self.signer.as_ref())?;
+        // The header (`alg`, `typ`, `kid`) is made by the JWS layer, from the signer itself.
+        let signer = self.signer.as_ref();
+        let token = EncodedHeader::typed(&self.typ, signer)?.sign(&claims, signer)?;
         Ok(Assertion {
             token,
             jti,

@@ -83,6 +83,11 @@ pub enum Error {
     /// The crypto library refused to sign (should not happen with a valid key).
     #[error("signing failed")]
     SigningFailed,
+    /// The API was used in a way that cannot work (a programming error in the caller, not bad
+    /// input): e.g. a signer whose algorithm is not the header's, or claims that are not a JSON
+    /// object.
+    #[error("misuse: {0}")]
+    Misuse(&'static str),
     /// Key generation failed in the crypto library.
     #[error("key generation failed: {0}")]
     KeyGeneration(String),

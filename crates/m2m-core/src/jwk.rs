@@ -161,6 +161,20 @@ impl Jwks {
         serde_json::from_slice(bytes).map_err(|e| Error::InvalidJwk(describe_json_error(&e)))
     }
 
+    /// Parses a document that holds either a JWKS (`{"keys": [...]}`) or a single JWK, which is
+    /// read as a one-key set. The [`JwkShape`] says which it was: a single JWK without a `kid`
+    /// can still be selected by a caller's kid, a set member cannot.
+    pub fn from_jwk_or_jwks(bytes: &[u8]) -> Result<(Jwks, JwkShape), Error> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::InvalidJwk(describe_json_error(&e)))?;
+        if value.get("keys").is_some() {
+            Ok((Jwks::from_slice(bytes)?, JwkShape::Set))
+        } else {
+            let jwk = Jwk::from_slice(bytes)?;
+            Ok((Jwks { keys: vec![jwk] }, JwkShape::Single))
+        }
+    }
+
     /// The key with this `kid`.
     pub fn find(&self, kid: &str) -> Option<&Jwk> {
         self.keys.iter().find(|k| k.kid.as_deref() == Some(kid))
@@ -184,6 +198,15 @@ impl Jwks {
     pub fn ensure_public(&self) -> Result<(), Error> {
         self.keys.iter().try_for_each(Jwk::ensure_public)
     }
+}
+
+/// What [`Jwks::from_jwk_or_jwks`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JwkShape {
+    /// A JWK Set (`{"keys": [...]}`).
+    Set,
+    /// A single JWK.
+    Single,
 }
 
 /// serde_json's message without echoing input (which could be key material).

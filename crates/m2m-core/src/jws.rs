@@ -170,13 +170,29 @@ impl EncodedHeader {
                 .entry("kid")
                 .or_insert_with(|| Value::String(kid.to_owned()));
         }
-        let header_json = serde_json::to_vec(&header).map_err(|_| Error::SigningFailed)?;
+        EncodedHeader::encode(&header, signer.algorithm())
+    }
+
+    /// The header `{"alg", "typ", "kid"}`, in that order, with `alg` and `kid` (when it has one)
+    /// taken from `signer`: what a client assertion carries.
+    pub fn typed(typ: &str, signer: &dyn Signer) -> Result<EncodedHeader, Error> {
+        let mut header = Map::new();
+        header.insert(
+            "alg".to_owned(),
+            Value::String(signer.algorithm().name().to_owned()),
+        );
+        header.insert("typ".to_owned(), Value::String(typ.to_owned()));
+        if let Some(kid) = signer.key_id() {
+            header.insert("kid".to_owned(), Value::String(kid.to_owned()));
+        }
+        EncodedHeader::encode(&header, signer.algorithm())
+    }
+
+    fn encode(header: &Map<String, Value>, alg: Algorithm) -> Result<EncodedHeader, Error> {
+        let header_json = serde_json::to_vec(header).map_err(|_| Error::SigningFailed)?;
         let mut prefix = b64::encode(header_json);
         prefix.push('.');
-        Ok(EncodedHeader {
-            prefix,
-            alg: signer.algorithm(),
-        })
+        Ok(EncodedHeader { prefix, alg })
     }
 
     /// Signs `claims` (any value that serializes to a JSON object: a [`Map`] or a struct) under
@@ -186,12 +202,15 @@ impl EncodedHeader {
         claims: &T,
         signer: &dyn Signer,
     ) -> Result<String, Error> {
+        const NOT_AN_OBJECT: Error = Error::Misuse("the claims must serialize to a JSON object");
         if signer.algorithm() != self.alg {
-            return Err(Error::SigningFailed);
+            return Err(Error::Misuse(
+                "the signer's algorithm is not the encoded header's alg",
+            ));
         }
-        let claims_json = serde_json::to_vec(claims).map_err(|_| Error::SigningFailed)?;
+        let claims_json = serde_json::to_vec(claims).map_err(|_| NOT_AN_OBJECT)?;
         if claims_json.first() != Some(&b'{') {
-            return Err(Error::SigningFailed);
+            return Err(NOT_AN_OBJECT);
         }
         // header + payload + an RSA-4096 signature (the largest), all base64url.
         let mut out = String::with_capacity(self.prefix.len() + claims_json.len() * 4 / 3 + 700);

@@ -1,5 +1,5 @@
-//! The NHS England API platform's environments and token URLs (reference §1.4), so users pick an
-//! environment by name and the assertion `aud` is always the exact token URL NHS compares against.
+//! The NHS England API platform's environments and token URLs (docs/nhs-token-endpoint.md
+//! §1.4), so users pick an environment by name and the assertion `aud` is always the exact token URL NHS compares against.
 
 use std::fmt;
 use std::str::FromStr;

@@ -675,3 +675,24 @@ fn public_jwk_export_round_trips() {
     assert_eq!(b64(jwk.x.as_deref().expect("x")).len(), 66);
     assert_eq!(b64(jwk.y.as_deref().expect("y")).len(), 66);
 }
+
+#[test]
+fn jwk_or_jwks_reads_both_shapes() {
+    use m2m_core::jwk::JwkShape;
+    let jwk = PrivateKey::generate(KeySpec::P256)
+        .expect("key")
+        .public_key()
+        .to_jwk();
+    let one = serde_json::to_vec(&jwk).expect("json");
+    let (set, shape) = Jwks::from_jwk_or_jwks(&one).expect("single");
+    assert_eq!(shape, JwkShape::Single);
+    assert_eq!(set.keys, vec![jwk.clone()]);
+    let many = serde_json::to_vec(&Jwks {
+        keys: vec![jwk.clone(), jwk],
+    })
+    .expect("json");
+    let (set, shape) = Jwks::from_jwk_or_jwks(&many).expect("set");
+    assert_eq!(shape, JwkShape::Set);
+    assert_eq!(set.keys.len(), 2);
+    assert!(Jwks::from_jwk_or_jwks(b"{not json").is_err());
+}

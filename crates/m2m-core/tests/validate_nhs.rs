@@ -1,4 +1,4 @@
-//! The NHS emulation profile: every T/P row of reference/nhs-token-endpoint.md §2.2, exact status,
+//! The NHS emulation profile: every T/P row of docs/nhs-token-endpoint.md §2.2, exact status,
 //! `error` and `error_description`, in the §2.1 order, driven through the same flow the server runs.
 
 mod support;
@@ -595,7 +595,8 @@ fn nhs_reference_table() {
 
 #[test]
 fn exact_strings_match_the_reference() {
-    // Character for character, from reference §2.2 (independent of the constants above).
+    // Character for character, from docs/nhs-token-endpoint.md §2.2 (independent of the constants
+    // above).
     let table = [
         (
             msg::CONTENT_TYPE,

@@ -1,4 +1,5 @@
-//! The rfc profile, one table row per rule (SPEC §4), with real signed assertions.
+//! The rfc profile, one table row per rule (docs/protocol.md, "Client assertion checks (rfc
+//! profile)"), with real signed assertions.
 
 mod support;
 

@@ -1,4 +1,5 @@
-//! [`ServerConfig`]: every setting of the authorization server, with the defaults SPEC §4 fixes.
+//! [`ServerConfig`]: every setting of the authorization server, with its defaults (the checks they
+//! govern are in docs/protocol.md).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use crate::registry::MAX_TOKEN_LIFETIME;
 /// Which token-endpoint behaviour the server emulates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Profile {
-    /// RFC 6749 / 7523 / 10070, strict (SPEC §4 "generic profile").
+    /// RFC 6749 / 7523 / 10070, strict (docs/protocol.md, "Client assertion checks (rfc profile)").
     #[default]
     Rfc,
     /// The NHS England API platform: its check order, status codes and exact strings.

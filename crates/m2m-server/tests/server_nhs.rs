@@ -1,4 +1,4 @@
-//! The nhs emulation profile over real HTTP: every row of reference/nhs-token-endpoint.md §2.2
+//! The nhs emulation profile over real HTTP: every row of docs/nhs-token-endpoint.md §2.2
 //! marked T or P (plus row 46), checking status, `error`, exact `error_description` and that a
 //! `message_id` is present.
 #![allow(clippy::unwrap_used, missing_docs)]

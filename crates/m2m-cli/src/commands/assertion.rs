@@ -1,4 +1,4 @@
-//! `m2m assertion`: prints one signed client assertion (SPEC §1) on stdout, and nothing else.
+//! `m2m assertion`: prints one signed client assertion (docs/protocol.md, "Client assertion") on stdout, and nothing else.
 
 use std::sync::Arc;
 
@@ -16,9 +16,11 @@ pub(crate) fn run(args: &AssertionArgs) -> CliResult {
     let s = settings::resolve(&args.client, None)?;
     let audience = s.audience()?;
     let client_id = s.require_client_id()?.to_owned();
-    let nhs = s.endpoint.as_ref().is_some_and(settings::Endpoint::is_nhs);
-    let signer = s.signer(nhs)?;
-    let profile = if nhs { Profile::Nhs } else { Profile::Generic };
+    let profile = s
+        .endpoint
+        .as_ref()
+        .map_or(Profile::Generic, settings::Target::implied_profile);
+    let signer = s.signer(profile)?;
     // Still print it (it is a debugging tool), but say why the server would refuse it.
     for finding in profile.check_signer(&signer) {
         eprintln!("warning: {finding}");

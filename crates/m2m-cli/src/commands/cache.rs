@@ -4,14 +4,15 @@
 
 use m2m_client::file_cache::{CacheKey, FileCache};
 use m2m_client::{TokenClient, TokenResponse};
-use m2m_core::clock::{Clock as _, SystemClock};
+use m2m_core::clock::SystemClock;
 
 use crate::cli::{CacheArgs, CacheCommand};
 use crate::commands::print_result;
 use crate::exit::{CliError, CliResult};
 
 /// Gets a token through the file cache: a cached one while it is still usable, else a fresh one
-/// (then stored; a cache that cannot be written only warns).
+/// (then stored; a cache that cannot be written only warns), by
+/// [`FileCache::get_or_fetch`].
 pub(crate) async fn fetch_cached(
     client: &TokenClient,
     kid: Option<&str>,
@@ -28,18 +29,10 @@ pub(crate) async fn fetch_cached(
         kid,
         scope,
     );
-    if let Some(cached) = cache.load(&key, SystemClock.now()) {
-        tracing::info!(path = %cache.path(&key).display(), "token from the cache");
-        return Ok(cached.to_response(SystemClock.now()));
-    }
-    let response = client.fetch().await?;
-    if let Err(e) = cache.store(&key, &response, SystemClock.now()) {
-        eprintln!(
-            "warning: cannot write the token cache in {}: {e}",
-            cache.dir().display()
-        );
-    }
-    Ok(response)
+    Ok(cache
+        .get_or_fetch(&key, client, &SystemClock)
+        .await?
+        .response)
 }
 
 fn user_cache() -> CliResult<FileCache> {

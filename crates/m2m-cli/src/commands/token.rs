@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::cli::TokenArgs;
 use crate::commands::{print_result, runtime};
 use crate::exit::{CliError, CliResult};
-use crate::settings::{self, Endpoint, Settings};
+use crate::settings::{self, Settings, Target};
 
 /// Connect limit: a token endpoint that does not accept a TCP/TLS connection in this time is down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,7 +20,7 @@ pub(crate) fn run(args: &TokenArgs) -> CliResult {
     let s = settings::resolve(&args.client, args.scope.as_deref())?;
     let endpoint = s.require_endpoint()?.clone();
     s.require_client_id()?;
-    let signer = s.signer(endpoint.is_nhs())?;
+    let signer = s.signer(endpoint.implied_profile())?;
     let rt = runtime()?;
     let response = rt.block_on(fetch(args, &s, endpoint, signer))?;
     print_result(&render(args, &response)?)
@@ -29,7 +29,7 @@ pub(crate) fn run(args: &TokenArgs) -> CliResult {
 async fn fetch(
     args: &TokenArgs,
     s: &Settings,
-    endpoint: Endpoint,
+    endpoint: Target,
     signer: m2m_core::signer::KeySigner,
 ) -> CliResult<TokenResponse> {
     let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
@@ -48,15 +48,14 @@ async fn fetch(
         builder = builder.dangerous_allow_insecure_http();
     }
     builder = match &endpoint {
-        Endpoint::Nhs(env) => builder.nhs(*env),
-        Endpoint::TokenUrl { url, issuer } => {
-            let b = builder.token_url(url.as_str());
+        Target::Endpoint { endpoint, issuer } => {
+            let b = builder.endpoint(endpoint.clone());
             match issuer {
                 Some(issuer) => b.audience(issuer.clone()),
                 None => b,
             }
         }
-        Endpoint::Issuer(issuer) => {
+        Target::Issuer(issuer) => {
             let metadata = m2m_client::discover(issuer).await?;
             builder.discovered(metadata)
         }

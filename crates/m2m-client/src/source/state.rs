@@ -9,6 +9,8 @@ use std::time::Duration;
 use m2m_core::clock::UnixTime;
 use m2m_core::jws::UnverifiedJws;
 
+use crate::backoff::Backoff;
+
 /// How the cache schedules refreshes and retries. The defaults suit NHS (`expires_in` 599 s) and
 /// most OAuth servers (300–3600 s).
 ///
@@ -145,12 +147,11 @@ impl RefreshPolicy {
         if let Some(wait) = retry_after {
             return wait.min(self.max_retry_after);
         }
-        let exp = failures.saturating_sub(1).min(30);
-        let ceiling = self
-            .base_backoff
-            .saturating_mul(1u32 << exp)
-            .min(self.max_backoff);
-        ceiling.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+        Backoff {
+            base: self.base_backoff,
+            cap: self.max_backoff,
+        }
+        .equal_jitter(failures, unit)
     }
 }
 

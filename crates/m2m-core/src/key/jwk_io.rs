@@ -7,26 +7,28 @@ use super::{Inner, KeyKind, PrivateKey, PublicKey, check_rsa_size};
 use crate::alg::Algorithm;
 use crate::b64;
 use crate::error::Error;
-use crate::jwk::{Jwk, Jwks};
+use crate::jwk::{Jwk, JwkShape, Jwks};
 
 /// A private key from JSON holding a JWK or a JWKS (`kid` chooses within a JWKS).
 pub(super) fn private_from_json(bytes: &[u8], kid: Option<&str>) -> Result<PrivateKey, Error> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|_| Error::InvalidJwk("the key file is not valid JSON".to_owned()))?;
-    let jwk = if value.get("keys").is_some() {
-        let jwks = Jwks::from_slice(bytes)?;
-        select(&jwks, kid)?.clone()
-    } else {
-        let jwk = Jwk::from_slice(bytes)?;
-        if let (Some(want), Some(have)) = (kid, jwk.kid.as_deref())
-            && want != have
-        {
-            return Err(Error::KidNotFound {
-                kid: want.to_owned(),
-                available: have.to_owned(),
-            });
+    let jwk = match Jwks::from_jwk_or_jwks(bytes)? {
+        (jwks, JwkShape::Set) => select(&jwks, kid)?.clone(),
+        (mut jwks, JwkShape::Single) => {
+            let jwk = jwks
+                .keys
+                .pop()
+                .ok_or_else(|| Error::InvalidJwk("the JWK is missing".to_owned()))?;
+            // A single key without a kid takes the caller's; one with a kid must match it.
+            if let (Some(want), Some(have)) = (kid, jwk.kid.as_deref())
+                && want != have
+            {
+                return Err(Error::KidNotFound {
+                    kid: want.to_owned(),
+                    available: have.to_owned(),
+                });
+            }
+            jwk
         }
-        jwk
     };
     private_from_jwk(&jwk)
 }
@@ -154,7 +156,11 @@ pub(super) fn private_from_jwk(jwk: &Jwk) -> Result<PrivateKey, Error> {
                 let signing = match kind {
                     KeyKind::P256 => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
                     KeyKind::P384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
-                    _ => &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+                    KeyKind::P521 => &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+                    // `curve` gives only EC curves and Ed25519, handled above.
+                    KeyKind::Rsa { .. } | KeyKind::Ed25519 => {
+                        return Err(Error::InvalidJwk(format!("{kind} is not an EC curve")));
+                    }
                 };
                 Inner::Ec(
                     EcdsaKeyPair::from_private_key_and_public_key(signing, &d, &point)

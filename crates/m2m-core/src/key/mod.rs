@@ -84,11 +84,16 @@ impl KeyKind {
         if self.fits(alg) {
             Ok(())
         } else {
-            Err(Error::AlgorithmMismatch {
-                alg,
-                kind: self,
-                suggested: self.default_alg(),
-            })
+            Err(self.mismatch(alg))
+        }
+    }
+
+    /// The error for `alg` used with a key of this kind (what [`KeyKind::check`] returns).
+    pub(crate) fn mismatch(self, alg: Algorithm) -> Error {
+        Error::AlgorithmMismatch {
+            alg,
+            kind: self,
+            suggested: self.default_alg(),
         }
     }
 }
@@ -131,7 +136,12 @@ impl KeySpec {
             Algorithm::Es384 => KeySpec::P384,
             Algorithm::Es512 => KeySpec::P521,
             Algorithm::EdDsa => KeySpec::Ed25519,
-            _ => KeySpec::Rsa { bits: rsa_bits },
+            Algorithm::Rs256
+            | Algorithm::Rs384
+            | Algorithm::Rs512
+            | Algorithm::Ps256
+            | Algorithm::Ps384
+            | Algorithm::Ps512 => KeySpec::Rsa { bits: rsa_bits },
         }
     }
 }
@@ -298,7 +308,11 @@ impl PrivateKey {
                     Algorithm::Rs512 => &signature::RSA_PKCS1_SHA512,
                     Algorithm::Ps256 => &signature::RSA_PSS_SHA256,
                     Algorithm::Ps384 => &signature::RSA_PSS_SHA384,
-                    _ => &signature::RSA_PSS_SHA512,
+                    Algorithm::Ps512 => &signature::RSA_PSS_SHA512,
+                    // Not an RSA algorithm: `check` above has refused it already.
+                    Algorithm::Es256 | Algorithm::Es384 | Algorithm::Es512 | Algorithm::EdDsa => {
+                        return Err(self.kind().mismatch(alg));
+                    }
                 };
                 let mut sig = vec![0; k.public_modulus_len()];
                 k.sign(padding, &SystemRandom::new(), msg, &mut sig)
@@ -479,7 +493,11 @@ impl PublicKey {
                     Algorithm::Rs512 => &signature::RSA_PKCS1_2048_8192_SHA512,
                     Algorithm::Ps256 => &signature::RSA_PSS_2048_8192_SHA256,
                     Algorithm::Ps384 => &signature::RSA_PSS_2048_8192_SHA384,
-                    _ => &signature::RSA_PSS_2048_8192_SHA512,
+                    Algorithm::Ps512 => &signature::RSA_PSS_2048_8192_SHA512,
+                    // Not an RSA algorithm: `verify` has refused it already.
+                    Algorithm::Es256 | Algorithm::Es384 | Algorithm::Es512 | Algorithm::EdDsa => {
+                        return Err(());
+                    }
                 };
                 RsaPublicKeyComponents {
                     n: n.as_slice(),
@@ -492,7 +510,15 @@ impl PublicKey {
                 let verify: &'static signature::EcdsaVerificationAlgorithm = match alg {
                     Algorithm::Es256 => &signature::ECDSA_P256_SHA256_FIXED,
                     Algorithm::Es384 => &signature::ECDSA_P384_SHA384_FIXED,
-                    _ => &signature::ECDSA_P521_SHA512_FIXED,
+                    Algorithm::Es512 => &signature::ECDSA_P521_SHA512_FIXED,
+                    // Not an EC algorithm: `verify` has refused it already.
+                    Algorithm::Rs256
+                    | Algorithm::Rs384
+                    | Algorithm::Rs512
+                    | Algorithm::Ps256
+                    | Algorithm::Ps384
+                    | Algorithm::Ps512
+                    | Algorithm::EdDsa => return Err(()),
                 };
                 ParsedPublicKey::new(verify, point).map_err(|_| ())
             }

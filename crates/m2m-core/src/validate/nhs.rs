@@ -18,8 +18,8 @@ use crate::ids::{ClientId, KeyEntry};
 use crate::key::PublicKey;
 use crate::wire::{CLIENT_ASSERTION_TYPE, GRANT_CLIENT_CREDENTIALS};
 
-/// The exact `error_description` strings of the NHS token endpoint (reference §2.2), so the
-/// server, the tests and the client's hint table share one spelling.
+/// The exact `error_description` strings of the NHS token endpoint (docs/nhs-token-endpoint.md
+/// §2.2), so the server, the tests and the client's hint table share one spelling.
 pub mod messages {
     /// Row 1 (415).
     pub const CONTENT_TYPE: &str = "Content-Type header must be application/x-www-form-urlencoded";
@@ -277,14 +277,14 @@ impl NhsValidator {
         )
     }
 
-    /// Apigee's default fault body, for failures without a dedicated NHS rule (reference row 46;
-    /// status inferred).
+    /// Apigee's default fault body, for failures without a dedicated NHS rule
+    /// (docs/nhs-token-endpoint.md row 46; status inferred).
     pub fn unknown_error(&self, reason: Reason) -> Rejection {
         Rejection::new(401, "unknown_error", messages::UNKNOWN_ERROR, reason)
     }
 
     /// Step 12 (Apigee VerifyJWT): kid → signature (RS512) → `aud` == token URL → `exp` and
-    /// `nbf`/`iat` with the 10 s allowance (reference row 46, inferred).
+    /// `nbf`/`iat` with the 10 s allowance (docs/nhs-token-endpoint.md row 46, inferred).
     pub fn verify(&self, pending: &NhsPending, keys: &[KeyEntry]) -> Result<Verified, Rejection> {
         let parsed = &pending.parsed;
         let key = self.rule_key(parsed.header(), keys)?;
