@@ -164,3 +164,41 @@ fn duplicate_scopes_are_dropped_keeping_the_first() {
     let r = load("[[client]]\nid = \"a\"\nscopes = [\"a\", \"b\", \"a\", \"c\", \"b\"]\n").unwrap();
     assert_eq!(r.get("a").unwrap().scopes, ["a", "b", "c"]);
 }
+
+/// The `jwks_uri` rule (https, loopback http, and a path) is checked at load, so a slip is an
+/// error at start-up rather than a failed fetch on the first token request. Replaces the unit
+/// test of the server's former fetcher, which refused the same URLs at fetch time.
+#[test]
+fn jwks_uri_needs_https_and_a_path_at_load() {
+    for bad in [
+        "https://example.com",
+        "https://example.com/",
+        "http://example.com/jwks",
+        "ftp://x/y",
+    ] {
+        let err = load(&format!(
+            "[[client]]\nid = \"a\"\njwks_uri = \"{bad}\"\nalgs = [\"RS256\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("jwks_uri") && err.contains(":1:"),
+            "{bad}: {err}"
+        );
+    }
+    let err = load("[[client]]\nid = \"a\"\njwks_uri = \"https://example.com/\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no path"), "{err}");
+    for good in [
+        "https://example.com/jwks.json",
+        "http://127.0.0.1:9/jwks",
+        "http://localhost/x",
+    ] {
+        let r = load(&format!("[[client]]\nid = \"a\"\njwks_uri = \"{good}\"\n")).unwrap();
+        assert!(
+            matches!(&r.get("a").unwrap().keys, ClientKeySource::Remote(u) if u.as_str() == url::Url::parse(good).unwrap().as_str()),
+            "{good}"
+        );
+    }
+}
