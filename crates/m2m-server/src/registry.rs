@@ -343,7 +343,10 @@ impl RawClient {
         };
         if let ClientKeySource::Static(keys) = &keys {
             for alg in &algs {
-                if !keys.iter().any(|e: &KeyEntry| e.key.kind().fits(*alg)) {
+                if !keys
+                    .iter()
+                    .any(|e: &KeyEntry| e.key.kind().fits(*alg) && e.allows(*alg))
+                {
                     return Err(format!(
                         "`algs` lists {alg} but no registered key can verify it"
                     ));
