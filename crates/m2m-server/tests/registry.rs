@@ -202,3 +202,17 @@ fn jwks_uri_needs_https_and_a_path_at_load() {
         );
     }
 }
+
+/// I6: an inline JWKS with two keys under one kid is refused at load (which key verifies must
+/// not depend on document order).
+#[test]
+fn duplicate_kids_in_a_registered_jwks_are_refused() {
+    let set = jwks(&[(&key_a(), "same"), (&key_b(), "same")]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.json");
+    std::fs::write(&file, serde_json::to_string(&set).unwrap()).unwrap();
+    let path = dir.path().join("clients.toml");
+    std::fs::write(&path, "[[client]]\nid = \"a\"\njwks_file = \"keys.json\"\n").unwrap();
+    let err = Registry::load(&path).unwrap_err().to_string();
+    assert!(err.contains("kid \"same\""), "{err}");
+}
