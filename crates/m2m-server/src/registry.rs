@@ -388,9 +388,10 @@ impl RawClient {
     }
 }
 
-/// The rule for a registry `jwks_uri`: https (plain http only to loopback, for development) and
-/// a path — a bare host is almost always a slip, and NHS refuses it too.
-const JWKS_URI_POLICY: UrlPolicy = UrlPolicy::new().require_path();
+/// The rule for a registry `jwks_uri` at load: https (plain http only to loopback, for
+/// development). A URL without a path is accepted here and refused by the fetcher on each
+/// request, because the nhs profile must answer it the way NHS does (403, docs/server.md).
+const JWKS_URI_POLICY: UrlPolicy = UrlPolicy::new();
 
 /// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
 pub(crate) fn is_scope_token(s: &str) -> bool {
