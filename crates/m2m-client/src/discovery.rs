@@ -4,32 +4,28 @@
 //! server could make the client send assertions meant for one audience elsewhere. With discovery
 //! the assertion's `aud` is the issuer (RFC 10070).
 
+use m2m_discovery::MetadataSources;
+use m2m_discovery::metadata::{parse_auth_server_metadata, parse_issuer};
 use serde_json::{Map, Value};
 use url::Url;
 
 use crate::error::Error;
 use crate::reqwest_transport::{ReqwestTransport, TransportConfig};
-use crate::token_url::{TokenUrl, UrlPolicy, check_url};
+use crate::token_url::{TokenUrl, UrlPolicy};
 use crate::transport::TokenTransport;
 
-/// The RFC 8414 well-known suffix.
-const WELL_KNOWN: &str = ".well-known/oauth-authorization-server";
-
-/// Authorization-server metadata, as far as the token client uses it.
+/// Authorization-server metadata, as far as the token client uses it: m2m-discovery's parsed
+/// document, with the token endpoint it must have as a [`TokenUrl`].
 #[derive(Clone, Debug)]
 pub struct AuthServerMetadata {
-    issuer: String,
+    inner: m2m_discovery::AuthServerMetadata,
     token_endpoint: TokenUrl,
-    jwks_uri: Option<String>,
-    auth_methods: Option<Vec<String>>,
-    signing_algs: Option<Vec<String>>,
-    extra: Map<String, Value>,
 }
 
 impl AuthServerMetadata {
     /// The issuer identifier (equal to the configured one); the assertion's `aud`.
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        self.inner.issuer()
     }
 
     /// Where token requests go.
@@ -39,29 +35,27 @@ impl AuthServerMetadata {
 
     /// `jwks_uri`, if published.
     pub fn jwks_uri(&self) -> Option<&str> {
-        self.jwks_uri.as_deref()
+        self.inner.jwks_uri()
     }
 
     /// `token_endpoint_auth_methods_supported`, if published.
     pub fn token_endpoint_auth_methods(&self) -> Option<&[String]> {
-        self.auth_methods.as_deref()
+        self.inner.token_endpoint_auth_methods()
     }
 
     /// `token_endpoint_auth_signing_alg_values_supported`, if published.
     pub fn token_endpoint_signing_algs(&self) -> Option<&[String]> {
-        self.signing_algs.as_deref()
+        self.inner.token_endpoint_signing_algs()
     }
 
     /// Whether the server says it accepts `private_key_jwt` (true when it does not say).
     pub fn supports_private_key_jwt(&self) -> bool {
-        self.auth_methods
-            .as_ref()
-            .is_none_or(|m| m.iter().any(|m| m == "private_key_jwt"))
+        self.inner.supports_private_key_jwt()
     }
 
     /// All other metadata members.
     pub fn extra(&self) -> &Map<String, Value> {
-        &self.extra
+        self.inner.extra()
     }
 }
 
@@ -69,18 +63,20 @@ impl AuthServerMetadata {
 /// before the issuer's path), then, for issuers with a path, the appended form that many servers
 /// (Keycloak, OIDC-style deployments) serve instead.
 pub fn metadata_urls(issuer: &Url) -> Vec<Url> {
-    let path = issuer.path().trim_end_matches('/');
-    let mut rfc = issuer.clone();
-    rfc.set_query(None);
-    rfc.set_path(&format!("/{WELL_KNOWN}{path}"));
-    let mut urls = vec![rfc];
-    if !path.is_empty() {
-        let mut appended = issuer.clone();
-        appended.set_query(None);
-        appended.set_path(&format!("{path}/{WELL_KNOWN}"));
-        urls.push(appended);
+    m2m_discovery::metadata::metadata_urls(issuer, MetadataSources::OAuth)
+}
+
+/// Why discovery failed, as this crate's error. The metadata's own reason is kept without the
+/// issuer, which [`Error::Discovery`] already names.
+fn discovery_error(issuer: &str, e: m2m_discovery::Error) -> Error {
+    let reason = match e {
+        m2m_discovery::Error::InvalidMetadata { reason, .. } => reason,
+        other => other.to_string(),
+    };
+    Error::Discovery {
+        issuer: issuer.to_owned(),
+        reason,
     }
-    urls
 }
 
 /// Reads a metadata document and checks it against the configured issuer. Pure.
@@ -89,54 +85,16 @@ pub fn parse_metadata(
     body: &[u8],
     policy: UrlPolicy,
 ) -> Result<AuthServerMetadata, Error> {
-    let fail = |reason: String| Error::Discovery {
+    let fail = |e| discovery_error(issuer, e);
+    let inner = parse_auth_server_metadata(issuer, body, &policy).map_err(fail)?;
+    let endpoint = inner.require_token_endpoint().map_err(fail)?.clone();
+    let token_endpoint = TokenUrl::from_url(endpoint, policy).map_err(|e| Error::Discovery {
         issuer: issuer.to_owned(),
-        reason,
-    };
-    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) else {
-        return Err(fail(
-            "the metadata document is not a JSON object".to_owned(),
-        ));
-    };
-    let mut take_string = |name: &str| match map.remove(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(fail(format!("metadata member {name} is not a string"))),
-    };
-    let published =
-        take_string("issuer")?.ok_or_else(|| fail("the metadata has no issuer".to_owned()))?;
-    if published != issuer {
-        return Err(fail(format!(
-            "the metadata names issuer {published:?}, which is not exactly the configured issuer \
-             (RFC 8414 §3.3); configure the issuer exactly as the server publishes it"
-        )));
-    }
-    let endpoint = take_string("token_endpoint")?
-        .ok_or_else(|| fail("the metadata has no token_endpoint".to_owned()))?;
-    let token_endpoint = TokenUrl::parse_with(&endpoint, policy)
-        .map_err(|e| fail(format!("token_endpoint: {e}")))?;
-    let jwks_uri = take_string("jwks_uri")?;
-    let mut take_list = |name: &str| match map.remove(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s),
-                _ => Err(fail(format!("metadata member {name} must list strings"))),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(fail(format!("metadata member {name} is not an array"))),
-    };
-    let auth_methods = take_list("token_endpoint_auth_methods_supported")?;
-    let signing_algs = take_list("token_endpoint_auth_signing_alg_values_supported")?;
+        reason: format!("token_endpoint: {e}"),
+    })?;
     Ok(AuthServerMetadata {
-        issuer: published,
+        inner,
         token_endpoint,
-        jwks_uri,
-        auth_methods,
-        signing_algs,
-        extra: map,
     })
 }
 
@@ -146,7 +104,8 @@ pub async fn discover(issuer: &str) -> Result<AuthServerMetadata, Error> {
     discover_with(&transport, issuer, UrlPolicy::default()).await
 }
 
-/// Fetches and checks the metadata of `issuer` through `transport`.
+/// Fetches and checks the metadata of `issuer` through `transport` (the client's transport, so
+/// tests and embedders can substitute it; the URLs and the parser are m2m-discovery's).
 pub async fn discover_with(
     transport: &dyn TokenTransport,
     issuer: &str,
@@ -156,13 +115,7 @@ pub async fn discover_with(
         issuer: issuer.to_owned(),
         reason,
     };
-    let parsed = Url::parse(issuer).map_err(|e| fail(format!("not a valid URL: {e}")))?;
-    check_url(&parsed, policy).map_err(|e| fail(e.to_string()))?;
-    if parsed.query().is_some() {
-        return Err(fail(
-            "an issuer identifier has no query component (RFC 8414 §2)".to_owned(),
-        ));
-    }
+    let parsed = parse_issuer(issuer, &policy).map_err(|e| discovery_error(issuer, e))?;
     let mut tried = Vec::new();
     for url in metadata_urls(&parsed) {
         tracing::debug!(%url, "fetching authorization-server metadata");

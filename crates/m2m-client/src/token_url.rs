@@ -6,7 +6,6 @@
 //! `dangerous_allow_insecure_http`, which is easy to grep for.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::str::FromStr;
 
 use url::{Host, Url};
@@ -17,20 +16,9 @@ use crate::error::ConfigError;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TokenUrl(Url);
 
-/// Options for [`TokenUrl::parse_with`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct UrlPolicy {
-    insecure_http: bool,
-}
-
-impl UrlPolicy {
-    /// Allows plain http to any host. Only for closed test networks: the assertion and the token
-    /// then travel in clear text.
-    pub fn dangerous_allow_insecure_http(mut self) -> Self {
-        self.insecure_http = true;
-        self
-    }
-}
+/// Options for [`TokenUrl::parse_with`]: m2m-discovery's URL policy, the one every m2m fetch
+/// and post uses (`UrlPolicy::default()` is the strict one).
+pub use m2m_discovery::UrlPolicy;
 
 impl TokenUrl {
     /// Parses and checks a token URL: https, or http to a loopback host (127.0.0.0/8, ::1,
@@ -74,42 +62,28 @@ impl TokenUrl {
     }
 }
 
-/// Applies the transport-security rules to any endpoint URL (token endpoint, issuer).
+/// Applies the transport-security rules to any endpoint URL (token endpoint, issuer): the policy
+/// is m2m-discovery's, its refusals become this crate's [`ConfigError`]s.
 pub(crate) fn check_url(url: &Url, policy: UrlPolicy) -> Result<(), ConfigError> {
-    let shown = || {
-        let mut u = url.clone();
-        // Never echo credentials back in an error message.
-        let _ = u.set_password(None);
-        let _ = u.set_username("");
-        u.to_string()
-    };
-    if url.host().is_none() || !matches!(url.scheme(), "https" | "http") {
-        return Err(ConfigError::UnsupportedUrl { url: shown() });
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(ConfigError::UrlHasForbiddenPart {
-            url: shown(),
-            what: "user credentials",
-        });
-    }
-    if url.fragment().is_some() {
-        return Err(ConfigError::UrlHasForbiddenPart {
-            url: shown(),
-            what: "a fragment",
-        });
-    }
-    if url.scheme() == "http" && !policy.insecure_http && !is_loopback(url) {
-        return Err(ConfigError::InsecureHttp { url: shown() });
-    }
-    Ok(())
+    policy.check(url).map_err(config_error)
 }
 
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
+/// The [`ConfigError`] for a URL m2m-discovery's policy refused.
+fn config_error(e: m2m_discovery::Error) -> ConfigError {
+    use m2m_discovery::Error as D;
+    match e {
+        D::UnsupportedUrl { url } => ConfigError::UnsupportedUrl { url },
+        D::UrlHasForbiddenPart { url, what } => ConfigError::UrlHasForbiddenPart { url, what },
+        D::InsecureHttp { url } => ConfigError::InsecureHttp { url },
+        D::InvalidUrl { url, reason } => ConfigError::InvalidUrl { url, reason },
+        D::UrlWithoutPath { url } => ConfigError::InvalidUrl {
+            url,
+            reason: "the URL has no path".to_owned(),
+        },
+        other => ConfigError::InvalidUrl {
+            url: String::new(),
+            reason: other.to_string(),
+        },
     }
 }
 

@@ -12,6 +12,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::alg::Algorithm;
 use crate::key::PublicKey;
 
 macro_rules! string_newtype {
@@ -107,19 +108,41 @@ string_newtype!(
     Issuer
 );
 
-/// One verification key with its `kid`, as published in a JWKS or registered inline.
+/// One verification key with its `kid` and, when the JWKS says, its `alg`, as published in a JWKS
+/// or registered inline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyEntry {
     /// The key's `kid`, when it has one (a single-key client may omit it).
     pub kid: Option<Kid>,
     /// The key.
     pub key: PublicKey,
+    /// The JWK's `alg`, when published: the only algorithm this key verifies (RFC 7517 §4.4).
+    /// `None`: any algorithm that fits the key type (and the caller's allow-list).
+    pub alg: Option<Algorithm>,
 }
 
 impl KeyEntry {
-    /// A key with an optional kid.
+    /// A key with an optional kid and no published `alg`.
     pub fn new(kid: Option<Kid>, key: PublicKey) -> Self {
-        KeyEntry { kid, key }
+        KeyEntry {
+            kid,
+            key,
+            alg: None,
+        }
+    }
+
+    /// The same key, bound to the `alg` its JWK publishes.
+    pub fn with_alg(mut self, alg: Option<Algorithm>) -> Self {
+        self.alg = alg;
+        self
+    }
+
+    /// Whether a signature made with `alg` may be checked with this key: a published `alg` is
+    /// binding, so an RSA key published for RS512 does not verify RS256 even where a client's
+    /// allow-list has both (a key's owner says what it signs with; honouring it stops an
+    /// algorithm the owner never used from being accepted under their key).
+    pub fn allows(&self, alg: Algorithm) -> bool {
+        self.alg.is_none_or(|published| published == alg)
     }
 }
 

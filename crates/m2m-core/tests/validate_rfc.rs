@@ -405,6 +405,23 @@ fn rows() -> Vec<Row> {
             Some((401, BAD_CLIENT, Reason::BadSignature)),
         ),
         r(
+            // I5: a JWK's `alg` is binding; the client's allow-list having RS256 is not enough.
+            "RS256 against a key published with alg RS512",
+            |s| {
+                s.keys[0] = KeyEntry::new(Some("k1".into()), keys().rsa1.public_key().clone())
+                    .with_alg(Some(Algorithm::Rs512));
+            },
+            Some((401, BAD_CLIENT, Reason::BadSignature)),
+        ),
+        r(
+            "RS256 against a key published with alg RS256",
+            |s| {
+                s.keys[0] = KeyEntry::new(Some("k1".into()), keys().rsa1.public_key().clone())
+                    .with_alg(Some(Algorithm::Rs256));
+            },
+            None,
+        ),
+        r(
             "RSA alg against an EC key",
             |s| set(&mut s.header, "kid", json!("ec")),
             Some((401, BAD_CLIENT, Reason::BadSignature)),

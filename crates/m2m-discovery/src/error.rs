@@ -179,6 +179,19 @@ pub enum JwksError {
     /// No key with `use` `sig` (or without `use`).
     #[error("the JWKS holds no signature keys")]
     NoSignatureKeys,
+    /// Every signature key was skipped as unusable (each reason as a [`JwksError::BadKey`] or
+    /// [`JwksError::UnknownAlg`] message).
+    #[error("the JWKS holds no usable signature key ({})", skipped.join("; "))]
+    NoUsableKeys {
+        /// Why each key was skipped, naming it by kid.
+        skipped: Vec<String>,
+    },
+    /// Two signature keys share a `kid`: which one verifies would depend on document order.
+    #[error("two keys have kid {kid:?}; each key in a JWKS needs its own kid")]
+    DuplicateKid {
+        /// The repeated kid.
+        kid: String,
+    },
 }
 
 /// A short, escaped excerpt of a response body for an error message: at most 60 bytes, control

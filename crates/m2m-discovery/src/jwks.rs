@@ -1,10 +1,15 @@
 //! Reading a JWKS document into verification keys ([`KeySet`]), with the rules every consumer
-//! shares: private members refuse the whole document, keys whose `use` is not `sig` are skipped,
-//! and each key implies the algorithms it may verify.
+//! shares: private members refuse the whole document, two signature keys with one `kid` refuse
+//! it too, keys whose `use` is not `sig` are skipped, keys m2m cannot use (unknown `kty` or
+//! `alg`, RSA under 2048 bits, missing members) are skipped with a warning (RFC 7517 §5: ignore
+//! what is not understood) so one odd key does not lock a client out, and each key implies the
+//! algorithms it may verify; a published `alg` is bound to its key.
+
+use std::collections::HashSet;
 
 use m2m_core::alg::Algorithm;
 use m2m_core::ids::{KeyEntry, KeySet, Kid};
-use m2m_core::jwk::Jwks;
+use m2m_core::jwk::{Jwk, Jwks};
 use m2m_core::key::PublicKey;
 
 use crate::error::JwksError;
@@ -22,18 +27,21 @@ pub const IMPLIED_RSA_ALGS: [Algorithm; 2] = [Algorithm::Rs256, Algorithm::Rs512
 /// Verification keys parsed from a JWKS, plus the algorithms they imply.
 #[derive(Clone, Debug)]
 pub struct ParsedJwks {
-    /// The signature keys, in document order.
+    /// The usable signature keys, in document order, each bound to its JWK `alg` if any.
     pub keys: KeySet,
     /// Each key's JWK `alg`, else its type's default ([`IMPLIED_RSA_ALGS`] for RSA), without
     /// duplicates, in first-seen order. A registry uses this when a client lists no `algs`.
     pub implied_algs: Vec<Algorithm>,
+    /// The signature keys skipped as unusable, each as "key KID: reason" (already logged).
+    pub skipped: Vec<String>,
 }
 
-/// Parses a JWKS document into verification keys. Pure.
+/// Parses a JWKS document into verification keys. Pure apart from a warning per skipped key.
 ///
 /// Refuses the whole document when any key has private members (it has leaked, and we must not
-/// quietly use the rest). Skips keys whose `use` is present and not `sig`. Fails when a usable key
-/// cannot be read, names an unknown `alg`, or when no signature key is left.
+/// quietly use the rest) or when two signature keys share a `kid`. Skips keys whose `use` is
+/// present and not `sig`, and signature keys that cannot be used (read failure, unknown `alg`),
+/// logging them by kid. Fails when no usable signature key is left.
 pub fn parse_jwks(bytes: &[u8]) -> Result<ParsedJwks, JwksError> {
     let jwks = Jwks::from_slice(bytes).map_err(|e| JwksError::Malformed {
         reason: e.to_string(),
@@ -42,41 +50,76 @@ pub fn parse_jwks(bytes: &[u8]) -> Result<ParsedJwks, JwksError> {
         .map_err(|e| JwksError::PrivateMembers {
             reason: e.to_string(),
         })?;
-    let mut keys = Vec::with_capacity(jwks.keys.len());
-    let mut implied_algs: Vec<Algorithm> = Vec::new();
-    for jwk in &jwks.keys {
-        if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
-            continue;
+    let signing: Vec<_> = jwks
+        .keys
+        .iter()
+        .filter(|jwk| jwk.use_.as_deref().is_none_or(|u| u == "sig"))
+        .collect();
+    let mut kids = HashSet::new();
+    for kid in signing.iter().filter_map(|jwk| jwk.kid.as_deref()) {
+        if !kids.insert(kid) {
+            return Err(JwksError::DuplicateKid {
+                kid: kid.to_owned(),
+            });
         }
-        let name = || jwk.kid.clone().unwrap_or_else(|| "(no kid)".to_owned());
-        let key = PublicKey::from_jwk(jwk).map_err(|e| JwksError::BadKey {
-            kid: name(),
-            reason: e.to_string(),
-        })?;
-        let algs = match jwk.alg.as_deref() {
-            Some(a) => vec![
-                Algorithm::from_name(a).ok_or_else(|| JwksError::UnknownAlg {
-                    kid: name(),
-                    alg: a.to_owned(),
-                })?,
-            ],
-            None if key.kind().default_alg().is_rsa() => IMPLIED_RSA_ALGS.to_vec(),
-            None => vec![key.kind().default_alg()],
-        };
-        for alg in algs {
-            if !implied_algs.contains(&alg) {
-                implied_algs.push(alg);
+    }
+    let mut keys = Vec::with_capacity(signing.len());
+    let mut implied_algs: Vec<Algorithm> = Vec::new();
+    let mut skipped = Vec::new();
+    for jwk in signing {
+        match read_key(jwk) {
+            Ok((entry, algs)) => {
+                for alg in algs {
+                    if !implied_algs.contains(&alg) {
+                        implied_algs.push(alg);
+                    }
+                }
+                keys.push(entry);
+            }
+            Err(e) => {
+                tracing::warn!(kid = jwk.kid.as_deref().unwrap_or("(no kid)"), reason = %e, "skipping a JWKS key m2m cannot use");
+                skipped.push(e.to_string());
             }
         }
-        keys.push(KeyEntry::new(jwk.kid.clone().map(Kid::new), key));
     }
     if keys.is_empty() {
-        return Err(JwksError::NoSignatureKeys);
+        return Err(if skipped.is_empty() {
+            JwksError::NoSignatureKeys
+        } else {
+            JwksError::NoUsableKeys { skipped }
+        });
     }
     Ok(ParsedJwks {
         keys: KeySet::new(keys),
         implied_algs,
+        skipped,
     })
+}
+
+/// One signature key: the entry (bound to its `alg`) and the algorithms it implies.
+fn read_key(jwk: &Jwk) -> Result<(KeyEntry, Vec<Algorithm>), JwksError> {
+    let name = || jwk.kid.clone().unwrap_or_else(|| "(no kid)".to_owned());
+    let key = PublicKey::from_jwk(jwk).map_err(|e| JwksError::BadKey {
+        kid: name(),
+        reason: e.to_string(),
+    })?;
+    let published = jwk
+        .alg
+        .as_deref()
+        .map(|a| {
+            Algorithm::from_name(a).ok_or_else(|| JwksError::UnknownAlg {
+                kid: name(),
+                alg: a.to_owned(),
+            })
+        })
+        .transpose()?;
+    let algs = match published {
+        Some(alg) => vec![alg],
+        None if key.kind().default_alg().is_rsa() => IMPLIED_RSA_ALGS.to_vec(),
+        None => vec![key.kind().default_alg()],
+    };
+    let entry = KeyEntry::new(jwk.kid.clone().map(Kid::new), key).with_alg(published);
+    Ok((entry, algs))
 }
 
 #[cfg(test)]
@@ -140,16 +183,105 @@ mod tests {
             parse_jwks(&doc(&[format!(r#"{ED},"use":"enc"}}"#)])).unwrap_err(),
             JwksError::NoSignatureKeys
         );
-        // m2m-core refuses an alg it does not know while reading the key.
+        // m2m-core refuses an alg it does not know while reading the key; with no other key
+        // left, the set is refused, naming the key and why.
         let err = parse_jwks(&doc(&[format!(r#"{ED},"kid":"x","alg":"HS256"}}"#)])).unwrap_err();
         assert!(
-            matches!(&err, JwksError::BadKey { kid, .. } if kid == "x"),
+            matches!(&err, JwksError::NoUsableKeys { skipped } if skipped[0].starts_with("key x:")),
             "{err}"
         );
         assert!(err.to_string().contains("HS256"), "{err}");
         assert!(matches!(
             parse_jwks(br#"{"keys":[{"kty":"OKP","crv":"X448","x":"AA"}]}"#),
-            Err(JwksError::BadKey { .. }) | Err(JwksError::Malformed { .. })
+            Err(JwksError::NoUsableKeys { .. }) | Err(JwksError::Malformed { .. })
         ));
+    }
+
+    /// F8: unusable keys are skipped (and reported), the usable one kept.
+    #[test]
+    fn unusable_keys_are_skipped_when_a_usable_one_is_left() {
+        use m2m_core::key::{KeySpec, PrivateKey};
+        let small = PrivateKey::generate(KeySpec::Rsa { bits: 1024 });
+        let mut entries = vec![
+            r#"{"kty":"OKP","crv":"X25519","x":"hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo","kid":"x25519"}"#.to_owned(),
+            format!(r#"{ED},"kid":"good"}}"#),
+            r#"{"kty":"RSA","kid":"no-n","e":"AQAB"}"#.to_owned(),
+            format!(r#"{EC},"kid":"odd-alg","alg":"XS999"}}"#),
+        ];
+        if let Ok(small) = small {
+            let mut jwk = small.public_key().to_jwk();
+            jwk.kid = Some("rsa1024".to_owned());
+            entries.push(serde_json::to_string(&jwk).unwrap());
+        }
+        let parsed = parse_jwks(&doc(&entries)).unwrap();
+        assert_eq!(parsed.keys.len(), 1);
+        assert!(parsed.keys.by_kid("good").is_some());
+        assert_eq!(
+            parsed.skipped.len(),
+            entries.len() - 1,
+            "{:?}",
+            parsed.skipped
+        );
+        for kid in ["x25519", "no-n", "odd-alg"] {
+            assert!(
+                parsed
+                    .skipped
+                    .iter()
+                    .any(|s| s.starts_with(&format!("key {kid}:"))),
+                "{kid}: {:?}",
+                parsed.skipped
+            );
+        }
+        assert_eq!(parsed.implied_algs, [Algorithm::EdDsa]);
+    }
+
+    /// F8: a leaked private key still refuses the whole set, even next to usable keys and
+    /// unusable ones.
+    #[test]
+    fn private_members_refuse_the_set_even_with_skippable_keys() {
+        let err = parse_jwks(&doc(&[
+            format!(r#"{ED},"kid":"ok"}}"#),
+            r#"{"kty":"OKP","crv":"X25519","x":"hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo","kid":"x"}"#.to_owned(),
+            format!(r#"{EC},"kid":"leaked","d":"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"}}"#),
+        ]))
+        .unwrap_err();
+        assert!(matches!(err, JwksError::PrivateMembers { .. }), "{err}");
+    }
+
+    /// I5: the published `alg` is kept on the key, so verification can bind it.
+    #[test]
+    fn published_alg_is_bound_to_the_key() {
+        let parsed = parse_jwks(&doc(&[
+            format!(r#"{EC},"kid":"ec","alg":"ES256"}}"#),
+            format!(r#"{ED},"kid":"ed"}}"#),
+        ]))
+        .unwrap();
+        let ec = parsed.keys.by_kid("ec").unwrap();
+        assert_eq!(ec.alg, Some(Algorithm::Es256));
+        assert!(ec.allows(Algorithm::Es256) && !ec.allows(Algorithm::Es384));
+        assert_eq!(parsed.keys.by_kid("ed").unwrap().alg, None);
+    }
+
+    /// I6: two signature keys with one kid refuse the set; an encryption key may share it.
+    #[test]
+    fn duplicate_kids_are_refused() {
+        let err = parse_jwks(&doc(&[
+            format!(r#"{ED},"kid":"a"}}"#),
+            format!(r#"{EC},"kid":"a"}}"#),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            JwksError::DuplicateKid {
+                kid: "a".to_owned()
+            }
+        );
+        assert!(err.to_string().contains("\"a\""), "{err}");
+        let ok = parse_jwks(&doc(&[
+            format!(r#"{ED},"kid":"a"}}"#),
+            format!(r#"{EC},"kid":"a","use":"enc"}}"#),
+        ]))
+        .unwrap();
+        assert_eq!(ok.keys.len(), 1);
     }
 }

@@ -12,7 +12,9 @@
 //!
 //! - [`policy`]: [`UrlPolicy`] (https, loopback http, optional path rule,
 //!   `dangerous_allow_insecure_http`) and the loopback test.
-//! - [`jwks`]: reading a JWKS into an [`m2m_core::ids::KeySet`]; [`MAX_JWKS_BYTES`].
+//! - [`jwks`]: reading a JWKS into an [`m2m_core::ids::KeySet`] (unusable keys skipped and
+//!   logged, duplicate kids and private members refused, a published `alg` bound to its key);
+//!   [`MAX_JWKS_BYTES`].
 //! - [`fetch_policy`]: [`FetchPolicy`] (timeouts, caps, cache bounds; weakening only through
 //!   `dangerous_…` setters) and `Cache-Control` parsing.
 //! - [`cache`]: the pure cache state machine ([`cache::decide`], [`cache::record`]).

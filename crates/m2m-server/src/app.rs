@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{any, get};
 use m2m_core::validate::{NhsConfig, NhsValidator, RfcConfig, RfcValidator};
+use m2m_discovery::{FetchPolicy, HttpClient, JwksFetcher};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use url::Url;
@@ -17,7 +18,6 @@ use url::Url;
 use crate::config::{Profile, ServerConfig};
 use crate::error::Error;
 use crate::issuer::{AccessTokenIssuer, ServerKeys};
-use crate::jwks_fetch::{FetchPolicy, JwksFetcher};
 use crate::metrics::Metrics;
 use crate::paths::{INTROSPECT_PATH, JWKS_PATH, METADATA_PATH, TOKEN_PATH};
 use crate::ratelimit::RateLimiter;
@@ -60,8 +60,12 @@ impl Server {
             Profile::Rfc => FetchPolicy::default(),
             Profile::Nhs => FetchPolicy::nhs(),
         };
-        let fetcher = JwksFetcher::new(policy, Arc::clone(&config.clock))
-            .map_err(|e| Error::Config(format!("cannot build the JWKS HTTP client: {e}")))?;
+        let http = HttpClient::with_user_agent(
+            policy.timeout(),
+            concat!("m2m-server/", env!("CARGO_PKG_VERSION")),
+        )
+        .map_err(|e| Error::Config(format!("cannot build the JWKS HTTP client: {e}")))?;
+        let fetcher = JwksFetcher::with_http(http, policy, Arc::clone(&config.clock));
 
         let mut rfc_config = RfcConfig::new(issuer.clone(), token_url.clone());
         rfc_config.set_audience(config.audience);

@@ -13,10 +13,10 @@ use axum::http::{HeaderMap, header};
 use m2m_core::clock::UnixTime;
 use m2m_core::validate::{ClientKeys, Pending, Reason, Rejection, TokenForm};
 
-use crate::jwks_fetch::KeySet;
 use crate::refusal::{Refusal, charge_rate_limit, rate_limit, store_unavailable};
 use crate::registry::{AuthMethod, Client, ClientKeySource};
 use crate::state::AppState;
+use m2m_core::ids::KeySet;
 
 /// What RFC 6749 §2.3 forbids: a request authenticating in more than one way at once.
 pub(crate) const MORE_THAN_ONE_METHOD: &str = "more than one client authentication method: \

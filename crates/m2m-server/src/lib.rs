@@ -29,7 +29,8 @@
 //! - `refusal`: a refusal on its way out (log line, replay-store 503, rate-limit 429).
 //!   `response`: how it becomes an HTTP response in each profile.
 //! - `ratelimit`: per-client token buckets (pure; time passed in).
-//! - `jwks_fetch`: fetching clients' `jwks_uri` (cache, single-flight, stale-if-error).
+//! - Clients' `jwks_uri` are fetched by `m2m_discovery::JwksFetcher` (cache, single flight,
+//!   stale-if-error), under `FetchPolicy::default()` (rfc) or `FetchPolicy::nhs()`.
 //! - `issuer`: the server's signing keys on disk ([`ServerKeys`]) and RFC 9068 access tokens.
 //!
 //! Files and stores:
@@ -73,7 +74,6 @@ mod error;
 mod health;
 mod introspect;
 mod issuer;
-mod jwks_fetch;
 mod log_limit;
 mod metadata;
 mod metrics;

@@ -23,9 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use m2m_core::alg::Algorithm;
-use m2m_core::ids::{KeyEntry, KeySet, Kid};
-use m2m_core::jwk::Jwks;
-use m2m_core::key::PublicKey;
+use m2m_core::ids::{KeyEntry, KeySet};
+use m2m_discovery::{UrlPolicy, parse_jwks};
 use serde::Deserialize;
 use url::Url;
 
@@ -318,7 +317,11 @@ impl RawClient {
             implied_algs = parsed.implied_algs;
             ClientKeySource::Static(parsed.keys)
         } else if let Some(uri) = &self.jwks_uri {
-            ClientKeySource::Remote(check_jwks_uri(uri).map_err(|e| format!("`jwks_uri`: {e}"))?)
+            ClientKeySource::Remote(
+                JWKS_URI_POLICY
+                    .parse(uri)
+                    .map_err(|e| format!("`jwks_uri`: {e}"))?,
+            )
         } else {
             ClientKeySource::Unregistered
         };
@@ -340,7 +343,10 @@ impl RawClient {
         };
         if let ClientKeySource::Static(keys) = &keys {
             for alg in &algs {
-                if !keys.iter().any(|e: &KeyEntry| e.key.kind().fits(*alg)) {
+                if !keys
+                    .iter()
+                    .any(|e: &KeyEntry| e.key.kind().fits(*alg) && e.allows(*alg))
+                {
                     return Err(format!(
                         "`algs` lists {alg} but no registered key can verify it"
                     ));
@@ -382,77 +388,10 @@ impl RawClient {
     }
 }
 
-/// Verification keys parsed from a JWKS, plus the algorithms they imply when `algs` is absent.
-pub(crate) struct ParsedJwks {
-    /// The keys with their `kid`s.
-    pub(crate) keys: KeySet,
-    /// Each key's JWK `alg`, else its type's default (RSA without `alg`: RS256 and RS512, the
-    /// JOSE default and the NHS one).
-    pub(crate) implied_algs: Vec<Algorithm>,
-}
-
-/// Parses a JWKS document into verification keys, refusing private members; keys whose `use` is
-/// not `sig` are skipped.
-pub(crate) fn parse_jwks(bytes: &[u8]) -> Result<ParsedJwks, String> {
-    let jwks = Jwks::from_slice(bytes).map_err(|e| e.to_string())?;
-    jwks.ensure_public()
-        .map_err(|e| format!("{e} — a registry holds public keys only; rotate that key"))?;
-    let mut keys = Vec::with_capacity(jwks.keys.len());
-    let mut implied_algs: Vec<Algorithm> = Vec::new();
-    for jwk in &jwks.keys {
-        if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
-            continue;
-        }
-        let name = jwk.kid.as_deref().unwrap_or("(no kid)");
-        let key = PublicKey::from_jwk(jwk).map_err(|e| format!("key {name}: {e}"))?;
-        let algs = match jwk.alg.as_deref() {
-            Some(a) => vec![
-                Algorithm::from_name(a)
-                    .ok_or_else(|| format!("key {name}: unknown `alg` {a:?}"))?,
-            ],
-            None if key.kind().default_alg().is_rsa() => vec![Algorithm::Rs256, Algorithm::Rs512],
-            None => vec![key.kind().default_alg()],
-        };
-        for alg in algs {
-            if !implied_algs.contains(&alg) {
-                implied_algs.push(alg);
-            }
-        }
-        keys.push(KeyEntry::new(jwk.kid.clone().map(Kid::from), key));
-    }
-    if keys.is_empty() {
-        return Err("the JWKS holds no signature keys".to_owned());
-    }
-    Ok(ParsedJwks {
-        keys: KeySet::new(keys),
-        implied_algs,
-    })
-}
-
-/// A `jwks_uri` must be https; plain http only to a loopback address (development).
-pub(crate) fn check_jwks_uri(uri: &str) -> Result<Url, String> {
-    let url = Url::parse(uri).map_err(|e| format!("{uri:?} is not a URL: {e}"))?;
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if is_loopback(&url) => Ok(url),
-        "http" => Err(format!(
-            "{uri:?}: plain http is only allowed to a loopback address; use https"
-        )),
-        other => Err(format!(
-            "{uri:?}: scheme {other:?} is not supported; use https"
-        )),
-    }
-}
-
-/// Whether the URL's host is `localhost` or a loopback IP.
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
+/// The rule for a registry `jwks_uri` at load: https (plain http only to loopback, for
+/// development). A URL without a path is accepted here and refused by the fetcher on each
+/// request, because the nhs profile must answer it the way NHS does (403, docs/server.md).
+const JWKS_URI_POLICY: UrlPolicy = UrlPolicy::new();
 
 /// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
 pub(crate) fn is_scope_token(s: &str) -> bool {

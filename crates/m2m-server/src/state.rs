@@ -6,12 +6,12 @@ use m2m_core::validate::{NhsValidator, RfcValidator};
 
 use crate::config::ServerConfig;
 use crate::issuer::AccessTokenIssuer;
-use crate::jwks_fetch::JwksFetcher;
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::registry::Registry;
 use crate::replay::ReplayStore;
+use m2m_discovery::JwksFetcher;
 
 /// Everything a request handler needs, shared by all requests.
 #[derive(Debug)]

@@ -265,3 +265,41 @@ async fn oversized_and_redirected_jwks_are_refused() {
         "{metrics}"
     );
 }
+
+/// F8: a fetched JWKS holding a key m2m cannot use (an X25519 encryption key without `use`)
+/// next to the client's real key still authenticates the client; the odd key is skipped.
+#[tokio::test]
+async fn a_key_m2m_cannot_use_is_skipped_not_fatal() {
+    let (host, base) = start_host().await;
+    let mut set = jwks(&[(&key_a(), "a")]);
+    let x25519: m2m_core::jwk::Jwk = serde_json::from_str(
+        r#"{"kty":"OKP","crv":"X25519","x":"hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo","kid":"x"}"#,
+    )
+    .unwrap();
+    set.keys.insert(0, x25519);
+    *host.body.lock().unwrap() = serde_json::to_string(&set).unwrap();
+    let clock = ManualClock::new(SystemClock.now());
+    let t = start_with(&base, &clock).await;
+    let r = t.token(&signed(&clock, "remote", &key_a(), "a")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// I5: a key published with `alg` RS512 does not verify an RS256 assertion, although the
+/// client's `algs` allows RS256 and the signature is valid.
+#[tokio::test]
+async fn a_published_alg_is_binding() {
+    let (host, base) = start_host().await;
+    let mut set = jwks(&[(&key_a(), "a")]);
+    set.keys[0].alg = Some("RS512".to_owned());
+    *host.body.lock().unwrap() = serde_json::to_string(&set).unwrap();
+    let clock = ManualClock::new(SystemClock.now());
+    let t = start_with(&base, &clock).await;
+    let r = t.token(&signed(&clock, "remote", &key_a(), "a")).await;
+    assert_eq!(r.status, 401, "{r:?}");
+
+    set.keys[0].alg = Some("RS256".to_owned());
+    *host.body.lock().unwrap() = serde_json::to_string(&set).unwrap();
+    let t = start_with(&base, &ManualClock::new(SystemClock.now())).await;
+    let r = t.token(&signed(&clock, "remote", &key_a(), "a")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}

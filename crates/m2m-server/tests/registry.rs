@@ -164,3 +164,55 @@ fn duplicate_scopes_are_dropped_keeping_the_first() {
     let r = load("[[client]]\nid = \"a\"\nscopes = [\"a\", \"b\", \"a\", \"c\", \"b\"]\n").unwrap();
     assert_eq!(r.get("a").unwrap().scopes, ["a", "b", "c"]);
 }
+
+/// The `jwks_uri` transport rule (https, loopback http) is checked at load, so a slip is an
+/// error at start-up rather than a failed fetch on the first token request. A URL without a path
+/// loads (the nhs profile answers it at request time, as NHS does) and the fetcher refuses it
+/// (`m2m_discovery::FetchPolicy`'s URL policy requires a path; `server_nhs.rs` row "40 no path").
+/// Replaces the unit test of the server's former fetcher.
+#[test]
+fn jwks_uri_needs_https_at_load() {
+    for bad in ["http://example.com/jwks", "ftp://x/y"] {
+        let err = load(&format!(
+            "[[client]]\nid = \"a\"\njwks_uri = \"{bad}\"\nalgs = [\"RS256\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("jwks_uri") && err.contains(":1:"),
+            "{bad}: {err}"
+        );
+    }
+    for good in [
+        "https://example.com/jwks.json",
+        "http://127.0.0.1:9/jwks",
+        "http://localhost/x",
+        "https://example.com",
+    ] {
+        let r = load(&format!("[[client]]\nid = \"a\"\njwks_uri = \"{good}\"\n")).unwrap();
+        assert!(
+            matches!(&r.get("a").unwrap().keys, ClientKeySource::Remote(u) if u.as_str() == url::Url::parse(good).unwrap().as_str()),
+            "{good}"
+        );
+    }
+    assert!(
+        m2m_discovery::FetchPolicy::default()
+            .url_policy()
+            .parse("https://example.com/")
+            .is_err()
+    );
+}
+
+/// I6: an inline JWKS with two keys under one kid is refused at load (which key verifies must
+/// not depend on document order).
+#[test]
+fn duplicate_kids_in_a_registered_jwks_are_refused() {
+    let set = jwks(&[(&key_a(), "same"), (&key_b(), "same")]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.json");
+    std::fs::write(&file, serde_json::to_string(&set).unwrap()).unwrap();
+    let path = dir.path().join("clients.toml");
+    std::fs::write(&path, "[[client]]\nid = \"a\"\njwks_file = \"keys.json\"\n").unwrap();
+    let err = Registry::load(&path).unwrap_err().to_string();
+    assert!(err.contains("kid \"same\""), "{err}");
+}

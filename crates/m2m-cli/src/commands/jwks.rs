@@ -3,13 +3,14 @@
 //! it would dislike.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use m2m_core::alg::Algorithm;
 use m2m_core::jwk::{Jwk, Jwks};
 use m2m_core::key::{KeyKind, PublicKey};
+use m2m_discovery::check::{Level, Report, check_jwks_url};
+use m2m_discovery::{Error as DiscoveryError, HttpClient, UrlPolicy};
 use serde_json::Value;
 
 use crate::cli::{JwksArgs, JwksCommand};
@@ -19,8 +20,6 @@ use crate::keyfile;
 
 /// How long `jwks check` waits, like a token endpoint fetching a client's `jwks_uri`.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest JWKS body accepted (m2m serve refuses larger ones too).
-const MAX_JWKS_BYTES: usize = 64 * 1024;
 
 /// Runs `m2m jwks` or `m2m jwks check`.
 pub(crate) fn run(args: &JwksArgs) -> CliResult {
@@ -143,302 +142,90 @@ fn default_alg(kind: KeyKind) -> Algorithm {
     }
 }
 
-/// One line of the `jwks check` report.
-#[derive(Debug)]
-enum Level {
-    Ok,
-    Warning,
-    Error,
-}
-
-#[derive(Debug, Default)]
-struct Report {
-    lines: Vec<(Level, String)>,
-}
-
-impl Report {
-    fn ok(&mut self, m: impl Into<String>) {
-        self.lines.push((Level::Ok, m.into()));
-    }
-    fn warn(&mut self, m: impl Into<String>) {
-        self.lines.push((Level::Warning, m.into()));
-    }
-    fn error(&mut self, m: impl Into<String>) {
-        self.lines.push((Level::Error, m.into()));
-    }
-    fn count(&self, level: fn(&Level) -> bool) -> usize {
-        self.lines.iter().filter(|(l, _)| level(l)).count()
-    }
-    fn render(&self) -> String {
-        self.lines
-            .iter()
-            .map(|(level, m)| {
-                let tag = match level {
-                    Level::Ok => "ok     ",
-                    Level::Warning => "warning",
-                    Level::Error => "error  ",
-                };
-                format!("{tag} {m}")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
+/// `m2m jwks check URL`: m2m-discovery fetches and analyses (the same URL policy, redirect
+/// refusal and size cap as `m2m serve`'s JWKS fetcher); this prints the report and picks the
+/// exit code.
 fn check(url: &str) -> CliResult {
     let parsed = url::Url::parse(url)
         .map_err(|e| CliError::local(format!("JWKS URL {url:?} is not a valid URL: {e}")))?;
-    match parsed.scheme() {
-        "https" => {}
-        "http" if is_loopback(&parsed) => {}
-        "http" => {
-            return Err(CliError::local(format!(
-                "JWKS URL {url:?} uses plain http to a non-loopback host; token endpoints fetch JWKS over https only"
-            )));
-        }
-        other => {
-            return Err(CliError::local(format!(
-                "JWKS URL {url:?} has scheme {other:?}; use https"
-            )));
-        }
-    }
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(FETCH_TIMEOUT)
-        .user_agent(concat!("m2m-jwks-check/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| CliError::local(format!("cannot build the HTTP client: {e}")))?;
-    let rt = runtime()?;
-    let fetched = rt.block_on(async {
-        let response = client.get(parsed.clone()).send().await?;
-        let status = response.status();
-        let location = response
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.bytes().await?;
-        Ok::<_, reqwest::Error>((status, location, content_type, body))
-    });
-    let (status, location, content_type, body) = fetched.map_err(|e| {
-        let why = if e.is_timeout() {
-            format!("no answer within {}s", FETCH_TIMEOUT.as_secs())
-        } else if e.is_connect() {
-            format!("cannot connect: {}", m2m_client::error_chain(&e))
-        } else {
-            m2m_client::error_chain(&e)
-        };
-        CliError::new(
-            crate::exit::Exit::Transport,
-            format!("fetching {url} failed: {why}"),
-        )
+    let policy = UrlPolicy::new();
+    policy.check(&parsed).map_err(|e| match e {
+        DiscoveryError::InsecureHttp { .. } => CliError::local(format!(
+            "JWKS URL {url:?} uses plain http to a non-loopback host; token endpoints fetch JWKS over https only"
+        )),
+        other => CliError::local(format!("JWKS URL {url:?} refused: {other}")),
     })?;
-
-    let mut report = Report::default();
-    analyse(
-        &mut report,
-        status.as_u16(),
-        location.as_deref(),
-        content_type.as_deref(),
-        &body,
-    );
-    let errors = report.count(|l| matches!(l, Level::Error));
-    let warnings = report.count(|l| matches!(l, Level::Warning));
-    report.lines.push((
-        if errors > 0 { Level::Error } else { Level::Ok },
-        format!("{errors} error(s), {warnings} warning(s)"),
-    ));
-    print_result(&report.render())?;
-    if errors > 0 {
+    let http = HttpClient::with_user_agent(
+        FETCH_TIMEOUT,
+        concat!("m2m-jwks-check/", env!("CARGO_PKG_VERSION")),
+    )
+    .map_err(|e| CliError::local(e.to_string()))?;
+    let rt = runtime()?;
+    let report = rt
+        .block_on(check_jwks_url(&http, &parsed, &policy))
+        .map_err(|e| CliError::new(crate::exit::Exit::Transport, e.to_string()))?;
+    print_result(&render(&report))?;
+    if report.errors() > 0 {
         return Err(CliError::findings(format!(
-            "the JWKS at {url} has {errors} problem(s) a token endpoint would refuse"
+            "the JWKS at {url} has {} problem(s) a token endpoint would refuse",
+            report.errors()
         )));
     }
     Ok(())
 }
 
-/// The checks of `jwks check`, on a fetched response (pure, so it is testable).
-fn analyse(
-    r: &mut Report,
-    status: u16,
-    location: Option<&str>,
-    content_type: Option<&str>,
-    body: &[u8],
-) {
-    if (300..400).contains(&status) {
-        r.error(format!(
-            "HTTP {status} redirect{}: token endpoints do not follow redirects; publish at the final URL",
-            location.map(|l| format!(" to {l}")).unwrap_or_default()
-        ));
-        return;
-    }
-    if status != 200 {
-        r.error(format!("HTTP {status}: a token endpoint needs 200"));
-        return;
-    }
-    r.ok("HTTP 200");
-    match content_type.map(|c| {
-        c.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    }) {
-        Some(ct) if ct == "application/json" || ct == "application/jwk-set+json" => {
-            r.ok(format!("content-type {ct}"))
-        }
-        Some(ct) => r.warn(format!(
-            "content-type {ct}: expected application/json or application/jwk-set+json"
-        )),
-        None => r.warn("no content-type: expected application/json"),
-    }
-    if body.len() > MAX_JWKS_BYTES {
-        r.error(format!(
-            "body is {} bytes; token endpoints cap JWKS documents (m2m serve: 64 KiB)",
-            body.len()
-        ));
-        return;
-    }
-    let value: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => {
-            r.error(format!(
-                "body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ));
-            return;
-        }
+/// The report, one finding a line with its level, then the summary (an error line when any
+/// finding is an error).
+fn render(report: &Report) -> String {
+    let tag = |level: Level| match level {
+        Level::Ok => "ok     ",
+        Level::Warning => "warning",
+        Level::Error => "error  ",
     };
-    let Some(keys) = value.get("keys").and_then(Value::as_array) else {
-        r.error("no \"keys\" array: a JWKS is {\"keys\": [...]}");
-        return;
+    let summary_level = if report.errors() > 0 {
+        Level::Error
+    } else {
+        Level::Ok
     };
-    if keys.is_empty() {
-        r.error("\"keys\" is empty");
-        return;
-    }
-    r.ok(format!("{} key(s)", keys.len()));
-    let mut kids = HashSet::new();
-    for (i, key) in keys.iter().enumerate() {
-        check_key(r, i, key, &mut kids);
-    }
-}
-
-fn check_key(r: &mut Report, i: usize, key: &Value, kids: &mut HashSet<String>) {
-    let kid = key.get("kid").and_then(Value::as_str);
-    let name = match kid {
-        Some(k) => format!("key {} (kid \"{k}\")", i + 1),
-        None => format!("key {}", i + 1),
-    };
-    match kid {
-        None | Some("") => r.error(format!(
-            "{name}: no kid; token endpoints (NHS among them) select keys by kid"
-        )),
-        Some(k) if !kids.insert(k.to_owned()) => r.error(format!("{name}: duplicate kid")),
-        Some(_) => {}
-    }
-    let jwk: Jwk = match serde_json::from_value(key.clone()) {
-        Ok(j) => j,
-        Err(_) => {
-            r.error(format!(
-                "{name}: not a JWK object (kty missing or a member has the wrong type)"
-            ));
-            return;
-        }
-    };
-    let private = jwk.private_members();
-    if !private.is_empty() {
-        r.error(format!(
-            "{name}: PRIVATE key members published ({}): this key is compromised; replace it and publish only public members",
-            private.join(", ")
-        ));
-    }
-    if let Some(u) = &jwk.use_
-        && u != "sig"
-    {
-        r.error(format!(
-            "{name}: use \"{u}\": signature keys need use \"sig\" (or no use)"
-        ));
-    }
-    let public = match PublicKey::from_jwk(&jwk.to_public()) {
-        Ok(p) => p,
-        Err(e) => {
-            r.error(format!("{name}: {e}"));
-            return;
-        }
-    };
-    match &jwk.alg {
-        None => r.warn(format!(
-            "{name}: no alg (NHS expects \"RS512\"; other servers infer it from kty)"
-        )),
-        Some(a) => match Algorithm::from_name(a) {
-            None => r.error(format!(
-                "{name}: alg \"{a}\" is not a supported signature algorithm"
-            )),
-            Some(alg) if !public.kind().fits(alg) => {
-                r.error(format!(
-                    "{name}: alg {alg} does not fit a {} key",
-                    public.kind()
-                ));
-            }
-            Some(_) => {}
-        },
-    }
-    match public.kind() {
-        KeyKind::Rsa { bits } if bits < 4096 => {
-            r.warn(format!("{name}: RSA-{bits}: NHS requires 4096 bits"))
-        }
-        kind => r.ok(format!(
-            "{name}: {kind}, alg {}",
-            jwk.alg.as_deref().unwrap_or("(none)")
-        )),
-    }
-}
-
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
+    report
+        .findings()
+        .iter()
+        .map(|f| (f.level, f.message.as_str()))
+        .chain(std::iter::once((summary_level, report.summary().as_str())))
+        .map(|(level, m)| format!("{} {m}", tag(level)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use m2m_discovery::check::{Response, analyse};
+
     use super::*;
 
     fn run(status: u16, ct: Option<&str>, body: &str) -> Report {
-        let mut r = Report::default();
-        analyse(&mut r, status, None, ct, body.as_bytes());
-        r
+        analyse(&Response {
+            status,
+            location: None,
+            content_type: ct,
+            body: body.as_bytes(),
+            too_large: false,
+        })
     }
 
     #[test]
     fn status_and_shape() {
-        assert_eq!(run(404, None, "").count(|l| matches!(l, Level::Error)), 1);
-        assert_eq!(
-            run(200, Some("text/html"), "<html>").count(|l| matches!(l, Level::Error)),
-            1
-        );
-        assert!(
-            run(200, Some("application/json"), "{}")
-                .render()
-                .contains("no \"keys\" array")
-        );
+        assert_eq!(run(404, None, "").errors(), 1);
+        assert_eq!(run(200, Some("text/html"), "<html>").errors(), 1);
+        assert!(render(&run(200, Some("application/json"), "{}")).contains("no \"keys\" array"));
         let dup = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"a"},
                               {"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"a"}]}"#;
+        let shown = render(&run(200, Some("application/json"), dup));
+        assert!(shown.contains("duplicate kid"), "{shown}");
         assert!(
-            run(200, Some("application/json"), dup)
-                .render()
-                .contains("duplicate kid")
+            shown.ends_with("error   1 error(s), 2 warning(s)"),
+            "{shown}"
         );
     }
 }

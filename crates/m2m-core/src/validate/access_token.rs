@@ -371,7 +371,8 @@ impl AccessTokenValidator {
         self.rule_typ(jws.header())?;
         let iss = self.rule_iss(&claims)?;
         let key = self.rule_kid(jws.header(), keys)?;
-        if jws.verify(&key.key, alg).is_err() {
+        // A key's published `alg` is binding (RFC 7517 §4.4).
+        if !key.allows(alg) || jws.verify(&key.key, alg).is_err() {
             return refuse(
                 AccessTokenReason::BadSignature,
                 "access token signature verification failed",

@@ -15,7 +15,6 @@ use super::rules::{self, Parsed};
 use crate::alg::Algorithm;
 use crate::clock::UnixTime;
 use crate::ids::{ClientId, KeyEntry};
-use crate::key::PublicKey;
 use crate::wire::{CLIENT_ASSERTION_TYPE, GRANT_CLIENT_CREDENTIALS};
 
 /// The exact `error_description` strings of the NHS token endpoint (docs/nhs-token-endpoint.md
@@ -288,14 +287,17 @@ impl NhsValidator {
     pub fn verify(&self, pending: &NhsPending, keys: &[KeyEntry]) -> Result<Verified, Rejection> {
         let parsed = &pending.parsed;
         let key = self.rule_key(parsed.header(), keys)?;
-        parsed.jws.verify(key, Algorithm::Rs512).map_err(|_| {
-            Rejection::new(
+        // A key published with another `alg` does not verify RS512 (its `alg` is binding).
+        let verified =
+            key.allows(Algorithm::Rs512) && parsed.jws.verify(&key.key, Algorithm::Rs512).is_ok();
+        if !verified {
+            return Err(Rejection::new(
                 401,
                 PUBLIC_KEY_ERROR,
                 messages::BAD_SIGNATURE,
                 Reason::BadSignature,
-            )
-        })?;
+            ));
+        }
         if let Some(rejection) = self.rule_aud(&parsed.claims) {
             return Err(rejection);
         }
@@ -354,12 +356,11 @@ impl NhsValidator {
         &self,
         header: &Map<String, Value>,
         keys: &'k [KeyEntry],
-    ) -> Result<&'k PublicKey, Rejection> {
+    ) -> Result<&'k KeyEntry, Rejection> {
         // Precheck guarantees a truthy kid; Apigee matches it as a string.
         let kid = header.get("kid").map(rules::js_to_string);
         keys.iter()
             .find(|e| e.kid.is_some() && e.kid.as_deref() == kid.as_deref())
-            .map(|e| &e.key)
             .ok_or_else(|| {
                 Rejection::new(
                     401,

@@ -16,7 +16,6 @@ use crate::Error;
 use crate::alg::Algorithm;
 use crate::clock::UnixTime;
 use crate::ids::{ClientId, KeyEntry};
-use crate::key::PublicKey;
 use crate::wire::{self, CLIENT_ASSERTION_TYPE, GRANT_CLIENT_CREDENTIALS};
 
 /// Why a client assertion that does not parse is refused.
@@ -491,13 +490,13 @@ impl RfcValidator {
         &self,
         header: &Map<String, Value>,
         keys: &'k [KeyEntry],
-    ) -> Result<&'k PublicKey, Rejection> {
+    ) -> Result<&'k KeyEntry, Rejection> {
         match header.get("kid") {
             None => match keys {
                 [] => {
                     Err(self.auth_failure(Reason::NoKeys, "no keys are registered for this client"))
                 }
-                [entry] => Ok(&entry.key),
+                [entry] => Ok(entry),
                 _ => Err(self.auth_failure(
                     Reason::KidMissing,
                     format!(
@@ -510,7 +509,6 @@ impl RfcValidator {
                 let kid = kid.as_str();
                 keys.iter()
                     .find(|e| kid.is_some() && e.kid.as_deref() == kid)
-                    .map(|e| &e.key)
                     .ok_or_else(|| {
                         self.auth_failure(
                             Reason::UnknownKid,
@@ -524,10 +522,18 @@ impl RfcValidator {
     pub(crate) fn rule_signature(
         &self,
         parsed: &Parsed,
-        key: &PublicKey,
+        key: &KeyEntry,
         alg: Algorithm,
     ) -> Result<(), Rejection> {
-        parsed.jws.verify(key, alg).map_err(|_| {
+        if let Some(published) = key.alg.filter(|_| !key.allows(alg)) {
+            return Err(self.auth_failure(
+                Reason::BadSignature,
+                format!(
+                    "assertion 'alg' {alg} is not the 'alg' {published} published with its key"
+                ),
+            ));
+        }
+        parsed.jws.verify(&key.key, alg).map_err(|_| {
             self.auth_failure(
                 Reason::BadSignature,
                 "assertion signature verification failed",
