@@ -150,7 +150,7 @@ pub struct Client {
     pub auth_method: AuthMethod,
     /// Its verification keys.
     pub keys: ClientKeySource,
-    /// The `alg` values its assertions may use (pinned, SPEC §4).
+    /// The `alg` values its assertions may use (pinned: docs/protocol.md, rfc check 16).
     pub algs: Vec<Algorithm>,
     /// The scopes it may be granted; a request without `scope` gets all of them.
     pub scopes: Vec<String>,
