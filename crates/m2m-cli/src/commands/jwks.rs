@@ -11,7 +11,6 @@ use m2m_core::jwk::{Jwk, Jwks};
 use m2m_core::key::{KeyKind, PublicKey};
 use m2m_discovery::check::{Level, Report, check_jwks_url};
 use m2m_discovery::{Error as DiscoveryError, HttpClient, UrlPolicy};
-use serde_json::Value;
 
 use crate::cli::{JwksArgs, JwksCommand};
 use crate::commands::{print_result, runtime};
@@ -80,19 +79,9 @@ fn read_input<'a>(
         .unwrap_or_default();
     let located = |e: m2m_core::Error| CliError::local(format!("{}: {e}", path.display()));
     if text.starts_with('{') {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            CliError::local(format!(
-                "{}: not valid JSON (line {}, column {})",
-                path.display(),
-                e.line(),
-                e.column()
-            ))
-        })?;
-        let keys = if value.get("keys").is_some() {
-            Jwks::from_slice(text.as_bytes()).map_err(located)?.keys
-        } else {
-            vec![Jwk::from_slice(text.as_bytes()).map_err(located)?]
-        };
+        // One JWK or a JWKS: the same sniff the key loader uses (m2m_core::jwk).
+        let (jwks, _) = Jwks::from_jwk_or_jwks(text.as_bytes()).map_err(located)?;
+        let keys = jwks.keys;
         for jwk in &keys {
             jwk.ensure_public().map_err(|e| {
                 CliError::local(format!("{}: {e}", path.display()))
