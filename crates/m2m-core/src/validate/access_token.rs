@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::MAX_LEEWAY;
 use super::rules;
 use crate::Error;
 use crate::alg::Algorithm;
@@ -96,15 +95,9 @@ impl AccessTokenConfig {
         self
     }
 
-    /// The clock-skew allowance; refuses more than [`MAX_LEEWAY`] (300 s).
+    /// The clock-skew allowance; refuses more than [`MAX_LEEWAY`](super::MAX_LEEWAY) (300 s).
     pub fn set_leeway(&mut self, leeway: Duration) -> Result<&mut Self, Error> {
-        if leeway > MAX_LEEWAY {
-            return Err(Error::Config(format!(
-                "an access-token leeway of {} s is above {} s; use dangerous_leeway to allow it",
-                leeway.as_secs(),
-                MAX_LEEWAY.as_secs()
-            )));
-        }
+        rules::check_leeway(leeway, "an access-token leeway")?;
         self.leeway = leeway;
         Ok(self)
     }

@@ -127,13 +127,7 @@ impl RfcConfig {
     }
     /// The clock-skew allowance; refuses more than [`MAX_LEEWAY`] (300 s).
     pub fn set_leeway(&mut self, leeway: Duration) -> Result<&mut Self, Error> {
-        if leeway > MAX_LEEWAY {
-            return Err(Error::Config(format!(
-                "a leeway of {} s is above {} s; use dangerous_leeway to allow it",
-                leeway.as_secs(),
-                MAX_LEEWAY.as_secs()
-            )));
-        }
+        rules::check_leeway(leeway, "a leeway")?;
         self.leeway = leeway;
         Ok(self)
     }

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::clock::UnixTime;
+use crate::error::Error;
 use crate::jws::UnverifiedJws;
 
 /// A compact JWS whose header and claims are JSON objects; nothing about it is trusted yet.
@@ -27,6 +28,21 @@ impl Parsed {
     pub(crate) fn header_str(&self, name: &str) -> Option<&str> {
         self.header().get(name).and_then(Value::as_str)
     }
+}
+
+/// The one leeway rule of both validators (client assertions and access tokens): at most
+/// [`super::MAX_LEEWAY`] (300 s) through the safe setters; more only through `dangerous_leeway`,
+/// because a leeway extends every token's life by that much. `what` names the setting in the
+/// error ("a leeway", "an access-token leeway").
+pub(crate) fn check_leeway(leeway: std::time::Duration, what: &str) -> Result<(), Error> {
+    if leeway > super::MAX_LEEWAY {
+        return Err(Error::Config(format!(
+            "{what} of {} s is above {} s; use dangerous_leeway to allow it",
+            leeway.as_secs(),
+            super::MAX_LEEWAY.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 /// Seconds since the epoch, with the millisecond fraction, for comparing against `NumericDate`s
