@@ -96,7 +96,9 @@ impl Server {
         let app = router(Arc::clone(&state));
         let (tx, rx) = oneshot::channel::<()>();
         let limits = crate::serve::ConnectionLimits::from_config(&state.config);
-        let task = tokio::spawn(crate::serve::serve(listener, app, limits, rx));
+        let task = tokio::spawn(crate::serve::serve(listener.into(), app, limits, async {
+            let _ = rx.await;
+        }));
         Ok(RunningServer {
             local_addr,
             issuer,

@@ -9,7 +9,8 @@
 //!   shutdown. `state`: the `AppState` every handler shares. `paths`: the URL paths
 //!   ([`TOKEN_PATH`], …), written once.
 //! - `serve`: the accept loop — HTTP/1.1 with header-read, idle, write-stall and lifetime limits,
-//!   a per-address connection cap and a shutdown deadline. `write_stall`: the stream wrapper
+//!   a per-address connection cap and a shutdown deadline; public as [`serve_with_limits`] (TCP or
+//!   Unix [`Listener`], [`ConnectionLimits`]) for the binary's other listeners. `write_stall`: the stream wrapper
 //!   that drops a connection whose writes stall. `peer_cap`: connections per peer IP address.
 //! - `request_id`: the per-request id (log span, `X-Request-Id`, NHS `message_id`).
 //! - `body`: reading a request body within the size and time limits.
@@ -108,3 +109,4 @@ pub use registry::{
 pub use registry_edit::{
     ClientSummary, NewClient, NewClientKeys, add_client, list_clients, remove_client,
 };
+pub use serve::{ConnectionLimits, Listener, serve_with_limits};

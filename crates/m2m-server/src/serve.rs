@@ -1,6 +1,7 @@
 //! The accept loop: each connection served by hyper's HTTP/1.1 with the time limits a public
 //! token endpoint needs (header read, write stall, connection lifetime, connections per address),
-//! and every connection drained on shutdown within a deadline.
+//! and every connection drained on shutdown within a deadline. Public as [`serve_with_limits`]
+//! so that other listeners of the `m2m` binary (`m2m proxy`) get the same limits.
 //!
 //! `axum::serve` does the same minus the limits: it sets no header-read timeout, so a client that
 //! trickles its headers (slowloris) or parks idle keep-alive connections holds a task and a file
@@ -9,6 +10,7 @@
 //! hyper's HTTP/2 server has no bound on an idle connection, so serving cleartext HTTP/2 (which
 //! `axum::serve` did, on prior knowledge) would reopen the hole.
 
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -18,26 +20,87 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::ServerConfig;
-use crate::peer_cap::PeerCap;
-use crate::write_stall::StallGuard;
+use crate::config::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTION_LIFETIME, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_WRITE_STALL_TIMEOUT, ServerConfig,
+};
+use crate::peer_cap::{PeerCap, PeerSlot};
+use crate::write_stall::{ResetOnClose, StallGuard};
 
-/// The per-connection limits, taken from [`ServerConfig`].
+/// The per-connection limits of [`serve_with_limits`]; [`Default`] is what `m2m serve` uses
+/// unless configured otherwise.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ConnectionLimits {
+#[non_exhaustive]
+pub struct ConnectionLimits {
     /// hyper's header-read timeout: slow headers and idle keep-alive connections.
-    pub(crate) header_read_timeout: Duration,
+    pub header_read_timeout: Duration,
     /// A write that makes no progress for this long drops the connection.
-    pub(crate) write_stall_timeout: Duration,
+    pub write_stall_timeout: Duration,
     /// After this, a connection takes no new request and closes once the current one is answered.
-    pub(crate) max_connection_lifetime: Duration,
+    pub max_connection_lifetime: Duration,
     /// How long shutdown waits for open connections before dropping them.
-    pub(crate) shutdown_timeout: Duration,
-    /// Connections one peer IP address may hold at once (`0`: no cap).
-    pub(crate) max_connections_per_ip: usize,
+    pub shutdown_timeout: Duration,
+    /// Connections one peer IP address may hold at once (`0`: no cap; Unix sockets have none).
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            write_stall_timeout: DEFAULT_WRITE_STALL_TIMEOUT,
+            max_connection_lifetime: DEFAULT_MAX_CONNECTION_LIFETIME,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+        }
+    }
+}
+
+/// Where [`serve_with_limits`] accepts connections: a TCP listener or a Unix socket.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Listener {
+    /// A bound TCP listener.
+    Tcp(TcpListener),
+    /// A bound Unix socket listener (its file mode is the caller's business).
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener),
+}
+
+impl From<TcpListener> for Listener {
+    fn from(l: TcpListener) -> Self {
+        Listener::Tcp(l)
+    }
+}
+
+#[cfg(unix)]
+impl From<tokio::net::UnixListener> for Listener {
+    fn from(l: tokio::net::UnixListener) -> Self {
+        Listener::Unix(l)
+    }
+}
+
+/// One accepted connection, before it is served.
+enum Accepted {
+    Tcp(tokio::net::TcpStream, IpAddr),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+impl Listener {
+    async fn accept(&self) -> io::Result<Accepted> {
+        match self {
+            Listener::Tcp(l) => l
+                .accept()
+                .await
+                .map(|(s, peer)| Accepted::Tcp(s, peer.ip())),
+            #[cfg(unix)]
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+        }
+    }
 }
 
 impl ConnectionLimits {
@@ -53,14 +116,27 @@ impl ConnectionLimits {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` fires (or its sender is dropped), then stops
-/// accepting, lets in-flight requests finish, closes idle connections and returns — at the
-/// latest `shutdown_timeout` later, dropping whatever connection is still open then.
-pub(crate) async fn serve(
-    listener: TcpListener,
+/// Serves `app` on `listener` with `limits` until `shutdown` completes, then stops accepting,
+/// lets in-flight requests finish, closes idle connections and returns — at the latest
+/// `limits.shutdown_timeout` later, dropping whatever connection is still open then.
+///
+/// This is `m2m serve`'s own accept loop (HTTP/1.1, header-read timeout, write-stall guard,
+/// connection lifetime, per-address cap), for other listeners that face untrusted clients.
+pub async fn serve_with_limits(
+    listener: impl Into<Listener>,
     app: Router,
     limits: ConnectionLimits,
-    shutdown: oneshot::Receiver<()>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve(listener.into(), app, limits, shutdown).await
+}
+
+/// The loop behind [`serve_with_limits`].
+pub(crate) async fn serve<F: Future>(
+    listener: Listener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: F,
 ) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     // hyper starts this timer when it waits for a request's first byte, so it bounds both slow
@@ -76,7 +152,7 @@ pub(crate) async fn serve(
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
+        let accepted = tokio::select! {
             biased;
             _ = &mut shutdown => break,
             // Reap finished tasks so the set holds only live connections.
@@ -89,19 +165,66 @@ pub(crate) async fn serve(
                 }
             },
         };
-        let Some(slot) = peers.admit(peer.ip()) else {
-            refuse_over_cap(peer.ip(), limits.max_connections_per_ip);
-            continue;
+        let conn = Conn {
+            builder: &builder,
+            app: &app,
+            limits,
+            closing: closing_rx.clone(),
         };
-        // Responses are written whole; waiting for an ACK before sending the next would only add
-        // latency.
-        let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(StallGuard::new(stream, limits.write_stall_timeout));
-        let connection = builder
-            .serve_connection(io, TowerToHyperService::new(app.clone()))
+        match accepted {
+            Accepted::Tcp(stream, ip) => {
+                let Some(slot) = peers.admit(ip) else {
+                    refuse_over_cap(ip, limits.max_connections_per_ip);
+                    continue;
+                };
+                // Responses are written whole; waiting for an ACK before sending the next would
+                // only add latency.
+                let _ = stream.set_nodelay(true);
+                conn.spawn(&mut connections, stream, Some(slot));
+            }
+            #[cfg(unix)]
+            Accepted::Unix(stream) => conn.spawn(&mut connections, stream, None),
+        }
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    let drained = tokio::time::timeout(limits.shutdown_timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            timeout = ?limits.shutdown_timeout,
+            "shutdown: connections still open after the shutdown timeout; dropping them"
+        );
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+/// What serving one accepted connection needs from the loop.
+struct Conn<'a> {
+    builder: &'a Builder<TokioExecutor>,
+    app: &'a Router,
+    limits: ConnectionLimits,
+    closing: watch::Receiver<bool>,
+}
+
+impl Conn<'_> {
+    /// Serves `stream` in a task of `connections`, holding `slot` (its place under the
+    /// per-address cap) until the connection ends.
+    fn spawn<S>(self, connections: &mut JoinSet<()>, stream: S, slot: Option<PeerSlot>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + ResetOnClose + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(StallGuard::new(stream, self.limits.write_stall_timeout));
+        let connection = self
+            .builder
+            .serve_connection(io, TowerToHyperService::new(self.app.clone()))
             .into_owned();
-        let mut closing = closing_rx.clone();
-        let lifetime = limits.max_connection_lifetime;
+        let mut closing = self.closing;
+        let lifetime = self.limits.max_connection_lifetime;
         connections.spawn(async move {
             let _slot = slot;
             let mut connection = std::pin::pin!(connection);
@@ -125,21 +248,6 @@ pub(crate) async fn serve(
             }
         });
     }
-    drop(listener);
-    let _ = closing_tx.send(true);
-    let drained = tokio::time::timeout(limits.shutdown_timeout, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            connections = connections.len(),
-            timeout = ?limits.shutdown_timeout,
-            "shutdown: connections still open after the shutdown timeout; dropping them"
-        );
-        connections.shutdown().await;
-    }
-    Ok(())
 }
 
 /// A connection over the per-address cap is closed at once, unanswered: the peer already holds

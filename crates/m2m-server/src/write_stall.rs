@@ -1,4 +1,5 @@
-//! [`StallGuard`]: a TCP stream whose writes fail once they have made no progress for a set time.
+//! [`StallGuard`]: a stream (TCP or Unix) whose writes fail once they have made no progress for a
+//! set time.
 //!
 //! hyper's timers run only while it waits for a request. A client that pipelines requests and
 //! never reads the answers closes its TCP window: hyper's write then waits forever, and the
@@ -16,12 +17,31 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-/// A [`TcpStream`] whose `poll_write`/`poll_flush` fail with [`io::ErrorKind::TimedOut`] once a
+/// What the guard does to a stalled stream before failing it.
+pub(crate) trait ResetOnClose {
+    /// Makes closing the stream drop its unsent data at once (a TCP reset), where that means
+    /// anything.
+    fn reset_on_close(&self);
+}
+
+impl ResetOnClose for TcpStream {
+    fn reset_on_close(&self) {
+        let _ = self.set_zero_linger();
+    }
+}
+
+/// A Unix socket has no linger to set: its buffer goes with the socket.
+#[cfg(unix)]
+impl ResetOnClose for tokio::net::UnixStream {
+    fn reset_on_close(&self) {}
+}
+
+/// A stream (a [`TcpStream`] or a Unix socket) whose `poll_write`/`poll_flush` fail with [`io::ErrorKind::TimedOut`] once a
 /// write has been pending for `limit` without any byte going out. Reads are untouched (hyper's
 /// header-read timeout and the body timeout bound those).
 #[derive(Debug)]
-pub(crate) struct StallGuard {
-    stream: TcpStream,
+pub(crate) struct StallGuard<S = TcpStream> {
+    stream: S,
     limit: Duration,
     /// Armed when a write first returns `Pending`; disarmed by any progress. Boxed so the guard
     /// stays `Unpin` (no pin projection needed).
@@ -29,9 +49,9 @@ pub(crate) struct StallGuard {
     armed: bool,
 }
 
-impl StallGuard {
+impl<S: ResetOnClose> StallGuard<S> {
     /// Wraps `stream`; `limit` is the longest a write may make no progress.
-    pub(crate) fn new(stream: TcpStream, limit: Duration) -> Self {
+    pub(crate) fn new(stream: S, limit: Duration) -> Self {
         StallGuard {
             stream,
             limit,
@@ -57,7 +77,7 @@ impl StallGuard {
         ready!(self.deadline.as_mut().poll(cx));
         // The peer holds unread data in our send buffer: close with a reset rather than leave
         // the kernel probing a zero window on an orphaned socket with that buffer.
-        let _ = self.stream.set_zero_linger();
+        self.stream.reset_on_close();
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
@@ -68,7 +88,7 @@ impl StallGuard {
     }
 }
 
-impl AsyncRead for StallGuard {
+impl<S: AsyncRead + Unpin> AsyncRead for StallGuard<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -78,7 +98,7 @@ impl AsyncRead for StallGuard {
     }
 }
 
-impl AsyncWrite for StallGuard {
+impl<S: AsyncWrite + ResetOnClose + Unpin> AsyncWrite for StallGuard<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
