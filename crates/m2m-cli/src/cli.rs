@@ -16,7 +16,8 @@ macro_rules! exit_codes {
   2  usage: bad command line or input (missing option, malformed JWT)
   3  local problem: key file, passphrase, algorithm, URL or config file; nothing was sent
   4  transport: no usable answer (connection refused, TLS, timeout, HTML or invalid JSON)
-  5  rejected: the token endpoint answered with an OAuth error"
+  5  rejected: the token endpoint answered with an OAuth error
+  6  HTTP error: `m2m call` got an answer other than 2xx from the API"
     };
 }
 
@@ -66,6 +67,10 @@ pub(crate) enum Command {
     Clients(ClientsArgs),
     /// The whole flow end to end on this machine, with no setup.
     Demo(DemoArgs),
+    /// One authenticated request to an API: body on stdout (-i: status and headers on stderr).
+    Call(CallArgs),
+    /// A local proxy that adds the token to every request, for programs in any language.
+    Proxy(ProxyArgs),
     /// Manage the token cache of `m2m token`.
     Cache(CacheArgs),
     /// Print shell completions.
@@ -183,6 +188,82 @@ pub(crate) struct TokenArgs {
     /// Attempts for retryable failures (network, timeout, 5xx, 429), the first included.
     #[arg(long, env = "M2M_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub(crate) attempts: u32,
+}
+
+/// The token settings of the commands that call APIs (`call`, `proxy`): the client, scope and
+/// token-request limits, as `m2m token` takes them.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ApiTokenArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// `scope` form parameter of the token request.
+    #[arg(long, env = "M2M_SCOPE")]
+    pub(crate) scope: Option<String>,
+    /// Per-attempt timeout of a token request, in seconds.
+    #[arg(long, env = "M2M_TIMEOUT", default_value_t = 30, value_name = "SECS")]
+    pub(crate) timeout: u64,
+    /// Attempts for retryable token-request failures (network, timeout, 5xx, 429).
+    #[arg(long, env = "M2M_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub(crate) attempts: u32,
+}
+
+/// `m2m call`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  m2m call --profile int https://int.api.service.nhs.uk/hello-world/hello/application
+  m2m call -i POST https://api.example/items -H 'Content-Type: application/json' --data @item.json
+  echo '{}' | m2m call PUT https://api.example/items/1 --data - --profile prod
+
+The body goes to stdout; -i adds the status line and headers on stderr. Exit 0 for 2xx, 6 for
+any other status (redirects are not followed). A 401 invalid_token drops the cached token and
+retries once with a new one.")]
+pub(crate) struct CallArgs {
+    /// The method (GET, POST, …) followed by the URL, or the URL alone (GET; POST with --data).
+    #[arg(value_name = "[METHOD] URL", num_args = 1..=2, required = true)]
+    pub(crate) target: Vec<String>,
+    /// A request header `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
+    /// Request body: @FILE, - for stdin, or the text itself.
+    #[arg(long, short = 'd', value_name = "@FILE|-|TEXT")]
+    pub(crate) data: Option<String>,
+    /// Print the status line and response headers on stderr.
+    #[arg(short = 'i', long = "include")]
+    pub(crate) include: bool,
+    /// Do not read or write the token cache.
+    #[arg(long, env = "M2M_NO_CACHE")]
+    pub(crate) no_cache: bool,
+    /// Timeout of the API request in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub(crate) request_timeout: u64,
+    #[command(flatten)]
+    pub(crate) token: ApiTokenArgs,
+}
+
+/// `m2m proxy`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  m2m proxy --profile int --listen 127.0.0.1:8787 --upstream https://int.api.service.nhs.uk
+  m2m proxy --profile mcp --listen unix:/run/user/1000/mcp.sock --upstream https://mcp.example/ --admin-listen 127.0.0.1:9787
+
+Every request to the listener goes to the upstream with the token added (incoming Authorization
+and DPoP removed). Whoever reaches the listener borrows this client's authority: loopback or a
+0600 Unix socket only, unless --dangerous-listen-any. See docs/proxy.md.")]
+pub(crate) struct ProxyArgs {
+    /// Where to listen: 127.0.0.1:PORT (loopback) or unix:PATH (created 0600).
+    #[arg(long, env = "M2M_PROXY_LISTEN", value_name = "ADDR|unix:PATH")]
+    pub(crate) listen: String,
+    /// The API every request is forwarded to (its path prefixes the request's path).
+    #[arg(long, env = "M2M_PROXY_UPSTREAM", value_name = "URL")]
+    pub(crate) upstream: String,
+    /// `/healthz` and `/metrics` on this address (loopback unless --dangerous-listen-any).
+    #[arg(long, env = "M2M_PROXY_ADMIN_LISTEN", value_name = "ADDR")]
+    pub(crate) admin_listen: Option<String>,
+    /// Allow a non-loopback --listen: anyone who reaches it can call the API as this client.
+    #[arg(long)]
+    pub(crate) dangerous_listen_any: bool,
+    #[command(flatten)]
+    pub(crate) token: ApiTokenArgs,
 }
 
 /// Linter profiles for `decode --lint`.

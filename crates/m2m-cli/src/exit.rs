@@ -17,6 +17,8 @@ pub(crate) enum Exit {
     Transport = 4,
     /// 5: the server answered with an OAuth error (it rejected the request).
     Rejected = 5,
+    /// 6: `m2m call` got an HTTP status other than 2xx from the API.
+    HttpStatus = 6,
 }
 
 /// A failure, printed as `error: <message>` and, when there is one, `hint: <hint>`.

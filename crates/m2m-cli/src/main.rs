@@ -7,7 +7,12 @@
 //!
 //! - `cli`: the command line declared with clap (flags, `M2M_*` variables, `--help` examples).
 //! - `commands`: one module per command (`token`, `assertion`, `decode`, `keygen`, `jwks`,
-//!   `clients`, `cache`, `serve`, `demo`, `completions`); `commands::run` dispatches.
+//!   `clients`, `cache`, `serve`, `call`, `proxy`, `demo`, `completions`); `commands::run`
+//!   dispatches.
+//! - `forward`: the forwarding engine (reverse proxy to one upstream with a per-request hook,
+//!   admin listener, listen addresses) behind `m2m proxy` and, later, `m2m gateway`.
+//! - `authorize`: the authorization headers of an API request (the DPoP seam) and the 401
+//!   `invalid_token` test.
 //! - `config_file`: the config file (`config.toml`) and its named profiles (`ConfigProfile`).
 //! - `settings`: flag > env > config-file profile precedence, resolved into the endpoint, signer
 //!   and audience the client commands use.
@@ -18,10 +23,12 @@
 // A command-line tool's job is to print: results on stdout, messages on stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod authorize;
 mod cli;
 mod commands;
 mod config_file;
 mod exit;
+mod forward;
 mod keyfile;
 mod settings;
 mod spinner;
@@ -41,7 +48,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // A server must log every refusal with its precise reason (docs/protocol.md, "Errors"): info
     // by default there; the client commands stay quiet unless asked.
-    let is_server = matches!(cli.command, cli::Command::Serve(_));
+    let is_server = matches!(cli.command, cli::Command::Serve(_) | cli::Command::Proxy(_));
     init_logging(cli.verbose, is_server);
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

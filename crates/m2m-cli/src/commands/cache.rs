@@ -22,17 +22,34 @@ pub(crate) async fn fetch_cached(
         tracing::warn!("no cache directory on this platform; fetching without the cache");
         return Ok(client.fetch().await?);
     };
-    let key = CacheKey::new(
+    let key = cache_key(client, kid, scope);
+    Ok(cache
+        .get_or_fetch(&key, client, &SystemClock)
+        .await?
+        .response)
+}
+
+/// Removes the cached token of `client` (an API refused it), so the next
+/// [`fetch_cached`] gets a fresh one. A cache that cannot be changed only warns.
+pub(crate) fn drop_cached(client: &TokenClient, kid: Option<&str>, scope: Option<&str>) {
+    let Some(cache) = FileCache::user_default() else {
+        return;
+    };
+    if let Err(e) = cache.remove(&cache_key(client, kid, scope))
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, "cannot remove the refused token from the cache");
+    }
+}
+
+fn cache_key(client: &TokenClient, kid: Option<&str>, scope: Option<&str>) -> CacheKey {
+    CacheKey::new(
         client.token_url().as_str(),
         client.client_id(),
         client.client_auth().method_name(),
         kid,
         scope,
-    );
-    Ok(cache
-        .get_or_fetch(&key, client, &SystemClock)
-        .await?
-        .response)
+    )
 }
 
 fn user_cache() -> CliResult<FileCache> {

@@ -3,14 +3,16 @@
 
 mod assertion;
 mod cache;
+mod call;
 mod clients;
 mod completions;
 mod decode;
 mod demo;
 mod jwks;
 mod keygen;
+mod proxy;
 mod serve;
-mod token;
+pub(crate) mod token;
 
 use crate::cli::{Cli, Command};
 use crate::exit::{CliError, CliResult};
@@ -26,6 +28,8 @@ pub(crate) fn run(cli: Cli) -> CliResult {
         Command::Serve(args) => serve::run(&args),
         Command::Clients(args) => clients::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Call(args) => call::run(&args),
+        Command::Proxy(args) => proxy::run(&args),
         Command::Cache(args) => cache::run(&args),
         Command::Completions(args) => completions::completions(&args),
         Command::Man => completions::man(),

@@ -18,28 +18,36 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs `m2m token`.
 pub(crate) fn run(args: &TokenArgs) -> CliResult {
     let s = settings::resolve(&args.client, args.scope.as_deref())?;
-    let endpoint = s.require_endpoint()?.clone();
-    s.require_client_id()?;
-    let signer = s.signer(endpoint.implied_profile())?;
     let rt = runtime()?;
-    let response = rt.block_on(fetch(args, &s, endpoint, signer))?;
+    let response = rt.block_on(async {
+        let (client, kid) = token_client(&s, args.timeout, args.attempts).await?;
+        if args.no_cache {
+            return Ok(client.fetch().await?);
+        }
+        crate::commands::cache::fetch_cached(&client, kid.as_deref(), s.scope.as_deref()).await
+    })?;
     print_result(&render(args, &response)?)
 }
 
-async fn fetch(
-    args: &TokenArgs,
+/// The token client every command that needs a token uses (`token`, `call`, `proxy`), built
+/// from the resolved settings, so that whatever `m2m token` accepts works for all of them; with
+/// the signing key's kid (part of the file-cache key).
+pub(crate) async fn token_client(
     s: &Settings,
-    endpoint: Target,
-    signer: m2m_core::signer::KeySigner,
-) -> CliResult<TokenResponse> {
+    timeout_secs: u64,
+    attempts: u32,
+) -> CliResult<(TokenClient, Option<String>)> {
+    let endpoint = s.require_endpoint()?.clone();
+    s.require_client_id()?;
+    let signer = s.signer(endpoint.implied_profile())?;
     let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
-    let timeout = Duration::from_secs(args.timeout.max(1));
+    let timeout = Duration::from_secs(timeout_secs.max(1));
     let mut builder = TokenClient::builder()
         .client_id(s.require_client_id()?)
         .signer(Arc::new(signer))
         .timeout(Some(timeout))
         .connect_timeout(Some(CONNECT_TIMEOUT.min(timeout)))
-        .retry_policy(RetryPolicy::default().max_attempts(args.attempts))
+        .retry_policy(RetryPolicy::default().max_attempts(attempts))
         .user_agent(concat!("m2m/", env!("CARGO_PKG_VERSION")));
     if s.allow_insecure_http {
         eprintln!(
@@ -69,11 +77,7 @@ async fn fetch(
     if let Some(scope) = &s.scope {
         builder = builder.scope(scope.clone());
     }
-    let client = builder.build()?;
-    if args.no_cache {
-        return Ok(client.fetch().await?);
-    }
-    crate::commands::cache::fetch_cached(&client, kid.as_deref(), s.scope.as_deref()).await
+    Ok((builder.build()?, kid))
 }
 
 fn render(args: &TokenArgs, response: &TokenResponse) -> CliResult<String> {

@@ -1,0 +1,190 @@
+//! `m2m proxy`: a local reverse proxy that adds this client's access token to every request, so
+//! programs in any language call the API without handling tokens. One `TokenSource` behind it
+//! (refresh-ahead, single flight); incoming credentials removed; 401 `invalid_token` → a new
+//! token and one retry. The forwarding itself is the `forward` engine.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use m2m_client::source::{FetchToken, Token, TokenSource};
+use m2m_client::{BoxFuture, TokenClient, TokenResponse};
+use m2m_server::ConnectionLimits;
+use url::Url;
+
+use crate::authorize;
+use crate::cli::ProxyArgs;
+use crate::commands::token::token_client;
+use crate::exit::{CliError, CliResult};
+use crate::forward::{
+    self, Forwarder, Hook, ListenAddr, Metrics, Shutdown, admin_router, bind, plain,
+};
+use crate::settings;
+
+/// Runs `m2m proxy` until SIGINT or SIGTERM.
+pub(crate) fn run(args: &ProxyArgs) -> CliResult {
+    let listen_hint = "listen on 127.0.0.1:PORT or unix:PATH; --dangerous-listen-any only behind a firewall that admits nobody but this client's own programs";
+    let listen = ListenAddr::parse(&args.listen, args.dangerous_listen_any)
+        .map_err(|e| CliError::usage(format!("--listen: {e}")).with_hint(listen_hint))?;
+    let admin = args
+        .admin_listen
+        .as_deref()
+        .map(|a| ListenAddr::parse(a, args.dangerous_listen_any))
+        .transpose()
+        .map_err(|e| CliError::usage(format!("--admin-listen: {e}")).with_hint(listen_hint))?;
+    let insecure = args.token.client.dangerous_allow_insecure_http;
+    let upstream = authorize::api_url(&args.upstream, insecure)
+        .map_err(|e| CliError::usage(format!("--upstream: {e}")))?;
+    if upstream.query().is_some() {
+        return Err(CliError::usage("--upstream: a base URL takes no ?query"));
+    }
+    let s = settings::resolve(&args.token.client, args.token.scope.as_deref())?;
+    // Several threads: the proxy serves many callers at once.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::local(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async {
+        let (client, _kid) = token_client(&s, args.token.timeout, args.token.attempts).await?;
+        serve(client, upstream, &listen, admin.as_ref()).await
+    })
+}
+
+async fn serve(
+    client: TokenClient,
+    upstream: Url,
+    listen: &ListenAddr,
+    admin: Option<&ListenAddr>,
+) -> CliResult {
+    let metrics = Arc::new(Metrics::default());
+    let source = TokenSource::new(CountingFetch {
+        client,
+        metrics: Arc::clone(&metrics),
+    });
+    let forwarder = Forwarder::new(upstream.clone(), TokenHook { source }, Arc::clone(&metrics))
+        .map_err(CliError::local)?;
+    let bound = bind(listen).await.map_err(CliError::local)?;
+    let admin_bound = match admin {
+        Some(a) => Some(bind(a).await.map_err(CliError::local)?),
+        None => None,
+    };
+    let mut limits = ConnectionLimits::default();
+    // Every local caller has the same address (127.0.0.1, or none on a Unix socket): a per-address
+    // cap would cap the proxy itself, and a caller's connection pool can be large.
+    limits.max_connections_per_ip = 0;
+    let shutdown = Shutdown::new();
+    tracing::info!(listen = %bound.shown, %upstream, admin = admin_bound.as_ref().map(|b| b.shown.as_str()), "m2m proxy listening");
+    let main = tokio::spawn(forward::serve(
+        bound,
+        forwarder.router(),
+        limits,
+        shutdown.clone(),
+    ));
+    let admin_task = admin_bound.map(|b| {
+        tokio::spawn(forward::serve(
+            b,
+            admin_router(Arc::clone(&metrics)),
+            limits,
+            shutdown.clone(),
+        ))
+    });
+    signal().await;
+    tracing::info!("signal received: shutting down gracefully");
+    shutdown.trigger();
+    let joined = main.await;
+    if let Some(admin) = admin_task {
+        let _ = admin.await;
+    }
+    match joined {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(CliError::local(format!("the listener failed: {e}"))),
+        Err(e) => Err(CliError::local(format!("the listener task failed: {e}"))),
+    }
+}
+
+/// The proxy's hook: the caller's credentials out, this client's token in; a 401
+/// `invalid_token` throws the token away and asks for one retry.
+#[derive(Debug)]
+struct TokenHook {
+    source: TokenSource,
+}
+
+impl Hook for TokenHook {
+    type Ticket = Token;
+
+    async fn prepare(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &mut HeaderMap,
+    ) -> Result<Token, Response> {
+        authorize::strip_incoming(headers);
+        let token = self.source.token().await.map_err(|e| {
+            tracing::warn!(error = %e, "no access token for the request");
+            plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "m2m proxy: no access token (see the proxy's log)\n",
+            )
+        })?;
+        let auth = authorize::headers_for(token.secret(), method, url).map_err(|e| {
+            tracing::warn!(error = %e, "cannot use the access token");
+            plain(
+                StatusCode::BAD_GATEWAY,
+                "m2m proxy: unusable access token\n",
+            )
+        })?;
+        for (name, value) in auth {
+            headers.insert(name, value);
+        }
+        Ok(token)
+    }
+
+    fn retry(&self, token: &Token, status: StatusCode, headers: &HeaderMap) -> bool {
+        if !authorize::is_invalid_token(status, headers) {
+            return false;
+        }
+        tracing::info!("the API refused the token (401 invalid_token): fetching a new one");
+        // Only this token: a newer one fetched meanwhile stays.
+        self.source.invalidate_token(token);
+        true
+    }
+}
+
+/// The token client, counting its token requests for `/metrics`.
+#[derive(Debug)]
+struct CountingFetch {
+    client: TokenClient,
+    metrics: Arc<Metrics>,
+}
+
+impl FetchToken for CountingFetch {
+    fn fetch(&self) -> BoxFuture<'_, Result<TokenResponse, m2m_client::Error>> {
+        Box::pin(async move {
+            let result = self.client.fetch().await;
+            self.metrics.token_fetch(result.is_ok());
+            result
+        })
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop).
+async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
