@@ -6,6 +6,7 @@
 
 pub mod fault;
 pub mod hygiene;
+pub mod upstream;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -211,4 +212,87 @@ pub fn http(port: u16, method: &str, path: &str, form: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// `m2m serve` (rfc profile, memory replay store) with client `svc` registered from a fresh
+/// key, plus the test API trusting its keys: what the `call` and `proxy` tests run against.
+pub struct Stack {
+    pub sb: Sandbox,
+    pub server: Option<ServerProcess>,
+    pub server_port: u16,
+    pub upstream: upstream::Upstream,
+    pub pem: PathBuf,
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        let sb = Sandbox::new();
+        let (pem, jwks) = sb.keygen("k1", &[]);
+        sb.register("svc", &jwks);
+        let server_port = closed_port();
+        let child = sb
+            .cmd()
+            .args(["serve", "--clients", "clients.toml"])
+            .args(["--listen", &format!("127.0.0.1:{server_port}")])
+            .args(["--replay-store", "memory", "--data-dir", "data"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn m2m serve");
+        let server = ServerProcess(child);
+        wait_until_listening(server_port);
+        let upstream = upstream::start(&format!("http://127.0.0.1:{server_port}"));
+        Stack {
+            sb,
+            server: Some(server),
+            server_port,
+            upstream,
+            pem,
+        }
+    }
+
+    /// The token flags for client `svc` (discovery from the issuer).
+    pub fn token_flags(&self) -> Vec<String> {
+        [
+            "--issuer",
+            &format!("http://127.0.0.1:{}", self.server_port),
+            "--client-id",
+            "svc",
+            "--key",
+            self.pem.to_str().unwrap(),
+            "--kid",
+            "k1",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    }
+
+    /// Token requests `m2m serve` has answered (from its /metrics).
+    pub fn token_requests(&self) -> u64 {
+        let (_, metrics) = http(self.server_port, "GET", "/metrics", "");
+        metric_sum(&metrics, "m2m_token_requests_total")
+    }
+}
+
+/// The sum of a metric's samples (all label sets) in Prometheus text.
+pub fn metric_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Waits until something accepts connections on the loopback port.
+pub fn wait_until_listening(port: u16) {
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("nothing started listening on {port}");
 }

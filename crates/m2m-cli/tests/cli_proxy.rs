@@ -1,0 +1,358 @@
+//! `m2m proxy` end to end: the real binary between a client and a real API on loopback that
+//! verifies every token against the real `m2m serve` that issued it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{ServerProcess, Stack, closed_port, http, metric_sum, stderr, wait_until_listening};
+
+/// A running proxy: the child, its listener port and its admin port.
+struct Proxy {
+    child: ServerProcess,
+    port: u16,
+    admin: u16,
+}
+
+impl Proxy {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn metrics(&self) -> String {
+        http(self.admin, "GET", "/metrics", "").1
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+}
+
+fn proxy_to(stack: &Stack, upstream: &str) -> Proxy {
+    let port = closed_port();
+    let admin = closed_port();
+    let child = stack
+        .sb
+        .cmd()
+        .args(["proxy", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--upstream", upstream])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .args(stack.token_flags())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn m2m proxy");
+    let child = ServerProcess(child);
+    wait_until_listening(port);
+    wait_until_listening(admin);
+    Proxy { child, port, admin }
+}
+
+fn proxy(stack: &Stack) -> Proxy {
+    proxy_to(stack, &stack.upstream.url())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn thousand_concurrent_requests_make_one_token_request() {
+    let stack = Stack::start();
+    let proxy = proxy(&stack);
+    let client = reqwest::Client::new();
+    let statuses = runtime().block_on(async {
+        let requests = (0..1000).map(|i| {
+            let client = client.clone();
+            let url = proxy.url("/echo");
+            async move {
+                let r = client
+                    .post(url)
+                    .body(format!("req {i}"))
+                    .send()
+                    .await
+                    .unwrap();
+                (
+                    r.status().as_u16(),
+                    r.text().await.unwrap() == format!("req {i}"),
+                )
+            }
+        });
+        futures_util::future::join_all(requests).await
+    });
+    assert!(statuses.iter().all(|s| *s == (200, true)), "{statuses:?}");
+    assert_eq!(
+        stack.token_requests(),
+        1,
+        "one token request for 1,000 requests"
+    );
+    let m = proxy.metrics();
+    assert_eq!(metric_sum(&m, "m2m_proxy_requests_total"), 1000, "{m}");
+    assert!(
+        m.contains("m2m_proxy_upstream_responses_total{class=\"2xx\"} 1000"),
+        "{m}"
+    );
+    assert!(
+        m.contains("m2m_proxy_token_fetches_total{result=\"ok\"} 1"),
+        "{m}"
+    );
+    assert_eq!(http(proxy.admin, "GET", "/healthz", "").0, 200);
+}
+
+#[test]
+fn spoofed_credentials_and_hop_by_hop_headers_never_reach_the_upstream() {
+    let stack = Stack::start();
+    let proxy = proxy(&stack);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    write!(
+        s,
+        "GET /echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer spoofed\r\nDPoP: spoofed-proof\r\n\
+         Proxy-Authorization: Basic c3Bvb2Y=\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n\
+         Keep-Alive: timeout=5\r\nTE: trailers\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let seen = stack.upstream.seen.lock().unwrap();
+    assert_eq!(seen.authorizations.len(), 1);
+    assert!(
+        seen.authorizations[0].starts_with("Bearer ey"),
+        "the proxy's own token"
+    );
+    assert!(!seen.authorizations.iter().any(|a| a.contains("spoofed")));
+    assert!(seen.dpop.is_empty(), "{:?}", seen.dpop);
+    assert!(seen.hop_by_hop.is_empty(), "{:?}", seen.hop_by_hop);
+}
+
+#[test]
+fn sse_arrives_event_by_event() {
+    let stack = Stack::start();
+    let proxy = proxy(&stack);
+    let arrivals = runtime().block_on(async {
+        let mut r = reqwest::get(proxy.url("/sse")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let start = Instant::now();
+        let mut arrivals = Vec::new();
+        let mut text = String::new();
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = text.find("\n\n") {
+                arrivals.push((text[..end].to_owned(), start.elapsed()));
+                text.drain(..end + 2);
+            }
+        }
+        arrivals
+    });
+    let names: Vec<&str> = arrivals.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(names, ["data: event 0", "data: event 1", "data: event 2"]);
+    // The upstream sends them 400 ms apart: each must arrive on its own, not all at the end.
+    assert!(arrivals[0].1 < Duration::from_millis(300), "{arrivals:?}");
+    assert!(arrivals[1].1 >= Duration::from_millis(300), "{arrivals:?}");
+    assert!(
+        arrivals[2].1 - arrivals[1].1 >= Duration::from_millis(300),
+        "{arrivals:?}"
+    );
+}
+
+/// The proxy's resident memory in KiB, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// 256 MiB each way (a size that keeps CI fast; the proxy buffers nothing, so 1 GiB behaves the
+/// same): the proxy's RSS, sampled from /proc during the transfers, stays within 64 MiB of
+/// where it started.
+#[test]
+fn large_upload_and_download_stream_with_flat_memory() {
+    const SIZE: u64 = 256 * 1024 * 1024;
+    let stack = Stack::start();
+    let proxy = proxy(&stack);
+    // Warm up (token, connections), then take the baseline.
+    assert_eq!(http(proxy.port, "GET", "/echo", "").0, 200);
+    let baseline = rss_kib(proxy.pid());
+    let pid = proxy.pid();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut max = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                max = max.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            max
+        })
+    };
+    // Upload: a raw HTTP/1.1 request with a 256 MiB body written in 64 KiB pieces.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    write!(
+        s,
+        "POST /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {SIZE}\r\n\r\n"
+    )
+    .unwrap();
+    let piece = vec![7u8; 64 * 1024];
+    for _ in 0..SIZE / piece.len() as u64 {
+        s.write_all(&piece).unwrap();
+    }
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(&SIZE.to_string()), "{response}");
+    // Download: 256 MiB read in chunks and counted.
+    let received = runtime().block_on(async {
+        let mut r = reqwest::get(proxy.url(&format!("/download/{SIZE}")))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let mut n = 0u64;
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            n += chunk.len() as u64;
+        }
+        n
+    });
+    assert_eq!(received, SIZE);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let max = sampler.join().unwrap();
+    assert!(
+        max < baseline + 64 * 1024,
+        "RSS grew from {baseline} KiB to {max} KiB while streaming 2 x 256 MiB"
+    );
+}
+
+#[test]
+fn invalid_token_once_gets_a_new_token_and_one_retry() {
+    let stack = Stack::start();
+    let proxy = proxy(&stack);
+    let (status, body) = http(proxy.port, "POST", "/reject-first", "small=body");
+    assert_eq!((status, body.as_str()), (200, "small=body"));
+    assert_eq!(
+        stack.token_requests(),
+        2,
+        "the refused token and its replacement"
+    );
+    let seen = stack.upstream.seen.lock().unwrap();
+    assert_eq!(seen.authorizations.len(), 2, "one retry");
+    assert_ne!(seen.authorizations[0], seen.authorizations[1]);
+    drop(seen);
+    let m = proxy.metrics();
+    assert_eq!(metric_sum(&m, "m2m_proxy_retries_total"), 1, "{m}");
+}
+
+#[test]
+fn upstream_down_is_a_quick_502_without_detail() {
+    let stack = Stack::start();
+    let dead = closed_port();
+    let proxy = proxy_to(&stack, &format!("http://127.0.0.1:{dead}"));
+    let started = Instant::now();
+    let (status, body) = http(proxy.port, "GET", "/echo", "");
+    assert_eq!(status, 502);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        !body.contains(&dead.to_string()) && !body.to_lowercase().contains("refused"),
+        "{body}"
+    );
+    let m = proxy.metrics();
+    assert_eq!(metric_sum(&m, "m2m_proxy_upstream_errors_total"), 1, "{m}");
+}
+
+#[test]
+fn token_endpoint_down_with_a_valid_cached_token_keeps_requests_flowing() {
+    let mut stack = Stack::start();
+    let proxy = proxy(&stack);
+    assert_eq!(http(proxy.port, "GET", "/echo", "").0, 200);
+    drop(stack.server.take()); // m2m serve is gone
+    for _ in 0..20 {
+        assert_eq!(http(proxy.port, "GET", "/echo", "").0, 200);
+    }
+}
+
+#[test]
+fn non_loopback_listen_is_refused_without_the_dangerous_flag() {
+    let stack = Stack::start();
+    let o = stack
+        .sb
+        .cmd()
+        .args([
+            "proxy",
+            "--listen",
+            "0.0.0.0:8787",
+            "--upstream",
+            &stack.upstream.url(),
+        ])
+        .args(stack.token_flags())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a loopback address"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("--dangerous-listen-any"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn unix_socket_is_0600_serves_and_is_removed_on_sigterm() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let stack = Stack::start();
+    let path = stack.sb.path().join("proxy.sock");
+    let mut child = stack
+        .sb
+        .cmd()
+        .args(["proxy", "--listen", &format!("unix:{}", path.display())])
+        .args(["--upstream", &stack.upstream.url()])
+        .args(stack.token_flags())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        if path.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    write!(
+        s,
+        "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    // SIGTERM: clean shutdown, exit 0, socket file gone.
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!path.exists());
+}
