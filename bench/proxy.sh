@@ -84,8 +84,8 @@ wait_port "$up_port"; wait_port "$nginx_port"
 
 # m2m serve (tokens) and m2m proxy, both on core 0.
 ( cd "$work"
-  "$M2M_BIN" keygen --kid bench --alg ES256 --out keys >/dev/null
-  "$M2M_BIN" clients add --clients clients.toml --id bench --jwks keys/bench.jwks.json >/dev/null )
+  "$M2M_BIN" keygen --kid bench --alg ES256 --out keys >/dev/null 2>&1
+  "$M2M_BIN" clients add --clients clients.toml --id bench --jwks keys/bench.jwks.json >/dev/null 2>&1 )
 ( cd "$work" && exec taskset -c 0 "$M2M_BIN" serve --clients clients.toml --listen "127.0.0.1:$as_port" \
     --replay-store memory --data-dir data --rate-limit 0 >/dev/null 2>&1 ) &
 pids+=($!)
@@ -94,7 +94,7 @@ for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$as_port/healthz"
     --upstream "http://127.0.0.1:$up_port" --issuer "http://127.0.0.1:$as_port" \
     --client-id bench --key keys/bench.pem --kid bench >/dev/null 2>&1 ) &
 pids+=($!)
-wait_port "$proxy_port"
+wait_port "$proxy_port"   # this first request through the proxy also fetches its token
 proxy_pid="${pids[1]}"  # the subshell execs taskset, which execs m2m: the same pid
 
 cat > "$work/post.lua" <<'LUA'
