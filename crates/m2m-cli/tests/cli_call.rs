@@ -46,6 +46,26 @@ fn call_status_and_exit_code_table() {
             );
         }
     }
+    // The token endpoint refuses the client: exit 5, and the API is never called.
+    let requests_before = stack.upstream.seen.lock().unwrap().requests;
+    let o = stack
+        .sb
+        .cmd()
+        .args(["call", &format!("{up}/status/200")])
+        .args(stack.token_flags().into_iter().map(|f| {
+            if f == "svc" {
+                "unregistered".to_owned()
+            } else {
+                f
+            }
+        }))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert_eq!(
+        stack.upstream.seen.lock().unwrap().requests,
+        requests_before
+    );
     // Transport failure: nothing listening.
     let o = call(&stack, &[&format!("http://127.0.0.1:{}/x", closed_port())]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
@@ -62,8 +82,8 @@ fn call_status_and_exit_code_table() {
         stderr(&o)
     );
     assert!(stderr(&o).contains("x-upstream: yes\n"), "{}", stderr(&o));
-    // The file cache: one token for all these calls.
-    assert_eq!(stack.token_requests(), 1);
+    // The file cache: one token for all these calls (plus the refused request).
+    assert_eq!(stack.token_requests(), 2);
 }
 
 #[test]

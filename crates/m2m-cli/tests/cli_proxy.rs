@@ -33,6 +33,10 @@ impl Proxy {
 }
 
 fn proxy_to(stack: &Stack, upstream: &str) -> Proxy {
+    proxy_with(stack, upstream, stack.token_flags())
+}
+
+fn proxy_with(stack: &Stack, upstream: &str, token_flags: Vec<String>) -> Proxy {
     let port = closed_port();
     let admin = closed_port();
     let child = stack
@@ -41,7 +45,7 @@ fn proxy_to(stack: &Stack, upstream: &str) -> Proxy {
         .args(["proxy", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--upstream", upstream])
         .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
-        .args(stack.token_flags())
+        .args(token_flags)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -271,6 +275,35 @@ fn upstream_down_is_a_quick_502_without_detail() {
     );
     let m = proxy.metrics();
     assert_eq!(metric_sum(&m, "m2m_proxy_upstream_errors_total"), 1, "{m}");
+}
+
+#[test]
+fn no_token_is_a_503_and_nothing_reaches_the_upstream() {
+    let stack = Stack::start();
+    let flags: Vec<String> = stack
+        .token_flags()
+        .into_iter()
+        .map(|f| {
+            if f == "svc" {
+                "unregistered".to_owned()
+            } else {
+                f
+            }
+        })
+        .collect();
+    let proxy = proxy_with(&stack, &stack.upstream.url(), flags);
+    let (status, body) = http(proxy.port, "GET", "/echo", "");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        !body.contains("invalid_client"),
+        "no token-endpoint detail: {body}"
+    );
+    assert_eq!(stack.upstream.seen.lock().unwrap().requests, 0);
+    let m = proxy.metrics();
+    assert!(
+        m.contains("m2m_proxy_token_fetches_total{result=\"error\"} 1"),
+        "{m}"
+    );
 }
 
 #[test]
