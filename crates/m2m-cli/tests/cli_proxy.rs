@@ -138,6 +138,67 @@ fn spoofed_credentials_and_hop_by_hop_headers_never_reach_the_upstream() {
 }
 
 #[test]
+fn upstream_connection_is_kept_alive_across_requests() {
+    let stack = Stack::start();
+    let proxy = proxy(&stack);
+    for _ in 0..20 {
+        // A new connection to the proxy each time: only the upstream side can be reused.
+        assert_eq!(http(proxy.port, "GET", "/echo", "").0, 200);
+    }
+    let seen = stack.upstream.seen.lock().unwrap();
+    let mut peers = seen.peers.clone();
+    peers.dedup();
+    assert_eq!(
+        peers.len(),
+        1,
+        "one upstream connection for 20 requests: {peers:?}"
+    );
+}
+
+/// Nothing the proxy logs, even at debug level, contains a token it injected.
+#[test]
+fn tokens_never_appear_in_the_proxy_log() {
+    let stack = Stack::start();
+    let port = closed_port();
+    let mut child = stack
+        .sb
+        .cmd()
+        .args(["-vv", "proxy", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--upstream", &stack.upstream.url()])
+        .args(stack.token_flags())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_listening(port);
+    assert_eq!(http(port, "POST", "/reject-first", "x").0, 200);
+    assert_eq!(http(port, "GET", "/echo", "").0, 200);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(log.contains("invalid_token"), "the retry is logged: {log}");
+    let seen = stack.upstream.seen.lock().unwrap();
+    assert!(seen.authorizations.len() >= 3);
+    for auth in &seen.authorizations {
+        let token = auth.strip_prefix("Bearer ").unwrap();
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(
+            !log.contains(signature),
+            "a token's signature is in the log"
+        );
+    }
+}
+
+#[test]
 fn sse_arrives_event_by_event() {
     let stack = Stack::start();
     let proxy = proxy(&stack);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -33,6 +33,8 @@ pub struct Seen {
     pub requests: usize,
     /// Hop-by-hop headers that arrived (they must not).
     pub hop_by_hop: Vec<String>,
+    /// The peer address of each `/echo` request (the proxy's connection to this API).
+    pub peers: Vec<SocketAddr>,
 }
 
 pub struct Upstream {
@@ -88,7 +90,13 @@ pub fn start(issuer: &str) -> Upstream {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move { axum::serve(listener, app).await });
+    runtime.spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
     Upstream {
         addr,
         seen,
@@ -155,10 +163,15 @@ fn verify(token: &str, jwks: &Jwks) -> Result<(), String> {
     jws.verify(&key, alg).map_err(|e| e.to_string())
 }
 
-async fn echo(State(api): State<Api>, request: Request) -> Response {
+async fn echo(
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     if let Err(r) = api.check(request.headers()) {
         return r;
     }
+    api.seen.lock().unwrap().peers.push(peer);
     let body = axum::body::to_bytes(request.into_body(), 1 << 20)
         .await
         .unwrap();
