@@ -289,7 +289,10 @@ fn run_script(script: &str, dir: &Path) -> (bool, String) {
     let text = std::fs::read_to_string(&output_path).unwrap_or_default();
     match status {
         Some(s) => (s.success(), text),
-        None => (false, format!("{text}\n(timed out after {SCRIPT_TIMEOUT:?})")),
+        None => (
+            false,
+            format!("{text}\n(timed out after {SCRIPT_TIMEOUT:?})"),
+        ),
     }
 }
 
@@ -513,7 +516,10 @@ fn shell_words_are_split_like_bash() {
     let cmds = shell_commands("m2m jwks a.pem b.jwks.json > jwks.json && echo 'a b'");
     assert_eq!(
         cmds,
-        vec![vec!["m2m", "jwks", "a.pem", "b.jwks.json"], vec!["echo", "a b"]]
+        vec![
+            vec!["m2m", "jwks", "a.pem", "b.jwks.json"],
+            vec!["echo", "a b"]
+        ]
     );
     assert_eq!(
         m2m_args(&shell_commands("cargo run --release -- demo")[0]),
@@ -589,7 +595,9 @@ fn recipes_run_as_written() {
 
 #[test]
 fn ports_are_mapped_consistently() {
-    let s = map_ports("a 127.0.0.1:8080 b http://127.0.0.1:8080/x localhost:9000 m2m_recipe_wait $! 8080 log");
+    let s = map_ports(
+        "a 127.0.0.1:8080 b http://127.0.0.1:8080/x localhost:9000 m2m_recipe_wait $! 8080 log",
+    );
     let words: Vec<&str> = s.split_whitespace().collect();
     let p = words[1].strip_prefix("127.0.0.1:").unwrap();
     assert_ne!(p, "8080");
@@ -638,16 +646,20 @@ fn crate_roots(code: &str) -> Vec<String> {
 #[test]
 fn rust_snippets_use_only_named_dependencies() {
     assert_eq!(
-        crate_roots("use m2m_client::{a::B, c};\n#[tokio::main] fn f() { std::fs::read(x); reqwest::Client::new(); }"),
+        crate_roots(
+            "use m2m_client::{a::B, c};\n#[tokio::main] fn f() { std::fs::read(x); reqwest::Client::new(); }"
+        ),
         ["m2m_client", "tokio", "reqwest"]
     );
     for file in doc_files() {
         let all = blocks(&file).unwrap_or_default();
-        let Some(deps) = all
-            .iter()
-            .filter(|b| b.kind == Kind::Toml)
-            .find_map(|b| b.body.parse::<toml::Table>().ok()?.get("dependencies").cloned())
-        else {
+        let Some(deps) = all.iter().filter(|b| b.kind == Kind::Toml).find_map(|b| {
+            b.body
+                .parse::<toml::Table>()
+                .ok()?
+                .get("dependencies")
+                .cloned()
+        }) else {
             continue;
         };
         let names: Vec<String> = deps

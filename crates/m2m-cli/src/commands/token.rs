@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use m2m_client::{RetryPolicy, TokenClient, TokenResponse};
+use m2m_client::{AuthServerMetadata, RetryPolicy, TokenClient, TokenResponse};
 use serde_json::{Map, Value};
 
 use crate::cli::TokenArgs;
@@ -34,12 +34,28 @@ async fn fetch(
 ) -> CliResult<TokenResponse> {
     let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
     let timeout = Duration::from_secs(args.timeout.max(1));
+    let (client, _) = build_client(s, &endpoint, signer, timeout, args.attempts).await?;
+    if args.no_cache {
+        return Ok(client.fetch().await?);
+    }
+    crate::commands::cache::fetch_cached(&client, kid.as_deref(), s.scope.as_deref()).await
+}
+
+/// The token client for these settings, authenticated as `m2m token` is (also used by
+/// `m2m introspect`); with the discovered metadata when the target was only an issuer.
+pub(crate) async fn build_client(
+    s: &Settings,
+    endpoint: &Target,
+    signer: m2m_core::signer::KeySigner,
+    timeout: Duration,
+    attempts: u32,
+) -> CliResult<(TokenClient, Option<AuthServerMetadata>)> {
     let mut builder = TokenClient::builder()
         .client_id(s.require_client_id()?)
         .signer(Arc::new(signer))
         .timeout(Some(timeout))
         .connect_timeout(Some(CONNECT_TIMEOUT.min(timeout)))
-        .retry_policy(RetryPolicy::default().max_attempts(args.attempts))
+        .retry_policy(RetryPolicy::default().max_attempts(attempts))
         .user_agent(concat!("m2m/", env!("CARGO_PKG_VERSION")));
     if s.allow_insecure_http {
         eprintln!(
@@ -47,7 +63,8 @@ async fn fetch(
         );
         builder = builder.dangerous_allow_insecure_http();
     }
-    builder = match &endpoint {
+    let mut discovered = None;
+    builder = match endpoint {
         Target::Endpoint { endpoint, issuer } => {
             let b = builder.endpoint(endpoint.clone());
             match issuer {
@@ -57,6 +74,7 @@ async fn fetch(
         }
         Target::Issuer(issuer) => {
             let metadata = m2m_client::discover(issuer).await?;
+            discovered = Some(metadata.clone());
             builder.discovered(metadata)
         }
     };
@@ -69,11 +87,7 @@ async fn fetch(
     if let Some(scope) = &s.scope {
         builder = builder.scope(scope.clone());
     }
-    let client = builder.build()?;
-    if args.no_cache {
-        return Ok(client.fetch().await?);
-    }
-    crate::commands::cache::fetch_cached(&client, kid.as_deref(), s.scope.as_deref()).await
+    Ok((builder.build()?, discovered))
 }
 
 fn render(args: &TokenArgs, response: &TokenResponse) -> CliResult<String> {
