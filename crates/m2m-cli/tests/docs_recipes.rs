@@ -327,10 +327,10 @@ fn every_code_block_has_a_known_kind() {
 fn toml_blocks_parse() {
     for file in doc_files() {
         for b in blocks(&file).unwrap_or_default() {
-            if b.kind == Kind::Toml {
-                if let Err(e) = b.body.parse::<toml::Table>() {
-                    panic!("{}: not valid TOML: {e}", b.at);
-                }
+            if b.kind == Kind::Toml
+                && let Err(e) = b.body.parse::<toml::Table>()
+            {
+                panic!("{}: not valid TOML: {e}", b.at);
             }
         }
     }

@@ -702,13 +702,14 @@ fn jwk_or_jwks_reads_both_shapes() {
 #[test]
 fn encrypted_pkcs8_written_reads_back() {
     for spec in [KeySpec::Rsa { bits: 2048 }, KeySpec::P256, KeySpec::Ed25519] {
-        let key = PrivateKey::generate(spec).unwrap();
-        let pem = key.to_encrypted_pkcs8_pem(b"s3cret pass").unwrap();
+        let key = PrivateKey::generate(spec).expect("generate");
+        let pem = key.to_encrypted_pkcs8_pem(b"s3cret pass").expect("encrypt");
         assert!(
             pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
             "{pem}"
         );
-        let back = PrivateKey::from_bytes(pem.as_bytes(), None, Some(b"s3cret pass")).unwrap();
+        let back =
+            PrivateKey::from_bytes(pem.as_bytes(), None, Some(b"s3cret pass")).expect("decrypt");
         assert_eq!(
             back.public_key().thumbprint(),
             key.public_key().thumbprint()
@@ -722,6 +723,6 @@ fn encrypted_pkcs8_written_reads_back() {
             Err(Error::PassphraseRequired)
         ));
     }
-    let key = PrivateKey::generate(KeySpec::P256).unwrap();
+    let key = PrivateKey::generate(KeySpec::P256).expect("generate");
     assert!(key.to_encrypted_pkcs8_pem(b"").is_err());
 }

@@ -373,7 +373,7 @@ fn aud_fix_names_the_environment_linted_against() {
     let m = &findings
         .iter()
         .find(|f| f.reason == Reason::AudInvalid)
-        .unwrap()
+        .expect("an aud finding")
         .message;
     assert!(m.contains(&format!("\"{ISSUER}\"")), "{m}");
 }
