@@ -80,7 +80,9 @@ fn blocks(rel: &Path) -> Result<Vec<Block>, String> {
     let mut lines = text.lines().enumerate();
     let mut previous = "";
     while let Some((n, line)) = lines.next() {
-        let Some(info) = line.strip_prefix("```") else {
+        // Fences inside list items are indented: the body loses the same indentation.
+        let indent = line.len() - line.trim_start().len();
+        let Some(info) = line.trim_start().strip_prefix("```") else {
             if !line.trim().is_empty() {
                 previous = line;
             }
@@ -107,10 +109,11 @@ fn blocks(rel: &Path) -> Result<Vec<Block>, String> {
             .map(|r| r.trim().to_owned());
         let mut body = String::new();
         for (_, l) in lines.by_ref() {
-            if l.starts_with("```") {
+            if l.trim_start().starts_with("```") {
                 break;
             }
-            body.push_str(l);
+            let strip = l.len() - l.trim_start().len();
+            body.push_str(&l[strip.min(indent)..]);
             body.push('\n');
         }
         previous = "";
