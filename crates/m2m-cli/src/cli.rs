@@ -14,14 +14,14 @@ macro_rules! exit_codes {
   0  success
   1  findings: `decode --lint` or `jwks check` found problems
   2  usage: bad command line or input (missing option, malformed JWT)
-  3  local problem: key file, passphrase, algorithm, URL or config file; nothing was sent
-  4  transport: no usable answer (connection refused, TLS, timeout, HTML or invalid JSON)
+  3  local problem (key file, passphrase, algorithm, URL, config); nothing sent
+  4  transport: no usable answer (refused, TLS, timeout, HTML, invalid JSON)
   5  rejected: the token endpoint answered with an OAuth error
   6  HTTP error: `m2m call` got an answer other than 2xx from the API"
     };
 }
 
-/// m2m: machine-to-machine OAuth 2.0 with signed JWT client assertions (private_key_jwt),
+/// Machine-to-machine OAuth 2.0 with signed JWT client assertions (private_key_jwt),
 /// NHS-ready.
 #[derive(Debug, Parser)]
 #[command(
@@ -30,13 +30,15 @@ macro_rules! exit_codes {
     propagate_version = true,
     after_help = concat!(
         "Examples:
-  m2m demo                                   # the whole flow on this machine, in seconds
-  m2m keygen --kid int-1 --out keys/          # RSA-4096 / RS512 key + public JWKS
+  m2m demo                            # the whole flow on this machine
+  m2m keygen --kid int-1 --out keys/  # RSA-4096 / RS512 key + public JWKS
   m2m token --env int --client-id KEY --key keys/int-1.pem --kid int-1
-  m2m decode --lint nhs --env int \"$(m2m assertion --env int --client-id KEY --key keys/int-1.pem --kid int-1)\"
+  m2m assertion --env int --client-id KEY --key keys/int-1.pem --kid int-1 \\
+    | m2m decode --lint nhs --env int -
 
-Settings come from flags, then M2M_* environment variables, then --profile NAME in
-~/.config/m2m/config.toml ($XDG_CONFIG_HOME respected, $M2M_CONFIG overrides).
+Settings come from flags, then M2M_* environment variables, then --profile
+NAME in ~/.config/m2m/config.toml ($XDG_CONFIG_HOME respected, $M2M_CONFIG
+overrides).
 
 ", exit_codes!())
 )]
@@ -59,6 +61,8 @@ pub(crate) enum Command {
     Token(TokenArgs),
     /// Decode a JWT: header, claims and human-readable times; --lint says what an endpoint would reject.
     Decode(DecodeArgs),
+    /// Ask the authorization server whether a token is active (RFC 7662 introspection).
+    Introspect(IntrospectArgs),
     /// Build or merge a public JWKS from keys, or check a hosted one (`m2m jwks check URL`).
     Jwks(JwksArgs),
     /// Run the authorization server.
@@ -75,18 +79,21 @@ pub(crate) enum Command {
     Cache(CacheArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
-    /// Print the man page (roff) on stdout.
-    Man,
+    /// Print the man page (roff) on stdout, or write every page with --all DIR.
+    Man(ManArgs),
 }
 
 /// `m2m keygen`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  m2m keygen --kid int-1 --out keys/              # RSA-4096, RS512: what NHS wants
-  m2m keygen --alg ES256 --out keys/              # kid = RFC 7638 thumbprint
-  m2m keygen --kid test --bits 2048 --out /tmp/k  # small and quick, for tests
+  m2m keygen --kid int-1 --out keys/   # RSA-4096, RS512: what NHS wants
+  m2m keygen --alg ES256 --out keys/   # kid = RFC 7638 thumbprint
+  m2m keygen --kid t --bits 2048 --out /tmp/k   # small and quick, for tests
+  M2M_KEY_PASSPHRASE=... m2m keygen --kid int-1 --out keys/ --encrypt
 
-Writes DIR/KID.pem (private, 0600) and DIR/KID.jwks.json (public). Never overwrites.")]
+Writes DIR/KID.pem (private, 0600) and DIR/KID.jwks.json (public); never
+overwrites. --encrypt writes an encrypted PKCS#8 key (PBKDF2-SHA256 and
+AES-256-CBC); m2m token reads the passphrase from M2M_KEY_PASSPHRASE or asks.")]
 pub(crate) struct KeygenArgs {
     /// Key id; default: the key's RFC 7638 thumbprint.
     #[arg(long, env = "M2M_KID")]
@@ -100,6 +107,10 @@ pub(crate) struct KeygenArgs {
     /// RSA modulus size: 2048, 3072 or 4096.
     #[arg(long, env = "M2M_BITS", default_value_t = 4096, value_parser = clap::builder::PossibleValuesParser::new(["2048", "3072", "4096"]).map(|s| s.parse::<usize>().unwrap_or(4096)))]
     pub(crate) bits: usize,
+    /// Encrypt the private key with a passphrase: from M2M_KEY_PASSPHRASE, else asked for
+    /// twice on the terminal.
+    #[arg(long)]
+    pub(crate) encrypt: bool,
 }
 
 /// Settings that say who the client is, which key signs and for which token endpoint.
@@ -147,10 +158,11 @@ pub(crate) struct ClientArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   m2m assertion --env int --client-id KEY --key int-1.pem --kid int-1
+  JWT=$(m2m assertion --env int --client-id KEY --key int-1.pem --kid int-1)
+  T=urn:ietf:params:oauth:client-assertion-type:jwt-bearer
   curl -s https://int.api.service.nhs.uk/oauth2/token \\
     -d grant_type=client_credentials \\
-    -d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \\
-    -d client_assertion=\"$(m2m assertion --env int --client-id KEY --key int-1.pem --kid int-1)\"
+    -d client_assertion_type=$T -d client_assertion=\"$JWT\"
 
 Prints exactly the JWT and a newline on stdout.")]
 pub(crate) struct AssertionArgs {
@@ -162,11 +174,13 @@ pub(crate) struct AssertionArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   m2m token --env int --client-id KEY --key int-1.pem --kid int-1
-  curl -H \"$(m2m token --profile int --header)\" https://int.api.service.nhs.uk/hello-world/hello/application
-  m2m token --token-url http://127.0.0.1:8080/oauth2/token --client-id c --key c.pem --json
+  curl -H \"$(m2m token --profile int --header)\" \\
+    https://int.api.service.nhs.uk/hello-world/hello/application
+  m2m token --issuer http://127.0.0.1:8080 --client-id c --key c.pem --json
 
-Tokens are cached per token URL + client id + kid + scope in $XDG_CACHE_HOME/m2m (0600) so
-scripts calling this in a loop stay under rate limits; --no-cache skips it.")]
+Tokens are cached per token URL + client id + kid + scope in
+$XDG_CACHE_HOME/m2m (0600), so scripts calling this in a loop stay under rate
+limits; --no-cache skips it.")]
 pub(crate) struct TokenArgs {
     #[command(flatten)]
     pub(crate) client: ClientArgs,
@@ -280,9 +294,12 @@ pub(crate) enum LintArg {
 #[command(after_help = "Examples:
   m2m decode eyJhbGciOi...
   m2m assertion --profile int | m2m decode -
-  m2m decode --lint nhs --env int \"$JWT\"       # every rule NHS would apply; exit 1 if any fails
+  m2m decode --lint nhs --env int \"$JWT\"   # exit 1 if NHS would refuse it
+  m2m decode --lint rfc --issuer https://as.example --json \"$JWT\"
 
-Nothing is verified: decode shows what the token says, not whether to trust it.")]
+Nothing is verified: decode shows what the token says, not whether to trust
+it. --json (with --lint) prints one JSON object on stdout: header, claims,
+_times and lint = {profile, ok, findings: [{rule, message}]}.")]
 pub(crate) struct DecodeArgs {
     /// The JWT, or `-` (default) to read it from stdin.
     #[arg(default_value = "-", value_name = "JWT|-")]
@@ -302,6 +319,38 @@ pub(crate) struct DecodeArgs {
     /// Use token_url/env/issuer from [profiles.NAME] in the config file.
     #[arg(long, env = "M2M_PROFILE", value_name = "NAME")]
     pub(crate) profile: Option<String>,
+    /// Print the decoded token and the lint findings as one JSON object on stdout.
+    #[arg(long, requires = "lint")]
+    pub(crate) json: bool,
+}
+
+/// `m2m introspect`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  TOKEN=$(m2m token --issuer http://127.0.0.1:8080 --client-id c --key c.pem)
+  m2m introspect --issuer http://127.0.0.1:8080 --client-id c --key c.pem \\
+    \"$TOKEN\"
+  m2m token --profile local | m2m introspect --profile local -
+
+Authenticates as `m2m token` does (a fresh assertion, aud = the issuer) and
+prints the server's JSON answer: {\"active\": true, \"scope\", \"client_id\",
+\"exp\", ...} or {\"active\": false}. The endpoint comes from
+--introspection-url, else from the metadata that --issuer discovers.")]
+pub(crate) struct IntrospectArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// The token to ask about, or `-` (default) to read it from stdin.
+    #[arg(default_value = "-", value_name = "TOKEN|-")]
+    pub(crate) token: String,
+    /// The introspection endpoint; default: `introspection_endpoint` from the issuer's metadata.
+    #[arg(long, env = "M2M_INTROSPECTION_URL", value_name = "URL")]
+    pub(crate) introspection_url: Option<String>,
+    /// `token_type_hint` form parameter (e.g. access_token).
+    #[arg(long, value_name = "HINT")]
+    pub(crate) token_type_hint: Option<String>,
+    /// Timeout of the request in seconds.
+    #[arg(long, env = "M2M_TIMEOUT", default_value_t = 30, value_name = "SECS")]
+    pub(crate) timeout: u64,
 }
 
 /// `m2m jwks`.
@@ -309,12 +358,12 @@ pub(crate) struct DecodeArgs {
 #[command(
     args_conflicts_with_subcommands = true,
     after_help = "Examples:
-  m2m jwks new.pem old.jwks.json > jwks.json      # rotation: publish new + old
-  m2m jwks --kid int-2 int-2.pub.pem              # kid for a PEM input (else its thumbprint)
+  m2m jwks new.pem old.jwks.json > jwks.json   # rotation: new + old
+  m2m jwks --kid int-2 int-2.pub.pem   # kid for a PEM (else its thumbprint)
   m2m jwks check https://example.org/.well-known/jwks.json
 
-Private members (d, p, q, …) in JWK/JWKS inputs are refused; PEM private keys contribute only
-their public half. Duplicate kids are an error."
+Private members (d, p, q, …) in JWK/JWKS inputs are refused; PEM private keys
+contribute only their public half. Duplicate kids are an error."
 )]
 pub(crate) struct JwksArgs {
     #[command(subcommand)]
@@ -336,24 +385,33 @@ pub(crate) enum JwksCommand {
     /// Fetch a hosted JWKS like a token endpoint would and report problems (exit 1 on errors).
     #[command(after_help = "Examples:
   m2m jwks check https://example.org/.well-known/jwks.json
+  m2m jwks check --json https://example.org/.well-known/jwks.json
 
-Fetched with a 10 s timeout, no redirects, https only (http allowed to loopback).")]
+Fetched with a 10 s timeout, no redirects, https only (http to loopback).
+--json prints {url, ok, errors, warnings, findings: [{level, message}],
+summary}; level is ok, warning or error.")]
     Check {
         /// The JWKS URL.
         url: String,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 /// `m2m serve`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  m2m clients add --clients clients.toml --id my-service --jwks my-service.jwks.json
+  m2m clients add --clients clients.toml --id svc --jwks svc.jwks.json
   m2m serve --clients clients.toml --issuer https://auth.example.org
-  m2m serve --profile nhs --clients clients.toml --listen 127.0.0.1:9000   # offline NHS emulation
-  m2m serve --clients clients.toml --rotate-keys                            # new signing key, then restart
+  # offline NHS emulation:
+  m2m serve --profile nhs --clients clients.toml --listen 127.0.0.1:9000
+  # a new signing key (restart the server afterwards):
+  m2m serve --clients clients.toml --rotate-keys
 
 Endpoints: POST {issuer}/oauth2/token, /.well-known/oauth-authorization-server,
-/.well-known/jwks.json, POST /oauth2/introspect, /healthz, /readyz, /metrics.")]
+/.well-known/jwks.json, POST /oauth2/introspect, /healthz, /readyz,
+/metrics.")]
 pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "M2M_LISTEN", default_value = "127.0.0.1:8080")]
@@ -424,8 +482,9 @@ pub(crate) struct ClientsArgs {
 pub(crate) enum ClientsCommand {
     /// Register a client (its public keys inline from --jwks, or a --jwks-uri).
     #[command(after_help = "Examples:
-  m2m clients add --clients clients.toml --id my-service --jwks my-service.jwks.json
-  m2m clients add --clients clients.toml --id partner --jwks-uri https://partner.example/jwks.json --alg RS512 --scope read")]
+  m2m clients add --clients clients.toml --id svc --jwks svc.jwks.json
+  m2m clients add --clients clients.toml --id partner \\
+    --jwks-uri https://partner.example/jwks.json --alg RS512 --scope read")]
     Add {
         /// Client registry (TOML); created if missing.
         #[arg(long, env = "M2M_CLIENTS", value_name = "FILE")]
@@ -478,8 +537,9 @@ pub(crate) enum ClientsCommand {
   m2m demo
   cargo run --release -- demo
 
-Starts a server on 127.0.0.1 with a temporary directory, creates an RSA-4096 client key,
-registers it, gets a token, shows the cache and a refused replay. Nothing is left behind.")]
+Starts a server on 127.0.0.1 with a temporary directory, creates an RSA-4096
+client key, registers it, gets a token, shows the cache and a refused replay.
+Nothing is left behind.")]
 pub(crate) struct DemoArgs {
     /// RSA key size for the demo client (4096 is what NHS uses).
     #[arg(long, default_value_t = 4096, value_parser = clap::builder::PossibleValuesParser::new(["2048", "3072", "4096"]).map(|s| s.parse::<usize>().unwrap_or(4096)))]
@@ -515,6 +575,17 @@ pub(crate) struct CompletionsArgs {
     pub(crate) shell: clap_complete::Shell,
 }
 
+/// `m2m man`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  m2m man | man -l -
+  m2m man --all ~/.local/share/man/man1   # m2m.1, m2m-token.1, ...")]
+pub(crate) struct ManArgs {
+    /// Write m2m.1 and one page per subcommand (m2m-token.1, m2m-clients-add.1, ...) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) all: Option<PathBuf>,
+}
+
 fn parse_alg(s: &str) -> Result<Algorithm, String> {
     Algorithm::from_name(s).ok_or_else(|| {
         let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
@@ -532,5 +603,51 @@ mod tests {
     #[test]
     fn definitions_are_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Every command's (name, written after_help, help rendered for an 80-column terminal).
+    fn all_helps() -> Vec<(String, String, String)> {
+        fn walk(cmd: &mut clap::Command, name: String, out: &mut Vec<(String, String, String)>) {
+            let written = cmd
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            out.push((name.clone(), written, cmd.render_long_help().to_string()));
+            for sub in cmd.get_subcommands_mut() {
+                let sub_name = format!("{name} {}", sub.get_name());
+                walk(sub, sub_name, out);
+            }
+        }
+        let mut cmd = super::Cli::command().term_width(80);
+        cmd.build();
+        let mut out = Vec::new();
+        walk(&mut cmd, "m2m".to_owned(), &mut out);
+        out
+    }
+
+    /// Examples keep their lines in an 80-column terminal: each line of an `Examples:` block
+    /// appears in the rendered help exactly as written (none wrapped mid-command).
+    #[test]
+    fn help_examples_are_not_wrapped() {
+        let mut checked = 0;
+        let mut wrapped = Vec::new();
+        for (name, written, rendered) in all_helps() {
+            let Some(examples) = written.split("Examples:\n").nth(1) else {
+                continue;
+            };
+            let rendered: Vec<&str> = rendered.lines().map(str::trim_end).collect();
+            for line in examples.lines().take_while(|l| !l.is_empty()) {
+                checked += 1;
+                if !rendered.contains(&line.trim_end()) {
+                    wrapped.push(format!("`{name} --help`: {line:?}"));
+                }
+            }
+        }
+        assert!(
+            wrapped.is_empty(),
+            "example lines wrapped at 80 columns:\n{}",
+            wrapped.join("\n")
+        );
+        assert!(checked > 20, "only {checked} example lines found");
     }
 }

@@ -41,6 +41,42 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
+/// The passphrase for a key being written (`m2m keygen --encrypt`): `M2M_KEY_PASSPHRASE`, else
+/// asked twice on the terminal (they must match); never empty.
+pub(crate) fn new_passphrase(path: &Path) -> CliResult<Zeroizing<String>> {
+    if let Ok(pass) = std::env::var(PASSPHRASE_ENV) {
+        let pass = Zeroizing::new(pass);
+        if pass.is_empty() {
+            return Err(CliError::local(format!("{PASSPHRASE_ENV} is empty")));
+        }
+        return Ok(pass);
+    }
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(CliError::local(
+            "--encrypt needs a passphrase and there is no terminal to ask",
+        )
+        .with_hint(format!("export {PASSPHRASE_ENV}=… (or run in a terminal)")));
+    }
+    let ask = |prompt: String| {
+        rpassword::prompt_password(prompt)
+            .map(Zeroizing::new)
+            .map_err(|e| CliError::local(format!("cannot read the passphrase: {e}")))
+    };
+    let first = ask(format!("new passphrase for {}: ", path.display()))?;
+    if first.is_empty() {
+        return Err(CliError::local(
+            "an empty passphrase does not protect the key",
+        ));
+    }
+    let again = ask("the same passphrase again: ".to_owned())?;
+    if *first != *again {
+        return Err(CliError::local(
+            "the passphrases differ; nothing was written",
+        ));
+    }
+    Ok(first)
+}
+
 /// Loads the private key at `path` (`kid` chooses a key in a JWKS file), asking for a passphrase
 /// only when the key turns out to be encrypted.
 pub(crate) fn load_private_key(path: &Path, kid: Option<&str>) -> CliResult<PrivateKey> {

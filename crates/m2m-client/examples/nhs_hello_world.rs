@@ -14,13 +14,9 @@
 
 use std::sync::Arc;
 
-use m2m_client::TokenClient;
 use m2m_client::integrations::middleware::BearerMiddleware;
 use m2m_client::source::TokenSource;
-use m2m_core::alg::Algorithm;
-use m2m_core::key::PrivateKey;
-use m2m_core::nhs::Environment;
-use m2m_core::signer::KeySigner;
+use m2m_client::{Algorithm, Environment, KeySigner, PrivateKey, TokenClient};
 
 const HELLO: &str = "https://sandbox.api.service.nhs.uk/hello-world/hello/application";
 

@@ -10,9 +10,7 @@
 use std::sync::Arc;
 
 use m2m_client::source::TokenSource;
-use m2m_client::{Profile, TokenClient};
-use m2m_core::key::PrivateKey;
-use m2m_core::signer::KeySigner;
+use m2m_client::{KeySigner, PrivateKey, Profile, TokenClient};
 
 fn env(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("set {name} (see the top of this example)"))

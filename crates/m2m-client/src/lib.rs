@@ -6,8 +6,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use m2m_client::TokenClient;
-//! use m2m_core::{key::PrivateKey, nhs::Environment, signer::KeySigner, alg::Algorithm};
+//! use m2m_client::{Algorithm, Environment, KeySigner, PrivateKey, TokenClient};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let key = Arc::new(PrivateKey::from_bytes(&std::fs::read("int-1.pem")?, None, None)?);
@@ -50,6 +49,9 @@
 //!   blocking), each behind a cargo feature.
 //! - [`file_cache`]: a token cache on disk (used by `m2m token`), keyed by token URL, client id,
 //!   authentication method, kid and scope.
+//! - Re-exports from `m2m-core` of what a client program names (keys, signer, algorithm, NHS
+//!   environment, clock), and the whole crate as [`core`], so `m2m-client` is the one
+//!   dependency a client needs.
 //!
 //! # Redirects are never followed
 //!
@@ -92,6 +94,24 @@ mod transport;
 ))]
 #[doc = include_str!("../../../docs/library.md")]
 pub mod guide {}
+
+/// The README, so its Rust example is compiled by `cargo test --doc` too.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
+
+/// The whole of `m2m-core` (keys, JWK/JWKS, the assertion builder, validators), for what the
+/// re-exports below do not cover.
+pub use m2m_core as core;
+/// What a client program names from `m2m-core`, so that `m2m-client` alone is enough to build a
+/// client (docs/library.md lists a program's whole `[dependencies]`).
+pub use m2m_core::{
+    alg::Algorithm,
+    clock::{Clock, SystemClock},
+    key::PrivateKey,
+    nhs::Environment,
+    signer::{KeySigner, Signer},
+};
 
 pub use client::{TokenClient, TokenClientBuilder};
 pub use client_auth::{AuthParts, ClientAuth};

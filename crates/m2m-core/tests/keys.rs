@@ -696,3 +696,33 @@ fn jwk_or_jwks_reads_both_shapes() {
     assert_eq!(set.keys.len(), 2);
     assert!(Jwks::from_jwk_or_jwks(b"{not json").is_err());
 }
+
+/// `to_encrypted_pkcs8_pem` (what `m2m keygen --encrypt` writes) reads back with the passphrase,
+/// for every key type, and only with it; an empty passphrase is refused.
+#[test]
+fn encrypted_pkcs8_written_reads_back() {
+    for spec in [KeySpec::Rsa { bits: 2048 }, KeySpec::P256, KeySpec::Ed25519] {
+        let key = PrivateKey::generate(spec).expect("generate");
+        let pem = key.to_encrypted_pkcs8_pem(b"s3cret pass").expect("encrypt");
+        assert!(
+            pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+            "{pem}"
+        );
+        let back =
+            PrivateKey::from_bytes(pem.as_bytes(), None, Some(b"s3cret pass")).expect("decrypt");
+        assert_eq!(
+            back.public_key().thumbprint(),
+            key.public_key().thumbprint()
+        );
+        assert!(matches!(
+            PrivateKey::from_bytes(pem.as_bytes(), None, Some(b"wrong")),
+            Err(Error::WrongPassphrase)
+        ));
+        assert!(matches!(
+            PrivateKey::from_bytes(pem.as_bytes(), None, None),
+            Err(Error::PassphraseRequired)
+        ));
+    }
+    let key = PrivateKey::generate(KeySpec::P256).expect("generate");
+    assert!(key.to_encrypted_pkcs8_pem(b"").is_err());
+}

@@ -327,3 +327,53 @@ fn arb_json() -> impl Strategy<Value = Value> {
         )
     })
 }
+
+/// The `aud` fix names what this lint expected: an INT assertion linted for prod is told prod's
+/// token URL and environment, never a fixed INT example (which would be the mistake itself).
+#[test]
+fn aud_fix_names_the_environment_linted_against() {
+    const PROD: &str = "https://api.service.nhs.uk/oauth2/token";
+    let (h, c) = nhs_good(); // aud = INT's token URL
+    let ctx = LintContext {
+        token_url: Some(PROD),
+        ..nhs_ctx()
+    };
+    let findings = lint(
+        &encode(&h, &c, Sig::Key(&keys().rsa1, Algorithm::Rs512)),
+        &ctx,
+    );
+    assert_eq!(reasons(&findings), vec![Reason::AudInvalid]);
+    let m = &findings[0].message;
+    assert!(
+        m.contains(&format!("\"{PROD}\"")) && m.contains("prod"),
+        "{m}"
+    );
+    assert!(!m.contains("int.api"), "{m}");
+
+    let local = "http://127.0.0.1:9000/oauth2/token";
+    let ctx = LintContext {
+        token_url: Some(local),
+        ..nhs_ctx()
+    };
+    let m = &lint(
+        &encode(&h, &c, Sig::Key(&keys().rsa1, Algorithm::Rs512)),
+        &ctx,
+    )[0]
+    .message;
+    assert!(m.contains(local) && !m.contains("int.api"), "{m}");
+
+    let h = obj(json!({"alg": "ES256", "typ": "client-authentication+jwt", "kid": "ec"}));
+    let c = obj(
+        json!({"iss": "c", "sub": "c", "aud": "https://elsewhere", "jti": "j", "iat": NOW_SECS, "exp": NOW_SECS + 60}),
+    );
+    let findings = lint(
+        &encode(&h, &c, Sig::Key(&keys().ec, Algorithm::Es256)),
+        &rfc_ctx(),
+    );
+    let m = &findings
+        .iter()
+        .find(|f| f.reason == Reason::AudInvalid)
+        .expect("an aud finding")
+        .message;
+    assert!(m.contains(&format!("\"{ISSUER}\"")), "{m}");
+}

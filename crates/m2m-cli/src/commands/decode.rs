@@ -6,7 +6,7 @@ use std::io::Read as _;
 use m2m_core::clock::{Clock as _, SystemClock, UnixTime};
 use m2m_core::jws::UnverifiedJws;
 use m2m_core::nhs::Environment;
-use m2m_core::validate::{LintContext, LintProfile, lint};
+use m2m_core::validate::{Finding, LintContext, LintProfile, lint};
 use serde_json::{Map, Value, json};
 
 use crate::cli::{DecodeArgs, LintArg};
@@ -22,7 +22,10 @@ const TIME_CLAIMS: [&str; 4] = ["iat", "nbf", "exp", "auth_time"];
 pub(crate) fn run(args: &DecodeArgs) -> CliResult {
     let token = read_token(&args.jwt)?;
     let now = SystemClock.now();
-    print_result(&decoded_text(&token, now)?)?;
+    let decoded = decoded_value(&token, now)?;
+    if !args.json {
+        print_result(&pretty(&decoded)?)?;
+    }
 
     let Some(profile) = args.lint else {
         return Ok(());
@@ -58,14 +61,19 @@ pub(crate) fn run(args: &DecodeArgs) -> CliResult {
         now,
     };
     let findings = lint(&token, &ctx);
+    if args.json {
+        print_result(&pretty(&with_lint(decoded, name, &findings))?)?;
+    }
     if findings.is_empty() {
         eprintln!(
             "lint ({name}): no problems found (the signature, client and jti are not checked)"
         );
         return Ok(());
     }
-    for f in &findings {
-        eprintln!("{}: {}", f.rule, f.message);
+    if !args.json {
+        for f in &findings {
+            eprintln!("{}: {}", f.rule, f.message);
+        }
     }
     Err(CliError::findings(format!(
         "the assertion breaks {} {name} rule{}",
@@ -76,6 +84,31 @@ pub(crate) fn run(args: &DecodeArgs) -> CliResult {
 
 /// Header, claims and human-readable times of `token` as pretty JSON (also used by `m2m demo`).
 pub(crate) fn decoded_text(token: &str, now: UnixTime) -> CliResult<String> {
+    pretty(&decoded_value(token, now)?)
+}
+
+/// `decoded` with a `lint` member: `{profile, ok, findings: [{rule, message}]}` (`decode --json`).
+fn with_lint(mut decoded: Value, profile: &str, findings: &[Finding]) -> Value {
+    let findings: Vec<Value> = findings
+        .iter()
+        .map(|f| json!({"rule": f.rule, "message": f.message}))
+        .collect();
+    if let Value::Object(map) = &mut decoded {
+        map.insert(
+            "lint".to_owned(),
+            json!({"profile": profile, "ok": findings.is_empty(), "findings": findings}),
+        );
+    }
+    decoded
+}
+
+fn pretty(value: &Value) -> CliResult<String> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::local(format!("cannot encode JSON: {e}")))
+}
+
+/// Header, claims and human-readable times of `token`.
+fn decoded_value(token: &str, now: UnixTime) -> CliResult<Value> {
     let jws = UnverifiedJws::parse(token).map_err(|e| {
         CliError::usage(format!("{e}"))
             .with_hint("pass the whole JWT: three base64url parts separated by dots")
@@ -84,13 +117,11 @@ pub(crate) fn decoded_text(token: &str, now: UnixTime) -> CliResult<String> {
         .claims()
         .map_err(|e| CliError::usage(format!("the JWT payload is not a JSON object: {e}")))?;
     let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    let shown = json!({
+    Ok(json!({
         "header": Value::Object(jws.header().clone()),
         "claims": Value::Object(claims.clone()),
         "_times": Value::Object(human_times(&claims, now_secs)),
-    });
-    serde_json::to_string_pretty(&shown)
-        .map_err(|e| CliError::local(format!("cannot encode JSON: {e}")))
+    }))
 }
 
 fn read_token(arg: &str) -> CliResult<String> {

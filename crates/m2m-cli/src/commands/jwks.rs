@@ -23,7 +23,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs `m2m jwks` or `m2m jwks check`.
 pub(crate) fn run(args: &JwksArgs) -> CliResult {
     match &args.command {
-        Some(JwksCommand::Check { url }) => check(url),
+        Some(JwksCommand::Check { url, json }) => check(url, *json),
         None => merge(args),
     }
 }
@@ -134,7 +134,7 @@ fn default_alg(kind: KeyKind) -> Algorithm {
 /// `m2m jwks check URL`: m2m-discovery fetches and analyses (the same URL policy, redirect
 /// refusal and size cap as `m2m serve`'s JWKS fetcher); this prints the report and picks the
 /// exit code.
-fn check(url: &str) -> CliResult {
+fn check(url: &str, json: bool) -> CliResult {
     let parsed = url::Url::parse(url)
         .map_err(|e| CliError::local(format!("JWKS URL {url:?} is not a valid URL: {e}")))?;
     let policy = UrlPolicy::new();
@@ -153,7 +153,13 @@ fn check(url: &str) -> CliResult {
     let report = rt
         .block_on(check_jwks_url(&http, &parsed, &policy))
         .map_err(|e| CliError::new(crate::exit::Exit::Transport, e.to_string()))?;
-    print_result(&render(&report))?;
+    if json {
+        let text = serde_json::to_string_pretty(&report_json(url, &report))
+            .map_err(|e| CliError::local(format!("cannot encode JSON: {e}")))?;
+        print_result(&text)?;
+    } else {
+        print_result(&render(&report))?;
+    }
     if report.errors() > 0 {
         return Err(CliError::findings(format!(
             "the JWKS at {url} has {} problem(s) a token endpoint would refuse",
@@ -161,6 +167,32 @@ fn check(url: &str) -> CliResult {
         )));
     }
     Ok(())
+}
+
+/// The report as JSON (`jwks check --json`): `{url, ok, errors, warnings, findings: [{level,
+/// message}], summary}`.
+fn report_json(url: &str, report: &Report) -> serde_json::Value {
+    let findings: Vec<serde_json::Value> = report
+        .findings()
+        .iter()
+        .map(|f| serde_json::json!({"level": level_name(f.level), "message": f.message}))
+        .collect();
+    serde_json::json!({
+        "url": url,
+        "ok": report.errors() == 0,
+        "errors": report.errors(),
+        "warnings": report.warnings(),
+        "findings": findings,
+        "summary": report.summary(),
+    })
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Ok => "ok",
+        Level::Warning => "warning",
+        Level::Error => "error",
+    }
 }
 
 /// The report, one finding a line with its level, then the summary (an error line when any

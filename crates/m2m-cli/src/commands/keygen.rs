@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 
 use m2m_core::jwk::Jwks;
 use m2m_core::key::{KeySpec, PrivateKey};
+use zeroize::Zeroizing;
 
 use crate::cli::KeygenArgs;
 use crate::exit::{CliError, CliResult};
+use crate::keyfile;
 use crate::spinner::with_spinner;
 
 /// Runs `m2m keygen`.
@@ -30,6 +32,16 @@ pub(crate) fn run(args: &KeygenArgs) -> CliResult {
         refuse_existing(&pem)?;
         refuse_existing(&jwks)?;
     }
+    // Ask before seconds of RSA generation, so a mistyped passphrase costs nothing.
+    let passphrase = if args.encrypt {
+        let shown = args
+            .kid
+            .as_ref()
+            .map_or_else(|| args.out.join("KID.pem"), |kid| paths(&args.out, kid).0);
+        Some(keyfile::new_passphrase(&shown)?)
+    } else {
+        None
+    };
     let label = match spec {
         KeySpec::Rsa { bits } => format!("generating an RSA-{bits} key"),
         other => format!("generating a {other:?} key"),
@@ -51,7 +63,10 @@ pub(crate) fn run(args: &KeygenArgs) -> CliResult {
     let jwks_text = serde_json::to_string_pretty(&jwks)
         .map_err(|e| CliError::local(format!("cannot encode the JWKS: {e}")))?;
 
-    let pem = key.to_pkcs8_pem()?;
+    let pem = match &passphrase {
+        Some(pass) => Zeroizing::new(key.to_encrypted_pkcs8_pem(pass.as_bytes())?),
+        None => key.to_pkcs8_pem()?,
+    };
     write_new(&pem_path, pem.as_bytes(), true)?;
     if let Err(e) = write_new(&jwks_path, format!("{jwks_text}\n").as_bytes(), false) {
         // Do not leave a private key without its public half (and a kid that will collide).
@@ -59,9 +74,14 @@ pub(crate) fn run(args: &KeygenArgs) -> CliResult {
         return Err(e);
     }
     eprintln!(
-        "wrote {} (private key, {}, mode 0600: keep it secret)\nwrote {} (public JWKS, kid \"{kid}\", alg {})",
+        "wrote {} (private key, {}{}, mode 0600: keep it secret)\nwrote {} (public JWKS, kid \"{kid}\", alg {})",
         pem_path.display(),
         key.kind(),
+        if passphrase.is_some() {
+            ", encrypted"
+        } else {
+            ""
+        },
         jwks_path.display(),
         args.alg
     );

@@ -8,6 +8,7 @@ mod clients;
 mod completions;
 mod decode;
 mod demo;
+mod introspect;
 mod jwks;
 mod keygen;
 mod proxy;
@@ -24,6 +25,7 @@ pub(crate) fn run(cli: Cli) -> CliResult {
         Command::Assertion(args) => assertion::run(&args),
         Command::Token(args) => token::run(&args),
         Command::Decode(args) => decode::run(&args),
+        Command::Introspect(args) => introspect::run(&args),
         Command::Jwks(args) => jwks::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Clients(args) => clients::run(&args),
@@ -32,7 +34,7 @@ pub(crate) fn run(cli: Cli) -> CliResult {
         Command::Proxy(args) => proxy::run(&args),
         Command::Cache(args) => cache::run(&args),
         Command::Completions(args) => completions::completions(&args),
-        Command::Man => completions::man(),
+        Command::Man(args) => completions::man(&args),
     }
 }
 
@@ -53,4 +55,26 @@ pub(crate) fn print_result(text: &str) -> CliResult {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(CliError::local(format!("cannot write to stdout: {e}"))),
     }
+}
+
+/// `arg` itself, or for `-` the first MiB of stdin, trimmed; `what` names it in errors.
+pub(crate) fn read_stdin_arg(arg: &str, what: &str) -> CliResult<String> {
+    use std::io::Read as _;
+    let text = if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .take(1 << 20)
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::usage(format!("cannot read the {what} from stdin: {e}")))?;
+        text
+    } else {
+        arg.to_owned()
+    };
+    let value = text.trim();
+    if value.is_empty() {
+        return Err(CliError::usage(format!(
+            "no {what} given (argument or stdin)"
+        )));
+    }
+    Ok(value.to_owned())
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use m2m_client::{RetryPolicy, TokenClient, TokenResponse};
+use m2m_client::{AuthServerMetadata, RetryPolicy, TokenClient, TokenResponse};
 use serde_json::{Map, Value};
 
 use crate::cli::TokenArgs;
@@ -42,6 +42,19 @@ pub(crate) async fn token_client(
     let signer = s.signer(endpoint.implied_profile())?;
     let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
     let timeout = Duration::from_secs(timeout_secs.max(1));
+    let (client, _) = build_client(s, &endpoint, signer, timeout, attempts).await?;
+    Ok((client, kid))
+}
+
+/// The token client for these settings, authenticated as `m2m token` is (also used by
+/// `m2m introspect`); with the discovered metadata when the target was only an issuer.
+pub(crate) async fn build_client(
+    s: &Settings,
+    endpoint: &Target,
+    signer: m2m_core::signer::KeySigner,
+    timeout: Duration,
+    attempts: u32,
+) -> CliResult<(TokenClient, Option<AuthServerMetadata>)> {
     let mut builder = TokenClient::builder()
         .client_id(s.require_client_id()?)
         .signer(Arc::new(signer))
@@ -55,7 +68,8 @@ pub(crate) async fn token_client(
         );
         builder = builder.dangerous_allow_insecure_http();
     }
-    builder = match &endpoint {
+    let mut discovered = None;
+    builder = match endpoint {
         Target::Endpoint { endpoint, issuer } => {
             let b = builder.endpoint(endpoint.clone());
             match issuer {
@@ -65,6 +79,7 @@ pub(crate) async fn token_client(
         }
         Target::Issuer(issuer) => {
             let metadata = m2m_client::discover(issuer).await?;
+            discovered = Some(metadata.clone());
             builder.discovered(metadata)
         }
     };
@@ -77,7 +92,7 @@ pub(crate) async fn token_client(
     if let Some(scope) = &s.scope {
         builder = builder.scope(scope.clone());
     }
-    Ok((builder.build()?, kid))
+    Ok((builder.build()?, discovered))
 }
 
 fn render(args: &TokenArgs, response: &TokenResponse) -> CliResult<String> {

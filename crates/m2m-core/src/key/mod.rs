@@ -279,6 +279,30 @@ impl PrivateKey {
     /// The key as unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), in a buffer that is
     /// zeroed on drop. Write it with mode 0600.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, Error> {
+        let der = self.pkcs8_der()?;
+        let block = pem::Pem::new("PRIVATE KEY", der.to_vec());
+        let text = pem::encode_config(
+            &block,
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        );
+        Ok(Zeroizing::new(text))
+    }
+
+    /// The key as encrypted PKCS#8 PEM (`-----BEGIN ENCRYPTED PRIVATE KEY-----`; PBES2 with
+    /// PBKDF2-HMAC-SHA256 and AES-256-CBC), which [`PrivateKey::from_bytes`] reads back with the
+    /// passphrase. An empty passphrase is refused.
+    pub fn to_encrypted_pkcs8_pem(&self, passphrase: &[u8]) -> Result<String, Error> {
+        let der = self.pkcs8_der()?;
+        let encrypted = encrypted::encrypt_pkcs8(&der, passphrase)?;
+        let block = pem::Pem::new("ENCRYPTED PRIVATE KEY", encrypted);
+        Ok(pem::encode_config(
+            &block,
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        ))
+    }
+
+    /// The unencrypted PKCS#8 DER, zeroed on drop.
+    fn pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
         let failed = || Error::InvalidKey("could not encode the key as PKCS#8".to_owned());
         let der: Zeroizing<Vec<u8>> = match &self.inner {
             Inner::Rsa(k) => {
@@ -289,12 +313,7 @@ impl PrivateKey {
             Inner::Ec(k) => Zeroizing::new(k.to_pkcs8v1().map_err(|_| failed())?.as_ref().to_vec()),
             Inner::Ed(k) => Zeroizing::new(k.to_pkcs8v1().map_err(|_| failed())?.as_ref().to_vec()),
         };
-        let block = pem::Pem::new("PRIVATE KEY", der.to_vec());
-        let text = pem::encode_config(
-            &block,
-            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-        );
-        Ok(Zeroizing::new(text))
+        Ok(der)
     }
 
     /// Signs `msg` with `alg`, returning the JWS signature bytes (ECDSA as fixed-width `r||s`).

@@ -2,6 +2,8 @@
 //! without its signature, registry or replay store — ALL findings, no short-circuit — running the
 //! very rule functions the validators use.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::nhs::{self, NhsConfig, NhsValidator};
@@ -9,6 +11,7 @@ use super::rejection::{Reason, Rejection};
 use super::rfc::{self, AudienceMode, RfcConfig, RfcValidator};
 use super::rules::Parsed;
 use crate::clock::UnixTime;
+use crate::nhs::Environment;
 
 /// Which token endpoint's rules to apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +53,7 @@ pub fn lint(token: &str, ctx: &LintContext<'_>) -> Vec<Finding> {
     let token = token.trim();
     let mut out = Vec::new();
     let mut push = |r: Rejection| {
-        let hint = hint(r.reason, ctx.profile);
+        let hint = hint(r.reason, ctx);
         let message = if hint.is_empty() {
             r.description.into_owned()
         } else {
@@ -155,9 +158,45 @@ fn lint_nhs(token: &str, ctx: &LintContext<'_>, push: &mut dyn FnMut(Rejection))
     }
 }
 
-/// How to fix what `reason` complains about.
-fn hint(reason: Reason, profile: LintProfile) -> &'static str {
-    let nhs = profile == LintProfile::Nhs;
+/// How to fix what `reason` complains about. The `aud` fix names the value this context expects
+/// (the token URL linted against, with its NHS environment), never a fixed example: an INT URL
+/// shown to someone linting for prod would be the very mistake being reported.
+fn hint(reason: Reason, ctx: &LintContext<'_>) -> Cow<'static, str> {
+    let nhs = ctx.profile == LintProfile::Nhs;
+    match reason {
+        Reason::AudInvalid => aud_hint(ctx).into(),
+        other => static_hint(other, nhs).into(),
+    }
+}
+
+/// The `aud` fix for `ctx`: the exact value expected, and for NHS which environment it is.
+fn aud_hint(ctx: &LintContext<'_>) -> String {
+    match ctx.profile {
+        LintProfile::Nhs => {
+            let url = ctx.token_url.unwrap_or_default();
+            let env = Environment::ALL
+                .into_iter()
+                .find(|e| e.token_url() == url)
+                .map(|e| format!(" (the NHS {} environment)", e.name()))
+                .unwrap_or_default();
+            format!(
+                "set 'aud' to the exact token URL you POST to: \"{url}\"{env}; the token URL decides the environment"
+            )
+        }
+        LintProfile::Rfc => match (ctx.issuer, ctx.token_url) {
+            (Some(issuer), _) => format!(
+                "set 'aud' to the authorization server's issuer identifier \"{issuer}\", a single JSON string (RFC 10070)"
+            ),
+            (None, Some(url)) => format!(
+                "set 'aud' to the token URL \"{url}\" (or lint with --issuer for a server that wants its issuer identifier, RFC 10070)"
+            ),
+            (None, None) => "set 'aud' to the authorization server's issuer identifier, a single JSON string (RFC 10070)".to_owned(),
+        },
+    }
+}
+
+/// The fixes that do not depend on the context.
+fn static_hint(reason: Reason, nhs: bool) -> &'static str {
     match reason {
         Reason::Malformed => {
             "an assertion is header.payload.signature, each part unpadded base64url, header and claims JSON objects"
@@ -182,12 +221,6 @@ fn hint(reason: Reason, profile: LintProfile) -> &'static str {
             "set both 'iss' and 'sub' to the application's API key for this environment"
         }
         Reason::IssSubInvalid => "set both 'iss' and 'sub' to the client id",
-        Reason::AudInvalid if nhs => {
-            "set 'aud' to the exact token URL you POST to, e.g. https://int.api.service.nhs.uk/oauth2/token"
-        }
-        Reason::AudInvalid => {
-            "set 'aud' to the authorization server's issuer identifier, a single JSON string (RFC 10070)"
-        }
         Reason::ExpMissing => "add 'exp' = now + lifetime, in seconds since the epoch",
         Reason::ExpInvalid => {
             "'exp' must be a JSON number of seconds since the epoch, not a string"
