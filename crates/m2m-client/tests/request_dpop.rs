@@ -177,3 +177,24 @@ async fn debug_output_shows_no_key_material_or_proof() {
     assert!(!debug.contains(&proof), "{debug}");
     assert!(!debug.contains("\"d\""), "{debug}");
 }
+
+#[tokio::test]
+async fn without_dpop_no_proof_is_sent_and_a_dpop_endpoint_notices() {
+    let server = endpoint(None, vec![Reply::token()]).await;
+    let client = TokenClient::builder()
+        .token_url(server.url())
+        .client_id(CLIENT_ID)
+        .signer(signer(Algorithm::Rs256))
+        .build()
+        .unwrap();
+    assert!(client.dpop_key().is_none());
+    let error = client.fetch().await.unwrap_err();
+    assert!(matches!(error, Error::ServerRejected(_)), "{error:?}");
+    let seen = &server.seen()[0];
+    assert_eq!(seen.header("dpop"), None);
+    assert!(
+        seen.problems.iter().any(|p| p.contains("no DPoP header")),
+        "{:?}",
+        seen.problems
+    );
+}
