@@ -141,7 +141,8 @@ impl TokenClient {
         {
             tracing::warn!(
                 token_type = token.token_type().unwrap_or("(none)"),
-                "asked for a DPoP-bound token, got another type: the token is not bound to the                  DPoP key (the server may not support DPoP)"
+                "asked for a DPoP-bound token, got another type: the token is not bound to the \
+                 DPoP key (the server may not support DPoP)"
             );
         }
         result
