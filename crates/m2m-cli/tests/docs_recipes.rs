@@ -61,7 +61,15 @@ enum Kind {
     Toml,
     Rust,
     Text,
+    /// Must parse as JSON (a config file shown whole).
+    Json,
+    /// A snippet in another language (a Python, Java or Node caller, a systemd unit, a pod
+    /// spec): shown as it is, as no toolchain for it is here.
+    Foreign,
 }
+
+/// The info strings of [`Kind::Foreign`] blocks.
+const FOREIGN: [&str; 7] = ["python", "java", "js", "ini", "yaml", "dockerfile", "nginx"];
 
 #[derive(Debug)]
 struct Block {
@@ -95,10 +103,12 @@ fn blocks(rel: &Path) -> Result<Vec<Block>, String> {
             ["sh", "no-run"] => Kind::ShNoRun,
             ["toml"] => Kind::Toml,
             ["text"] => Kind::Text,
+            ["json"] => Kind::Json,
+            [lang] if FOREIGN.contains(lang) => Kind::Foreign,
             ["rust", rest @ ..] if !rest.contains(&"ignore") => Kind::Rust,
             _ => {
                 return Err(format!(
-                    "{at}: code block ```{info}: use sh, sh no-run, toml, text or rust (not ignore); see CONTRIBUTING.md"
+                    "{at}: code block ```{info}: use sh, sh no-run, toml, json, text, rust (not ignore) or one of {FOREIGN:?}; see CONTRIBUTING.md"
                 ));
             }
         };
@@ -320,6 +330,21 @@ fn every_code_block_has_a_known_kind() {
                         ));
                     }
                 }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn json_blocks_parse() {
+    let mut problems = Vec::new();
+    for file in doc_files() {
+        for b in blocks(&file).unwrap_or_default() {
+            if b.kind == Kind::Json
+                && let Err(e) = serde_json::from_str::<serde_json::Value>(&b.body)
+            {
+                problems.push(format!("{}: not JSON: {e}", b.at));
             }
         }
     }

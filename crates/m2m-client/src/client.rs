@@ -9,10 +9,11 @@ use m2m_core::assertion::{AssertionBuilder, Audience};
 use m2m_core::clock::{Clock, SystemClock};
 use m2m_core::nhs::Environment;
 use m2m_core::signer::Signer;
-use m2m_core::wire::GRANT_CLIENT_CREDENTIALS;
+use m2m_core::wire::{DPOP, ERROR_USE_DPOP_NONCE, GRANT_CLIENT_CREDENTIALS};
 
 use crate::client_auth::ClientAuth;
 use crate::discovery::AuthServerMetadata;
+use crate::dpop::{DpopKey, DpopState};
 use crate::endpoint::Endpoint;
 use crate::error::{ConfigError, Error};
 use crate::profile::Profile;
@@ -20,7 +21,7 @@ use crate::reqwest_transport::{ReqwestTransport, TransportConfig};
 use crate::response::{ResponseParts, TokenResponse, parse_response};
 use crate::retry::{RetryDecision, RetryPolicy};
 use crate::token_url::{TokenUrl, UrlPolicy};
-use crate::transport::{FormPost, TokenTransport};
+use crate::transport::{FormPost, TokenTransport, TransportResponse};
 
 /// The form field the client sets itself whatever the authentication method; extra parameters
 /// may not replace it (nor the method's own, [`ClientAuth::form_field_names`]).
@@ -43,6 +44,7 @@ struct Inner {
     retry: RetryPolicy,
     transport: Arc<dyn TokenTransport>,
     clock: Arc<dyn Clock>,
+    dpop: Option<DpopState>,
 }
 
 impl fmt::Debug for TokenClient {
@@ -60,6 +62,7 @@ impl fmt::Debug for TokenClient {
             )
             .field("retry", &i.retry)
             .field("transport", &i.transport)
+            .field("dpop", &i.dpop.as_ref().map(|d| &d.key))
             .finish_non_exhaustive()
     }
 }
@@ -101,22 +104,82 @@ impl TokenClient {
         }
     }
 
-    /// Sends exactly one token request (no retries), with fresh credentials.
+    /// Sends one token request (no retries), with fresh credentials. With DPoP, a `400
+    /// use_dpop_nonce` answer that carries a `DPoP-Nonce` is followed by exactly one more request
+    /// with that nonce in a fresh proof and a fresh client assertion (RFC 9449 §8): the nonce
+    /// round is part of one attempt.
     pub async fn fetch_once(&self) -> Result<TokenResponse, Error> {
+        let (result, nonce) = self.post_once().await?;
+        let Some(dpop) = &self.inner.dpop else {
+            return result;
+        };
+        let Some(nonce) = nonce else {
+            return self.check_token_type(result);
+        };
+        dpop.set_nonce(&nonce);
+        if !asks_for_nonce(&result) {
+            return self.check_token_type(result);
+        }
+        tracing::debug!(
+            "the token endpoint asked for a DPoP nonce; sending the request again with it"
+        );
+        let (result, nonce) = self.post_once().await?;
+        if let Some(nonce) = nonce {
+            dpop.set_nonce(&nonce);
+        }
+        self.check_token_type(result)
+    }
+
+    /// A DPoP request answered with a Bearer token: accepted (the server does not support or
+    /// does not want DPoP for this client), and logged, as the token is not bound to the key.
+    fn check_token_type(
+        &self,
+        result: Result<TokenResponse, Error>,
+    ) -> Result<TokenResponse, Error> {
+        if let Ok(token) = &result
+            && !token.token_type_is(DPOP)
+        {
+            tracing::warn!(
+                token_type = token.token_type().unwrap_or("(none)"),
+                "asked for a DPoP-bound token, got another type: the token is not bound to the \
+                 DPoP key (the server may not support DPoP)"
+            );
+        }
+        result
+    }
+
+    /// One POST: the parsed answer, and the `DPoP-Nonce` it carried. A transport failure is the
+    /// outer error.
+    async fn post_once(&self) -> Result<(Result<TokenResponse, Error>, Option<String>), Error> {
         let inner = &self.inner;
-        let auth = inner.auth.apply(inner.clock.now())?;
+        let now = inner.clock.now();
+        let auth = inner.auth.apply(now)?;
+        let mut headers = auth.headers;
+        let mut proof_jti = None;
+        if let Some(dpop) = &inner.dpop {
+            let proof = dpop.token_request_proof(inner.token_url.as_str(), now)?;
+            proof_jti = Some(proof.jti().to_owned());
+            headers.push((DPOP.to_owned(), proof.into_string()));
+        }
         let request = FormPost {
             url: inner.token_url.url().clone(),
             body: form_body(&auth.form, &inner.params),
-            headers: auth.headers,
+            headers,
         };
         tracing::debug!(
             token_url = %inner.token_url,
             auth = inner.auth.method_name(),
             jti = auth.jti.as_deref().unwrap_or(""),
+            dpop_jti = proof_jti.as_deref().unwrap_or(""),
             "sending token request"
         );
         let response = inner.transport.post_form(&request).await?;
+        let nonce = response.dpop_nonce.clone();
+        Ok((self.parse(response), nonce))
+    }
+
+    fn parse(&self, response: TransportResponse) -> Result<TokenResponse, Error> {
+        let inner = &self.inner;
         let now = SystemTime::UNIX_EPOCH + Duration::from_millis(inner.clock.now().as_millis());
         let parts = ResponseParts {
             status: response.status,
@@ -174,6 +237,22 @@ impl TokenClient {
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
+
+    /// The DPoP key, when token requests carry proofs.
+    pub fn dpop_key(&self) -> Option<&DpopKey> {
+        self.inner.dpop.as_ref().map(|d| &d.key)
+    }
+
+    /// The token endpoint's latest `DPoP-Nonce`, when it sent one.
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.inner.dpop.as_ref().and_then(DpopState::nonce)
+    }
+}
+
+/// Whether the answer is RFC 9449 §8's request for a nonce.
+fn asks_for_nonce(result: &Result<TokenResponse, Error>) -> bool {
+    matches!(result, Err(Error::ServerRejected(r))
+        if r.status == 400 && r.error.as_deref() == Some(ERROR_USE_DPOP_NONCE))
 }
 
 /// The urlencoded token request (RFC 6749 §4.4.2, with the authentication's fields, e.g. RFC 7523
@@ -216,6 +295,7 @@ pub struct TokenClientBuilder {
     transport: Option<Arc<dyn TokenTransport>>,
     clock: Option<Arc<dyn Clock>>,
     url_policy: UrlPolicy,
+    dpop: Option<DpopKey>,
 }
 
 impl fmt::Debug for TokenClientBuilder {
@@ -227,6 +307,7 @@ impl fmt::Debug for TokenClientBuilder {
             .field("signer", &self.signer)
             .field("client_auth", &self.client_auth)
             .field("audience", &self.audience)
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }
@@ -362,6 +443,13 @@ impl TokenClientBuilder {
         self
     }
 
+    /// Sends a DPoP proof made with `key` on every token request (RFC 9449), asking for a token
+    /// bound to it. See [`DpopKey`] for ephemeral and persistent keys.
+    pub fn dpop(mut self, key: DpopKey) -> Self {
+        self.dpop = Some(key);
+        self
+    }
+
     /// Allows plain http to non-loopback hosts. The assertion and token then travel in clear text:
     /// only for closed test networks.
     pub fn dangerous_allow_insecure_http(mut self) -> Self {
@@ -467,6 +555,7 @@ impl TokenClientBuilder {
                 retry: self.retry,
                 transport,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                dpop: self.dpop.map(DpopState::new),
             }),
         })
     }

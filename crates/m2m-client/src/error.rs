@@ -90,6 +90,9 @@ pub enum Error {
     /// The client assertion could not be built or signed; nothing was sent.
     #[error("could not create the client assertion: {0}")]
     Assertion(#[source] m2m_core::Error),
+    /// The DPoP key could not be made or could not sign a proof; nothing was sent.
+    #[error("could not create the DPoP proof: {0}")]
+    DpopProof(#[source] m2m_core::Error),
 }
 
 /// An RFC 6749 §5.2 error response, as the token endpoint sent it (plus NHS's `message_id`).

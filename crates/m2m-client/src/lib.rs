@@ -28,6 +28,8 @@
 //!   per attempt.
 //! - [`ClientAuth`] (`client_auth`): how the client authenticates (`private_key_jwt` today): the
 //!   form fields and headers of one attempt.
+//! - [`DpopKey`] (`dpop`): the DPoP key (ephemeral or from a file) whose proofs go on every token
+//!   request, and the token endpoint's latest nonce (RFC 9449).
 //! - [`Endpoint`] (`endpoint`): a token URL, an NHS environment or discovered metadata, and
 //!   the default `aud` and profile each implies.
 //! - [`TokenUrl`] (`token_url`): the https-only rule (loopback http allowed, anything else only
@@ -73,6 +75,7 @@ mod backoff;
 mod client;
 mod client_auth;
 mod discovery;
+mod dpop;
 mod endpoint;
 mod error;
 pub mod file_cache;
@@ -113,9 +116,14 @@ pub use m2m_core::{
     signer::{KeySigner, Signer},
 };
 
+/// The DPoP guide (`docs/dpop.md`), here so its examples are compiled by `cargo test --doc`.
+#[doc = include_str!("../../../docs/dpop.md")]
+pub mod dpop_guide {}
+
 pub use client::{TokenClient, TokenClientBuilder};
 pub use client_auth::{AuthParts, ClientAuth};
 pub use discovery::{AuthServerMetadata, discover, discover_with, metadata_urls, parse_metadata};
+pub use dpop::DpopKey;
 pub use endpoint::Endpoint;
 pub use error::{ConfigError, Error, ErrorResponse, TransportKind};
 pub use hint::{Hint, hint_for};

@@ -83,6 +83,7 @@ impl ReqwestTransport {
         let content_type = header(CONTENT_TYPE);
         let retry_after = header(RETRY_AFTER);
         let location = header(LOCATION);
+        let dpop_nonce = header(HeaderName::from_static("dpop-nonce"));
         let status = response.status().as_u16();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| classify(url, &e))? {
@@ -97,6 +98,7 @@ impl ReqwestTransport {
             content_type,
             retry_after,
             location,
+            dpop_nonce,
             body,
         })
     }

@@ -62,6 +62,8 @@ pub struct TransportResponse {
     pub retry_after: Option<String>,
     /// The `Location` header of a redirect, if present and readable (reported, never followed).
     pub location: Option<String>,
+    /// The `DPoP-Nonce` header (RFC 9449 §8), if present and readable.
+    pub dpop_nonce: Option<String>,
     /// The body (a transport may truncate very large bodies).
     pub body: Vec<u8>,
 }

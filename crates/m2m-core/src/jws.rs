@@ -188,7 +188,12 @@ impl EncodedHeader {
         EncodedHeader::encode(&header, signer.algorithm())
     }
 
-    fn encode(header: &Map<String, Value>, alg: Algorithm) -> Result<EncodedHeader, Error> {
+    /// Encodes `header` exactly as given; it must already carry `alg` (DPoP proofs, whose header
+    /// holds a public `jwk` and no `kid`).
+    pub(crate) fn encode(
+        header: &Map<String, Value>,
+        alg: Algorithm,
+    ) -> Result<EncodedHeader, Error> {
         let header_json = serde_json::to_vec(header).map_err(|_| Error::SigningFailed)?;
         let mut prefix = b64::encode(header_json);
         prefix.push('.');

@@ -14,10 +14,11 @@
 //! - [`signer`]: the [`signer::Signer`] seam, so a KMS or HSM can sign instead of a local key.
 //! - [`jws`]: compact JWS parsing, signing and verification (our thin layer over aws-lc-rs).
 //! - [`assertion`]: the RFC 7523 client-assertion builder (audience rules, lifetime, fresh `jti`).
+//! - [`dpop`]: the RFC 9449 DPoP proof builder (its validator is [`validate::dpop`]).
 //! - [`nhs`]: NHS England API platform environments and token URLs.
 //! - [`validate`]: the client-assertion validator (token endpoint: rfc and nhs profiles), the
 //!   RFC 9068 access-token validator ([`validate::access_token`], resource servers and
-//!   introspection) and the linter behind `m2m decode --lint`.
+//!   introspection), the DPoP proof validator ([`validate::dpop`]) and the linter behind `m2m decode --lint`.
 //! - [`ids`]: protocol newtypes ([`ids::ClientId`], [`ids::Kid`], [`ids::Issuer`]) and the
 //!   [`ids::KeySet`] of kid-and-key entries.
 //! - [`wire`]: wire constants (grant types, assertion type, form media type), written once.
@@ -50,6 +51,7 @@ pub mod alg;
 pub mod assertion;
 mod b64;
 pub mod clock;
+pub mod dpop;
 pub mod error;
 pub mod ids;
 pub mod jwk;

@@ -18,3 +18,14 @@ pub const FORM_MEDIA_TYPE: &str = "application/x-www-form-urlencoded";
 pub const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 /// The `typ` of RFC 9068 JWT access tokens.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// The `typ` of DPoP proofs (RFC 9449 §4.2).
+pub const DPOP_TYP: &str = "dpop+jwt";
+/// The HTTP header that carries a DPoP proof (RFC 9449 §4.1), and the `Authorization` scheme of
+/// a DPoP-bound access token (§7.1) and its `token_type` (§5).
+pub const DPOP: &str = "DPoP";
+/// The header in which a server hands the client a nonce to put in its next proofs (RFC 9449 §8).
+pub const DPOP_NONCE_HEADER: &str = "DPoP-Nonce";
+/// The `error` of a refusal that asks for a proof with the server's nonce (RFC 9449 §8, §9).
+pub const ERROR_USE_DPOP_NONCE: &str = "use_dpop_nonce";
+/// The `error` of a refused DPoP proof (RFC 9449 §5, §7.1).
+pub const ERROR_INVALID_DPOP_PROOF: &str = "invalid_dpop_proof";

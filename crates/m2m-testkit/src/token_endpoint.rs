@@ -15,6 +15,13 @@
 //! [`EndpointBuilder::answer_invalid`] it is answered from the script anyway, so a test can show
 //! that the endpoint did notice (the problems are in [`Request::problems`]).
 //!
+//! With [`EndpointBuilder::dpop`] every token request must also carry one `DPoP` proof (RFC
+//! 9449) that m2m-core's validator accepts for `POST` to the token URL, with a `jti` never seen
+//! before; a token reply then says `token_type: DPoP` (unless the reply sets another). With
+//! [`EndpointBuilder::dpop_nonce`] a proof without the current nonce is answered `400
+//! use_dpop_nonce` with a `DPoP-Nonce` header, as RFC 9449 §8 has it, before the script is
+//! consulted.
+//!
 //! Replies are taken from the front of the queue; the last one repeats. Numbered tokens
 //! (`token-<n>`, `nhs-token-<n>`) use the 1-based count of token requests received.
 
@@ -35,6 +42,7 @@ use m2m_core::ids::{KeyEntry, KeySet, Kid};
 use m2m_core::jwk::Jwks;
 use m2m_core::jws::UnverifiedJws;
 use m2m_core::key::PublicKey;
+use m2m_core::validate::{DpopReason, DpopRequest, DpopValidator};
 use m2m_core::wire::{
     CLIENT_ASSERTION_TYPE, FORM_MEDIA_TYPE, GRANT_CLIENT_CREDENTIALS, MAX_ASSERTION_LIFETIME,
 };
@@ -60,6 +68,7 @@ enum Body {
         access_token: Option<String>,
         expires_in: Option<Value>,
         nhs: bool,
+        token_type: Option<String>,
     },
     /// Bytes as given.
     Text(String),
@@ -74,6 +83,7 @@ impl Reply {
                 access_token: None,
                 expires_in: Some(json!(600)),
                 nhs: false,
+                token_type: None,
             },
             headers: vec![("content-type".to_owned(), "application/json".to_owned())],
             delay: Duration::ZERO,
@@ -88,6 +98,7 @@ impl Reply {
                 access_token: None,
                 expires_in: Some(json!("599")),
                 nhs: true,
+                token_type: None,
             },
             ..Reply::token()
         }
@@ -140,6 +151,15 @@ impl Reply {
         self
     }
 
+    /// Another `token_type` (token replies only). Default: `DPoP` when the request carried a
+    /// valid DPoP proof to an endpoint built with [`EndpointBuilder::dpop`], else `Bearer`.
+    pub fn token_type(mut self, value: &str) -> Reply {
+        if let Body::Token { token_type, .. } = &mut self.body {
+            *token_type = Some(value.to_owned());
+        }
+        self
+    }
+
     /// Adds a header (replacing one of the same name, e.g. `content-type`).
     pub fn header(mut self, name: &str, value: &str) -> Reply {
         let name = name.to_ascii_lowercase();
@@ -160,12 +180,18 @@ impl Reply {
     }
 
     fn render(&self, n: usize) -> Response {
+        self.render_as(n, "Bearer")
+    }
+
+    /// Renders with `default_type` as the token reply's `token_type` unless it set its own.
+    fn render_as(&self, n: usize, default_type: &str) -> Response {
         let text = match &self.body {
             Body::Text(text) => text.clone(),
             Body::Token {
                 access_token,
                 expires_in,
                 nhs,
+                token_type,
             } => {
                 let prefix = if *nhs { "nhs-token" } else { "token" };
                 let mut body = Map::new();
@@ -173,7 +199,10 @@ impl Reply {
                     .clone()
                     .unwrap_or_else(|| format!("{prefix}-{n}"));
                 body.insert("access_token".into(), json!(token));
-                body.insert("token_type".into(), json!("Bearer"));
+                body.insert(
+                    "token_type".into(),
+                    json!(token_type.as_deref().unwrap_or(default_type)),
+                );
                 if let Some(e) = expires_in {
                     body.insert("expires_in".into(), e.clone());
                 }
@@ -220,6 +249,12 @@ pub struct Request {
     pub jti: Option<String>,
     /// The assertion's claims, when it parsed.
     pub claims: Option<Map<String, Value>>,
+    /// The thumbprint of the DPoP proof's key, when a proof was sent and accepted.
+    pub dpop_jkt: Option<String>,
+    /// The `nonce` claim of the DPoP proof, when it had one.
+    pub dpop_nonce: Option<String>,
+    /// Why the DPoP proof was refused (the validator's reason, e.g. `nonce_missing`), if it was.
+    pub dpop_refused: Option<String>,
     /// Every check that failed, each starting with the checked item (`aud …`, `signature: …`);
     /// empty for a well-behaved client.
     pub problems: Vec<String>,
@@ -253,9 +288,25 @@ pub struct EndpointBuilder {
     audience: Option<String>,
     answer_invalid: bool,
     replies: Vec<Reply>,
+    dpop: bool,
+    dpop_nonce: Option<String>,
 }
 
 impl EndpointBuilder {
+    /// Requires a valid DPoP proof on every token request (see the module docs).
+    pub fn dpop(mut self) -> Self {
+        self.dpop = true;
+        self
+    }
+
+    /// Requires DPoP proofs with `nonce`, asking for it with `400 use_dpop_nonce` (implies
+    /// [`EndpointBuilder::dpop`]).
+    pub fn dpop_nonce(mut self, nonce: &str) -> Self {
+        self.dpop = true;
+        self.dpop_nonce = Some(nonce.to_owned());
+        self
+    }
+
     /// Registers a verification key under `kid` (the assertion's `kid` must name it).
     pub fn key(mut self, kid: &str, key: PublicKey) -> Self {
         self.keys.push(KeyEntry::new(Some(Kid::new(kid)), key));
@@ -361,6 +412,10 @@ impl EndpointBuilder {
             seen: Mutex::default(),
             jtis: Mutex::default(),
             gate: Mutex::default(),
+            dpop: self.dpop,
+            dpop_nonce: Mutex::new(self.dpop_nonce),
+            dpop_jtis: Mutex::default(),
+            url: url.clone(),
         });
         let app = Router::new()
             .route(&self.path, any(token))
@@ -398,6 +453,14 @@ struct Shared {
     jtis: Mutex<HashSet<String>>,
     /// While set, token answers wait for a permit on it (see [`TokenEndpoint::hold`]).
     gate: Mutex<Option<Arc<Semaphore>>>,
+    /// Whether token requests must carry a DPoP proof.
+    dpop: bool,
+    /// The nonce DPoP proofs must carry, if any.
+    dpop_nonce: Mutex<Option<String>>,
+    /// DPoP proof `jti`s seen (single use).
+    dpop_jtis: Mutex<HashSet<String>>,
+    /// The token URL, the `htu` proofs must name.
+    url: String,
 }
 
 /// A running token endpoint. See the module docs for what it checks.
@@ -422,7 +485,15 @@ impl TokenEndpoint {
             audience: None,
             answer_invalid: false,
             replies: Vec::new(),
+            dpop: false,
+            dpop_nonce: None,
         }
+    }
+
+    /// Requires `nonce` in DPoP proofs from now on (the next proof without it is answered `400
+    /// use_dpop_nonce`): a nonce rotation.
+    pub fn set_dpop_nonce(&self, nonce: &str) {
+        *lock(&self.shared.dpop_nonce) = Some(nonce.to_owned());
     }
 
     /// The listening address.
@@ -552,7 +623,18 @@ async fn token(
     let n = shared.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let request = inspect(&shared, &method, &headers, &body);
     let problems = request.problems.join("; ");
+    let proof_ok = shared.dpop && request.dpop_jkt.is_some();
+    let nonce_wanted = request.dpop_refused.as_deref().is_some_and(|r| {
+        r == DpopReason::NonceMissing.as_str() || r == DpopReason::NonceMismatch.as_str()
+    });
     lock(&shared.seen).push(request);
+    if nonce_wanted && problems.is_empty() {
+        let nonce = lock(&shared.dpop_nonce).clone().unwrap_or_default();
+        let body = json!({"error": "use_dpop_nonce", "error_description": "DPoP proof must carry the server's nonce"});
+        return Reply::json(400, body.to_string())
+            .header("dpop-nonce", &nonce)
+            .render(n);
+    }
     if problems.is_empty() {
         shared.verified.fetch_add(1, Ordering::SeqCst);
     } else if !shared.answer_invalid {
@@ -576,7 +658,7 @@ async fn token(
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    reply.render(n)
+    reply.render_as(n, if proof_ok { "DPoP" } else { "Bearer" })
 }
 
 /// Runs every check on one token request and records what it saw.
@@ -610,9 +692,15 @@ fn inspect(shared: &Shared, method: &Method, headers: &HeaderMap, body: &[u8]) -
         kid: None,
         jti: None,
         claims: None,
+        dpop_jkt: None,
+        dpop_nonce: None,
+        dpop_refused: None,
         problems: Vec::new(),
     };
     check_assertion(shared, &mut request, &mut problems);
+    if shared.dpop {
+        check_dpop(shared, headers, &mut request, &mut problems);
+    }
     request.problems = problems;
     request
 }
@@ -690,4 +778,58 @@ fn check_assertion(shared: &Shared, request: &mut Request, problems: &mut Vec<St
         other => problems.push(format!("jti {other:?}")),
     }
     request.claims = Some(claims);
+}
+
+/// The DPoP proof of a token request, checked by m2m-core's validator: one `DPoP` header, `POST`
+/// to the token URL, the current nonce if one is required, a `jti` never seen before. A missing
+/// or stale nonce is not a problem (the client cannot know it before the first answer): it is
+/// recorded in [`Request::dpop_refused`] and answered `use_dpop_nonce`.
+fn check_dpop(
+    shared: &Shared,
+    headers: &HeaderMap,
+    request: &mut Request,
+    problems: &mut Vec<String>,
+) {
+    let proofs: Vec<&HeaderValue> = headers.get_all("dpop").iter().collect();
+    let proof = match proofs.as_slice() {
+        [one] => one.to_str().unwrap_or_default(),
+        [] => {
+            problems.push("dpop: no DPoP header".to_owned());
+            return;
+        }
+        _ => {
+            problems.push("dpop: more than one DPoP header".to_owned());
+            return;
+        }
+    };
+    if let Ok(jws) = UnverifiedJws::parse(proof)
+        && let Ok(claims) = jws.claims()
+    {
+        request.dpop_nonce = claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+    }
+    let nonce = lock(&shared.dpop_nonce).clone();
+    let nonces: Vec<&str> = nonce.as_deref().into_iter().collect();
+    let now =
+        m2m_core::clock::UnixTime::from_millis(u64::try_from(now_millis()).unwrap_or(u64::MAX));
+    let check = DpopRequest::new("POST", &shared.url).nonces(&nonces);
+    match DpopValidator::default().validate(proof, &check, now) {
+        Ok(verified) => {
+            if !lock(&shared.dpop_jtis).insert(verified.jti.clone()) {
+                problems.push(format!("dpop: replayed proof jti {}", verified.jti));
+            }
+            request.dpop_jkt = Some(verified.jkt);
+        }
+        Err(rejection) => {
+            request.dpop_refused = Some(rejection.reason.as_str().to_owned());
+            if !matches!(
+                rejection.reason,
+                DpopReason::NonceMissing | DpopReason::NonceMismatch
+            ) {
+                problems.push(format!("dpop: {rejection}"));
+            }
+        }
+    }
 }

@@ -10,6 +10,8 @@
 //! - [`nhs`]: the NHS England emulation profile ([`NhsValidator`]), in the proxy's order
 //!   (`docs/nhs-token-endpoint.md`) with its exact strings ([`nhs::messages`]).
 //! - [`access_token`]: the RFC 9068 access-token validator for resource servers and introspection.
+//! - [`dpop`]: the RFC 9449 DPoP proof validator (token endpoint and resource servers), with
+//!   `htu` compared after RFC 3986 normalisation (`htu`).
 //! - [`Verified`]: what both client-assertion profiles hand back.
 //! - [`lint`]: all findings of either profile at once.
 //! - [`Rejection`] / [`Reason`]: what a refusal sends and what logs and metrics record.
@@ -29,7 +31,9 @@
 //! ```
 
 pub mod access_token;
+pub mod dpop;
 mod form;
+mod htu;
 mod lint;
 pub mod nhs;
 mod rejection;
@@ -41,6 +45,7 @@ pub use access_token::{
     AccessTokenClaims, AccessTokenConfig, AccessTokenReason, AccessTokenRejection,
     AccessTokenValidator, BearerError, Presentation,
 };
+pub use dpop::{DpopConfig, DpopReason, DpopRejection, DpopRequest, DpopValidator, VerifiedProof};
 pub use form::{FORM_MEDIA_TYPE, TokenForm, parse_token_form};
 pub use lint::{Finding, LintContext, LintProfile, lint};
 pub use nhs::{
