@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use m2m_client::{RetryPolicy, TokenClient, TokenResponse};
+use m2m_client::{Endpoint, Profile, RetryPolicy, TokenClient, TokenResponse, TokenUrl};
 use serde_json::{Map, Value};
 
 use crate::cli::TokenArgs;
 use crate::commands::{print_result, runtime};
 use crate::exit::{CliError, CliResult};
-use crate::settings::{self, Settings, Target};
+use crate::server_hint::{self, AudRule};
+use crate::settings::{self, AlgChoice, Settings, Target};
 
 /// Connect limit: a token endpoint that does not accept a TCP/TLS connection in this time is down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,9 +21,9 @@ pub(crate) fn run(args: &TokenArgs) -> CliResult {
     let s = settings::resolve(&args.client, args.scope.as_deref())?;
     let endpoint = s.require_endpoint()?.clone();
     s.require_client_id()?;
-    let signer = s.signer(endpoint.implied_profile())?;
+    let (signer, alg) = s.signer_explained(endpoint.implied_profile())?;
     let rt = runtime()?;
-    let response = rt.block_on(fetch(args, &s, endpoint, signer))?;
+    let response = rt.block_on(fetch(args, &s, endpoint, signer, &alg))?;
     print_result(&render(args, &response)?)
 }
 
@@ -31,6 +32,7 @@ async fn fetch(
     s: &Settings,
     endpoint: Target,
     signer: m2m_core::signer::KeySigner,
+    alg: &AlgChoice,
 ) -> CliResult<TokenResponse> {
     let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
     let timeout = Duration::from_secs(args.timeout.max(1));
@@ -47,7 +49,31 @@ async fn fetch(
         );
         builder = builder.dangerous_allow_insecure_http();
     }
+    let mut aud_rule = AudRule::Given;
     builder = match &endpoint {
+        Target::Endpoint {
+            endpoint: Endpoint::Url(url),
+            issuer: None,
+        } if s.aud.is_none() && Profile::for_token_url(url) == Profile::Generic => {
+            match metadata_naming(url, s.allow_insecure_http).await {
+                Some(metadata) => {
+                    eprintln!(
+                        "note: aud = issuer {} (RFC 8414 metadata at the token URL's origin names this token endpoint); pass --issuer {} to say so",
+                        metadata.issuer(),
+                        metadata.issuer()
+                    );
+                    aud_rule = AudRule::DiscoveredIssuer(metadata.issuer().to_owned());
+                    builder.discovered(metadata)
+                }
+                None => {
+                    eprintln!(
+                        "note: aud = the token URL {url} (no RFC 8414 metadata at its origin names it); pass --issuer URL if the server wants its issuer identifier"
+                    );
+                    aud_rule = AudRule::TokenUrlGuess;
+                    builder.endpoint(Endpoint::Url(url.clone()))
+                }
+            }
+        }
         Target::Endpoint { endpoint, issuer } => {
             let b = builder.endpoint(endpoint.clone());
             match issuer {
@@ -70,10 +96,49 @@ async fn fetch(
         builder = builder.scope(scope.clone());
     }
     let client = builder.build()?;
-    if args.no_cache {
-        return Ok(client.fetch().await?);
+    let result = if args.no_cache {
+        client.fetch().await.map_err(CliError::from)
+    } else {
+        crate::commands::cache::fetch_cached(&client, kid.as_deref(), s.scope.as_deref()).await
+    };
+    result.map_err(|mut e| {
+        if e.exit == crate::exit::Exit::Rejected
+            && let Some(h) = server_hint::hint(&e.message, alg, &aud_rule)
+        {
+            e.hint = Some(h);
+        }
+        e
+    })
+}
+
+/// The RFC 8414 metadata at the origin of `url`, when it names `url` as its token endpoint: the
+/// server's issuer is then the `aud` RFC 10070 asks for. Anything else (no metadata, another
+/// token endpoint, an error) gives `None`, and the token URL stays the `aud`.
+async fn metadata_naming(
+    url: &TokenUrl,
+    allow_insecure_http: bool,
+) -> Option<m2m_client::AuthServerMetadata> {
+    if allow_insecure_http {
+        // Discovery keeps the strict URL policy; an insecure target gets no guess from it.
+        return None;
     }
-    crate::commands::cache::fetch_cached(&client, kid.as_deref(), s.scope.as_deref()).await
+    let parsed = url::Url::parse(url.as_str()).ok()?;
+    let origin = parsed.origin().ascii_serialization();
+    match m2m_client::discover(&origin).await {
+        Ok(metadata) if metadata.token_endpoint().as_str() == url.as_str() => Some(metadata),
+        Ok(metadata) => {
+            tracing::info!(
+                origin,
+                token_endpoint = metadata.token_endpoint().as_str(),
+                "the metadata at the token URL's origin names another token endpoint"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::info!(origin, error = %e, "no usable RFC 8414 metadata at the token URL's origin");
+            None
+        }
+    }
 }
 
 fn render(args: &TokenArgs, response: &TokenResponse) -> CliResult<String> {
