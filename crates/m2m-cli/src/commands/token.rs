@@ -50,6 +50,9 @@ async fn fetch(
         builder = builder.dangerous_allow_insecure_http();
     }
     let mut aud_rule = AudRule::Given;
+    // Said after success; a refusal of the aud says it in its hint, and other failures are about
+    // something else (stderr then starts with the error).
+    let mut aud_note = None;
     builder = match &endpoint {
         Target::Endpoint {
             endpoint: Endpoint::Url(url),
@@ -57,18 +60,18 @@ async fn fetch(
         } if s.aud.is_none() && Profile::for_token_url(url) == Profile::Generic => {
             match metadata_naming(url, s.allow_insecure_http).await {
                 Some(metadata) => {
-                    eprintln!(
+                    aud_note = Some(format!(
                         "note: aud = issuer {} (RFC 8414 metadata at the token URL's origin names this token endpoint); pass --issuer {} to say so",
                         metadata.issuer(),
                         metadata.issuer()
-                    );
+                    ));
                     aud_rule = AudRule::DiscoveredIssuer(metadata.issuer().to_owned());
                     builder.discovered(metadata)
                 }
                 None => {
-                    eprintln!(
+                    aud_note = Some(format!(
                         "note: aud = the token URL {url} (no RFC 8414 metadata at its origin names it); pass --issuer URL if the server wants its issuer identifier"
-                    );
+                    ));
                     aud_rule = AudRule::TokenUrlGuess;
                     builder.endpoint(Endpoint::Url(url.clone()))
                 }
@@ -101,6 +104,9 @@ async fn fetch(
     } else {
         crate::commands::cache::fetch_cached(&client, kid.as_deref(), s.scope.as_deref()).await
     };
+    if let (Ok(_), Some(note)) = (&result, &aud_note) {
+        eprintln!("{note}");
+    }
     result.map_err(|mut e| {
         if e.exit == crate::exit::Exit::Rejected
             && let Some(h) = server_hint::hint(&e.message, alg, &aud_rule)
