@@ -271,7 +271,7 @@ Fetched with a 10 s timeout, no redirects, https only (http allowed to loopback)
   m2m serve --profile nhs --clients clients.toml --listen 127.0.0.1:9000   # offline NHS emulation
   m2m serve --clients clients.toml --check        # validate the config and exit (CI, ExecStartPre)
   m2m serve --rotate-keys                         # new signing key, then restart
-  kill -HUP PID                                   # reload clients.toml (a bad file keeps the old one)
+  kill -HUP PID                                   # reload clients.toml (a bad one is refused)
 
 Endpoints: POST {issuer}/oauth2/token, /.well-known/oauth-authorization-server,
 /.well-known/jwks.json, POST /oauth2/introspect, /healthz, /readyz, /metrics.")]
