@@ -714,3 +714,51 @@ fn a_wrong_kid_is_a_warning_naming_it_and_the_alg_refusal_hint_names_alg_and_kid
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
 }
+
+/// The NHS emulation must answer an `aud` refusal with NHS's fixed string; its log says what it
+/// expected and what came, so the operator can see which rule the client followed.
+#[test]
+fn the_nhs_emulation_logs_expected_and_received_aud() {
+    let sb = Sandbox::new();
+    let (pem, jwks) = sb.keygen("k1", &[]);
+    sb.register("svc", &jwks);
+    let listen = format!("127.0.0.1:{}", closed_port());
+    let mut serve = LiveServe::spawn(
+        &sb,
+        &[
+            "--profile",
+            "nhs",
+            "--clients",
+            "clients.toml",
+            "--listen",
+            &listen,
+            "--data-dir",
+            "data",
+            "--replay-store",
+            "memory",
+        ],
+    );
+    serve.wait_for("listening on");
+    let token_url = format!("http://{listen}/oauth2/token");
+    let o = sb.run(&[
+        "token",
+        "--token-url",
+        &token_url,
+        "--aud",
+        "https://elsewhere.example/token",
+        "--client-id",
+        "svc",
+        "--key",
+        pem.to_str().unwrap(),
+        "--kid",
+        "k1",
+        "--no-cache",
+        "--attempts",
+        "1",
+    ]);
+    assert_fails(&o, 5, "Missing or invalid 'aud' claim");
+    serve.wait_for("assertion 'aud' is not the token URL");
+    let line = serve.seen.lines().last().unwrap_or_default().to_owned();
+    assert!(line.contains(&format!("expected={token_url}")), "{line}");
+    assert!(line.contains("https://elsewhere.example/token"), "{line}");
+}
