@@ -406,8 +406,12 @@ summary}; level is ok, warning or error.")]
   m2m serve --clients clients.toml --issuer https://auth.example.org
   # offline NHS emulation:
   m2m serve --profile nhs --clients clients.toml --listen 127.0.0.1:9000
+  # validate the config and exit (CI, ExecStartPre):
+  m2m serve --clients clients.toml --check
   # a new signing key (restart the server afterwards):
-  m2m serve --clients clients.toml --rotate-keys
+  m2m serve --rotate-keys
+  # reload clients.toml (a bad file is refused, the old one kept):
+  kill -HUP PID
 
 Endpoints: POST {issuer}/oauth2/token, /.well-known/oauth-authorization-server,
 /.well-known/jwks.json, POST /oauth2/introspect, /healthz, /readyz,
@@ -419,9 +423,15 @@ pub(crate) struct ServeArgs {
     /// External base URL (issuer identifier); default http://LISTEN.
     #[arg(long, env = "M2M_ISSUER", value_name = "URL")]
     pub(crate) issuer: Option<String>,
-    /// Client registry (TOML).
-    #[arg(long, env = "M2M_CLIENTS", value_name = "FILE")]
-    pub(crate) clients: PathBuf,
+    /// Client registry (TOML); reloaded on SIGHUP (a file that does not load keeps the old one).
+    /// Not needed with --rotate-keys.
+    #[arg(
+        long,
+        env = "M2M_CLIENTS",
+        value_name = "FILE",
+        required_unless_present = "rotate_keys"
+    )]
+    pub(crate) clients: Option<PathBuf>,
     /// Replay store: sqlite (in --data-dir), sqlite:PATH, memory, redis://HOST:PORT.
     #[arg(long, env = "M2M_REPLAY_STORE", default_value = "sqlite")]
     pub(crate) replay_store: String,
@@ -466,8 +476,12 @@ pub(crate) struct ServeArgs {
     pub(crate) audience: String,
     /// Rotate the access-token signing key in --data-dir (current becomes previous, a new current
     /// is generated; both stay published in the JWKS) and exit. Restart the server afterwards.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "check")]
     pub(crate) rotate_keys: bool,
+    /// Load and validate everything (settings, registry, signing keys, replay-store spec), print
+    /// a summary and exit without serving or writing anything: for CI and ExecStartPre.
+    #[arg(long)]
+    pub(crate) check: bool,
 }
 
 /// `m2m clients`.
@@ -531,16 +545,29 @@ pub(crate) enum ClientsCommand {
     },
 }
 
+/// Which server `m2m demo` runs the flow against.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum DemoProfile {
+    /// m2m serve's default: RFC 7523 / RFC 10070, aud = issuer, found by discovery.
+    Rfc,
+    /// The NHS England emulation: RS512, aud = token URL, "expires_in": "599", NHS's errors.
+    Nhs,
+}
+
 /// `m2m demo`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   m2m demo
+  m2m demo --profile nhs          # the same flow against the NHS emulation
   cargo run --release -- demo
 
 Starts a server on 127.0.0.1 with a temporary directory, creates an RSA-4096
-client key, registers it, gets a token, shows the cache and a refused replay.
-Nothing is left behind.")]
+client key, registers it, gets a token, shows the cache and a refused replay;
+each step prints the m2m command that does it by hand. Nothing is left behind.")]
 pub(crate) struct DemoArgs {
+    /// Which server to run the flow against.
+    #[arg(long, value_enum, default_value = "rfc")]
+    pub(crate) profile: DemoProfile,
     /// RSA key size for the demo client (4096 is what NHS uses).
     #[arg(long, default_value_t = 4096, value_parser = clap::builder::PossibleValuesParser::new(["2048", "3072", "4096"]).map(|s| s.parse::<usize>().unwrap_or(4096)))]
     pub(crate) bits: usize,

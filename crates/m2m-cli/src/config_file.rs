@@ -89,8 +89,13 @@ pub(crate) fn load_profile(name: Option<&str>) -> CliResult<ConfigProfile> {
 /// Parses the file text and picks the profile (pure, for tests).
 fn select(text: &str, path: &Path, name: Option<&str>) -> CliResult<ConfigProfile> {
     let file: ConfigFile = toml::from_str(text).map_err(|e| {
+        // file:line, as the server's registry errors give it, so an editor can jump there.
+        let at = e.span().map_or_else(String::new, |span| {
+            let line = text.get(..span.start).unwrap_or(text).matches('\n').count() + 1;
+            format!(":{line}")
+        });
         CliError::local(format!(
-            "invalid config file {}: {}",
+            "invalid config file {}{at}: {}",
             path.display(),
             e.message()
         ))
@@ -165,5 +170,6 @@ token_url = "http://127.0.0.1:8080/oauth2/token"
         )
         .unwrap_err();
         assert!(err.message.contains("client_di"), "{}", err.message);
+        assert!(err.message.contains("c.toml:2:"), "{}", err.message);
     }
 }

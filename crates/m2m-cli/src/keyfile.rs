@@ -2,7 +2,7 @@
 //! and the passphrase of an encrypted key from `M2M_KEY_PASSPHRASE` or a prompt on a terminal.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use m2m_core::key::PrivateKey;
 use zeroize::Zeroizing;
@@ -122,17 +122,61 @@ pub(crate) fn load_private_key(path: &Path, kid: Option<&str>) -> CliResult<Priv
     })
 }
 
-/// The `alg` recorded for this key in the public JWKS `m2m keygen` writes beside it
-/// (`DIR/KID.pem` → `DIR/KID.jwks.json`): a PEM cannot say which algorithm it was made for, but
-/// the registered JWKS does, and a server pins that algorithm. Anything unexpected gives `None`.
-pub(crate) fn sibling_jwks_alg(
-    key_path: &Path,
-    kid: Option<&str>,
-) -> Option<m2m_core::alg::Algorithm> {
-    let stem = key_path.file_name()?.to_str()?.strip_suffix(".pem")?;
-    let jwks_path = key_path.with_file_name(format!("{stem}.jwks.json"));
-    let bytes = std::fs::read(jwks_path).ok()?;
-    let jwks = m2m_core::jwk::Jwks::from_slice(&bytes).ok()?;
-    let jwk = jwks.find(kid.unwrap_or(stem))?;
-    m2m_core::alg::Algorithm::from_name(jwk.alg.as_deref()?)
+/// What the public JWKS `m2m keygen` writes beside a key (`DIR/KID.pem` → `DIR/KID.jwks.json`)
+/// says about it: a PEM cannot say which algorithm it was made for, but the registered JWKS
+/// does, and a server pins that algorithm.
+#[derive(Debug)]
+pub(crate) enum Sibling {
+    /// The key file is not a `.pem`, or is a JWK that names its own alg: nothing to look for.
+    NotApplicable,
+    /// No readable JWKS at `path`.
+    Absent {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The JWKS at `path` has no key with the kid (`--kid`, else the file stem).
+    KidMissing {
+        /// The JWKS file.
+        path: PathBuf,
+        /// The kids it has.
+        kids: Vec<String>,
+    },
+    /// The JWKS at `path` has the kid; its `alg`, when it names a known one.
+    Found {
+        /// The JWKS file.
+        path: PathBuf,
+        /// Its `alg` for the kid.
+        alg: Option<m2m_core::alg::Algorithm>,
+    },
+}
+
+/// Looks for the JWKS beside `key_path` and the key `kid` (default: the file stem) in it.
+pub(crate) fn sibling_jwks(key_path: &Path, kid: Option<&str>) -> Sibling {
+    let Some(stem) = key_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".pem"))
+    else {
+        return Sibling::NotApplicable;
+    };
+    let path = key_path.with_file_name(format!("{stem}.jwks.json"));
+    let Some(jwks) = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| m2m_core::jwk::Jwks::from_slice(&bytes).ok())
+    else {
+        return Sibling::Absent { path };
+    };
+    match jwks.find(kid.unwrap_or(stem)) {
+        Some(jwk) => Sibling::Found {
+            alg: jwk
+                .alg
+                .as_deref()
+                .and_then(m2m_core::alg::Algorithm::from_name),
+            path,
+        },
+        None => Sibling::KidMissing {
+            kids: jwks.keys.iter().filter_map(|k| k.kid.clone()).collect(),
+            path,
+        },
+    }
 }

@@ -18,6 +18,8 @@
 //!   and audience the client commands use.
 //! - `keyfile`: reading private key files (precise messages, passphrase prompt).
 //! - `exit`: the CLI's error type and its documented exit codes.
+//! - `server_hint`: hints on a server's refusal from what only the command line knows (how the
+//!   alg and the aud were chosen, the kid).
 //! - `spinner`: progress on stderr for slow local work, terminals only.
 //! - `times`: human-readable times for `m2m decode`.
 // A command-line tool's job is to print: results on stdout, messages on stderr.
@@ -30,6 +32,7 @@ mod config_file;
 mod exit;
 mod forward;
 mod keyfile;
+mod server_hint;
 mod settings;
 mod spinner;
 mod times;

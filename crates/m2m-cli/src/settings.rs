@@ -197,33 +197,54 @@ impl Settings {
             })
     }
 
-    /// Loads the key and builds the signer, choosing the algorithm as docs/protocol.md ("Client assertion") says: `--alg`,
-    /// else the JWK's `alg` (of the key file, or of the public `KID.jwks.json` that
-    /// `m2m keygen` wrote next to a `KID.pem`, so the key signs with what was registered), else
-    /// the profile's (NHS: RS512), else the key type's default.
-    /// An algorithm that does not fit the key fails here, before anything is sent.
+    /// Loads the key and builds the signer, choosing the algorithm as docs/protocol.md ("Client
+    /// assertion") says: `--alg`, else the JWK's `alg` (of the key file, or of the public
+    /// `KID.jwks.json` that `m2m keygen` wrote next to a `KID.pem`, so the key signs with what was
+    /// registered), else the profile's (NHS: RS512), else the key type's default.
+    /// An algorithm that does not fit the key fails here, before anything is sent. A guess (the
+    /// key type's default) and a `--kid` the JWKS beside the key does not name are said on stderr.
     pub(crate) fn signer(&self, profile: Profile) -> CliResult<KeySigner> {
+        self.signer_explained(profile).map(|(signer, _)| signer)
+    }
+
+    /// [`Settings::signer`], and where its algorithm came from (for hints on a server's refusal).
+    pub(crate) fn signer_explained(&self, profile: Profile) -> CliResult<(KeySigner, AlgChoice)> {
         let path = self.key.as_ref().ok_or_else(|| {
             CliError::usage("no key: pass --key FILE (the private key, e.g. from `m2m keygen`)")
                 .with_hint("or set M2M_KEY, or key in a --profile")
         })?;
         let key = keyfile::load_private_key(path, self.kid.as_deref())?;
-        let sibling_alg = if self.alg.is_none() && key.jwk_alg().is_none() {
-            keyfile::sibling_jwks_alg(path, self.kid.as_deref()).filter(|a| key.kind().fits(*a))
+        let beside = if key.jwk_alg().is_none() {
+            keyfile::sibling_jwks(path, self.kid.as_deref())
         } else {
-            None
+            keyfile::Sibling::NotApplicable
         };
-        let alg = self
-            .alg
-            .or(sibling_alg)
-            .unwrap_or_else(|| profile.choose_algorithm(&key));
+        let (alg, source) = if let Some(alg) = self.alg {
+            (alg, AlgSource::Flag)
+        } else if let Some(alg) = key.jwk_alg() {
+            (alg, AlgSource::KeyFile)
+        } else if let keyfile::Sibling::Found { path: jwks, alg } = &beside
+            && let Some(alg) = alg.filter(|a| key.kind().fits(*a))
+        {
+            (alg, AlgSource::SideFile(jwks.clone()))
+        } else if let Some(alg) = profile.default_algorithm().filter(|a| key.kind().fits(*a)) {
+            (alg, AlgSource::Profile)
+        } else {
+            (profile.choose_algorithm(&key), AlgSource::KeyType)
+        };
         key.kind().check(alg).map_err(|e| {
             CliError::from(e).with_hint(format!(
                 "drop --alg to use the key's default, or use a key made for {alg} (m2m keygen --alg {alg})"
             ))
         })?;
         let kid = self.kid.clone().or_else(|| key.kid().map(str::to_owned));
-        Ok(KeySigner::new(Arc::new(key), alg, kid)?)
+        let choice = AlgChoice {
+            alg,
+            source,
+            kid: kid.clone(),
+        };
+        explain(&choice, &beside, path, self.kid.as_deref(), key.kind());
+        Ok((KeySigner::new(Arc::new(key), alg, kid)?, choice))
     }
 
     /// The assertion's audience: `--aud`, else the issuer, else what the endpoint implies
@@ -243,6 +264,83 @@ impl Settings {
                 issuer: None,
             } => endpoint.audience(),
         })
+    }
+}
+
+/// Where the signing algorithm came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum AlgSource {
+    /// `--alg`, `M2M_ALG` or a profile's `alg`.
+    Flag,
+    /// The `alg` of the JWK the key was read from.
+    KeyFile,
+    /// The `alg` of the public JWKS `m2m keygen` wrote beside the key.
+    SideFile(PathBuf),
+    /// The NHS profile's RS512.
+    Profile,
+    /// The key type's default: a guess.
+    KeyType,
+}
+
+/// The algorithm chosen, why, and the kid sent with it.
+#[derive(Clone, Debug)]
+pub(crate) struct AlgChoice {
+    pub(crate) alg: Algorithm,
+    pub(crate) source: AlgSource,
+    pub(crate) kid: Option<String>,
+}
+
+impl AlgChoice {
+    /// "RS256, the RSA key's default" — how the algorithm was chosen, for messages.
+    pub(crate) fn describe(&self) -> String {
+        let alg = self.alg;
+        match &self.source {
+            AlgSource::Flag => format!("{alg} from --alg"),
+            AlgSource::KeyFile => format!("{alg} from the key file's JWK"),
+            AlgSource::SideFile(path) => format!("{alg} from {}", path.display()),
+            AlgSource::Profile => format!("{alg}, the NHS profile's"),
+            AlgSource::KeyType => format!("{alg}, a guess from the key type"),
+        }
+    }
+}
+
+/// Says on stderr what the user would otherwise not see: a `--kid` that the JWKS beside the key
+/// does not name (the key was moved, or the kid is wrong — and the alg then falls back), and an
+/// algorithm guessed from the key type. A choice made by `--alg`, the key's JWK or the JWKS
+/// beside it is logged at `-v` only.
+fn explain(
+    choice: &AlgChoice,
+    beside: &keyfile::Sibling,
+    key_path: &std::path::Path,
+    kid: Option<&str>,
+    kind: m2m_core::key::KeyKind,
+) {
+    let guessed = choice.source == AlgSource::KeyType;
+    match (beside, kid) {
+        (keyfile::Sibling::KidMissing { path, kids }, Some(kid)) => eprintln!(
+            "warning: --kid {kid:?} is not in {} beside the key {} (it has {}): is the kid right?",
+            path.display(),
+            key_path.display(),
+            if kids.is_empty() {
+                "no kids".to_owned()
+            } else {
+                format!("kid {}", kids.join(", "))
+            }
+        ),
+        (keyfile::Sibling::Absent { path }, Some(kid)) if guessed => eprintln!(
+            "warning: --kid {kid:?}: no JWKS beside the key {} names it (looked for {}), so its registered alg is unknown",
+            key_path.display(),
+            path.display()
+        ),
+        _ => {}
+    }
+    if guessed {
+        eprintln!(
+            "note: signing with {} (no --alg, and no alg recorded for this {kind} key); pass --alg with the algorithm the server registered for this client",
+            choice.describe()
+        );
+    } else {
+        tracing::info!(alg = %choice.alg, "signing algorithm: {}", choice.describe());
     }
 }
 

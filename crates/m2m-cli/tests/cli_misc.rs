@@ -56,4 +56,43 @@ fn demo_runs_end_to_end() {
     assert!(out.contains("the same token, from the cache"), "{out}");
     assert!(out.contains("replay HTTP 401"), "{out}");
     assert!(out.contains("\"typ\": \"at+jwt\""), "{out}");
+    // Each step shows the command that does it by hand.
+    for command in [
+        "$ m2m keygen --kid demo-1",
+        "$ m2m clients add --clients clients.toml",
+        "$ m2m serve --clients clients.toml",
+        "$ m2m token --issuer http://127.0.0.1:",
+    ] {
+        assert!(out.contains(command), "no {command:?} in {out}");
+    }
+    let lines: Vec<&str> = out.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with(char::is_numeric) {
+            let next = lines.get(i + 1).copied().unwrap_or_default();
+            assert!(
+                next.starts_with("   $ "),
+                "step without its command: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn demo_with_the_nhs_profile_runs_against_the_emulation() {
+    let sb = Sandbox::new();
+    let o = sb.run(&["demo", "--bits", "2048", "--profile", "nhs"]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("$ m2m serve --profile nhs"), "{out}");
+    assert!(out.contains("\"alg\": \"RS512\""), "{out}");
+    assert!(out.contains("\"typ\": \"JWT\""), "{out}");
+    assert!(out.contains("/oauth2/token\","), "aud = token URL: {out}");
+    assert!(out.contains("\"expires_in\":\"599\""), "{out}");
+    assert!(
+        out.contains(
+            "replay HTTP 400 invalid_request: \"Non-unique 'jti' claim in client_assertion JWT\""
+        ),
+        "{out}"
+    );
+    assert!(out.contains("message_id rrt-"), "{out}");
 }

@@ -646,7 +646,7 @@ fn descriptions_are_specific_by_default() {
     let rej = result.expect_err("refused");
     assert_eq!(
         rej.description,
-        format!("assertion 'aud' must be the issuer identifier \"{ISSUER}\"")
+        format!("assertion 'aud' must be the issuer identifier \"{ISSUER}\"; got \"{TOKEN_URL}\"")
     );
 }
 

@@ -1,6 +1,7 @@
 //! Start-up and wiring: [`Server::start`] binds, loads the registry and keys, opens the replay
 //! store, builds the router and serves until [`RunningServer::shutdown`] (or a signal, with
-//! [`run_until_signal`]).
+//! [`RunningServer::run_until_signal`]: SIGTERM/ctrl-c stop it, SIGHUP reloads the client
+//! registry). [`Server::check`] loads and validates the same things without serving.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use url::Url;
 use crate::config::{Profile, ServerConfig};
 use crate::error::Error;
 use crate::issuer::{AccessTokenIssuer, ServerKeys};
+use crate::live_registry::{LiveRegistry, Reloaded};
 use crate::metrics::Metrics;
 use crate::paths::{INTROSPECT_PATH, JWKS_PATH, METADATA_PATH, TOKEN_PATH};
 use crate::ratelimit::RateLimiter;
@@ -50,6 +52,8 @@ impl Server {
         let token_url = format!("{issuer}{TOKEN_PATH}");
 
         let registry = Registry::load(&config.clients_file)?;
+        warn_if_empty(&registry, &config);
+        let registry = LiveRegistry::new(&config.clients_file, registry);
         std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
             context: format!("cannot create data dir {}", config.data_dir.display()),
             source,
@@ -102,9 +106,50 @@ impl Server {
         Ok(RunningServer {
             local_addr,
             issuer,
+            state,
             shutdown: Some(tx),
             task,
         })
+    }
+
+    /// Loads and validates everything [`Server::start`] would — settings, issuer, client
+    /// registry, signing keys, replay-store spec — and returns a summary, without binding,
+    /// serving, or writing anything (missing signing keys are reported as "would be
+    /// generated"). For CI and a service manager's pre-start check (`m2m serve --check`).
+    pub fn check(config: &ServerConfig) -> Result<CheckReport, Error> {
+        config.check()?;
+        let issuer = normalise_issuer(config.issuer.as_deref(), config.listen)?;
+        let registry = Registry::load(&config.clients_file)?;
+        let signing_kid = ServerKeys::check(&config.data_dir)?;
+        replay::check(&config.replay_store, &config.data_dir)?;
+        Ok(CheckReport {
+            issuer,
+            clients: registry.len(),
+            signing_kid,
+        })
+    }
+}
+
+/// What [`Server::check`] found.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// The issuer identifier the server would use.
+    pub issuer: String,
+    /// Clients in the registry.
+    pub clients: usize,
+    /// The current signing key's `kid`; `None` when the server would generate one on start.
+    pub signing_kid: Option<String>,
+}
+
+/// A server with no clients can only refuse: almost always a wrong `--clients` path or a file not
+/// yet filled, so say so rather than start silently.
+fn warn_if_empty(registry: &Registry, config: &ServerConfig) {
+    if registry.is_empty() {
+        tracing::warn!(
+            clients_file = %config.clients_file.display(),
+            "the client registry is empty: every token request will be refused; add clients with `m2m clients add` and reload (SIGHUP)"
+        );
     }
 }
 
@@ -113,6 +158,7 @@ impl Server {
 pub struct RunningServer {
     local_addr: SocketAddr,
     issuer: String,
+    state: Arc<AppState>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -131,6 +177,54 @@ impl RunningServer {
     /// The token endpoint URL (the `aud` NHS-profile clients sign for).
     pub fn token_url(&self) -> String {
         format!("{}{TOKEN_PATH}", self.issuer)
+    }
+
+    /// Number of clients in the registry answering now.
+    pub fn client_count(&self) -> usize {
+        self.state.registry.len()
+    }
+
+    /// Reloads the client registry file. Atomic: requests see the old registry or the new one,
+    /// never a mix; a file that does not load or validate keeps the old registry answering (the
+    /// error says why).
+    pub fn reload_clients(&self) -> Result<Reloaded, Error> {
+        let reloaded = self.state.registry.reload()?;
+        if reloaded.after == 0 {
+            warn_if_empty(&self.state.registry.current(), &self.state.config);
+        }
+        Ok(reloaded)
+    }
+
+    /// Serves until SIGTERM or ctrl-c, then shuts down gracefully. SIGHUP reloads the client
+    /// registry ([`RunningServer::reload_clients`]) and logs what happened; a bad file is logged
+    /// and the old registry keeps answering.
+    ///
+    /// The signal handlers are installed when this is called (inside the runtime), not when the
+    /// future is first polled: a caller that announces the server between the two has it already
+    /// immune to a SIGHUP sent in reaction to the announcement.
+    pub fn run_until_signal(self) -> impl Future<Output = Result<(), Error>> + Send {
+        let mut signals = Signals::install();
+        async move {
+            loop {
+                match signals.next().await {
+                    Signal::Stop => break,
+                    Signal::Reload => match self.reload_clients() {
+                        Ok(r) => tracing::info!(
+                            clients = r.after,
+                            before = r.before,
+                            "SIGHUP: client registry reloaded"
+                        ),
+                        Err(e) => tracing::error!(
+                            error = %e,
+                            clients = self.client_count(),
+                            "SIGHUP: client registry NOT reloaded; the previous one stays in use"
+                        ),
+                    },
+                }
+            }
+            tracing::info!("signal received: shutting down gracefully");
+            self.shutdown().await
+        }
     }
 
     /// Stops accepting connections, lets in-flight requests finish, and waits for that — at most
@@ -162,32 +256,70 @@ impl RunningServer {
     }
 }
 
-/// Starts the server and runs it until SIGTERM or ctrl-c, then shuts down gracefully.
+/// Starts the server and runs it until SIGTERM or ctrl-c (SIGHUP reloads the client registry),
+/// then shuts down gracefully.
 pub async fn run_until_signal(config: ServerConfig) -> Result<(), Error> {
-    let server = Server::start(config).await?;
-    shutdown_signal().await;
-    tracing::info!("signal received: shutting down gracefully");
-    server.shutdown().await
+    Server::start(config).await?.run_until_signal().await
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// What a signal asks of the server.
+enum Signal {
+    /// SIGTERM or ctrl-c.
+    Stop,
+    /// SIGHUP.
+    Reload,
+}
+
+/// The signal streams the server listens to, installed once: tokio keeps a handler installed
+/// for the life of the process, so a SIGHUP never falls back to the default (terminate).
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn next(&mut self) -> Signal {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        {
+            async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
+                // A stream that ended (never on a live runtime) must not fire forever.
+                let delivered = match s {
+                    Some(s) => s.recv().await.is_some(),
+                    None => false,
+                };
+                if !delivered {
+                    std::future::pending::<()>().await;
+                }
+            }
+            tokio::select! {
+                () = ctrl_c => Signal::Stop,
+                () = recv(self.term.as_mut()) => Signal::Stop,
+                () = recv(self.hup.as_mut()) => Signal::Reload,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            ctrl_c.await;
+            Signal::Stop
+        }
     }
 }
 

@@ -99,6 +99,19 @@ impl ServerKeys {
         })
     }
 
+    /// Reads and validates the keys in `{data_dir}/keys/` without writing anything: the current
+    /// key's `kid`, or `None` when there is none yet (the server would generate it on start).
+    pub fn check(data_dir: &Path) -> Result<Option<String>, Error> {
+        let dir = data_dir.join(KEYS_DIR);
+        let current = read_key(&dir.join(CURRENT_KEY_FILE))?
+            .map(ServerKey::new)
+            .transpose()?;
+        if let Some(previous) = read_key(&dir.join(PREVIOUS_KEY_FILE))? {
+            ServerKey::new(previous)?;
+        }
+        Ok(current.map(|key| key.kid))
+    }
+
     /// Rotation: `current.pem` becomes `previous.pem` (replacing an older one) and a new
     /// current key is generated. Restart the server to use it.
     pub fn rotate(data_dir: &Path) -> Result<(), Error> {

@@ -36,6 +36,8 @@
 //!
 //! Files and stores:
 //! - `registry`: the client registry file (TOML) — [`Registry`], loading with precise errors.
+//! - `live_registry`: the registry a running server answers from, swapped whole on reload
+//!   (SIGHUP); a file that does not load keeps the old one.
 //! - `registry_edit`: comment-preserving edits of that file, for `m2m clients` ([`add_client`]).
 //! - [`replay`]: the replay stores (memory, SQLite, Redis) behind one trait, public so that
 //!   embedders and benchmarks can open and implement stores.
@@ -75,6 +77,7 @@ mod error;
 mod health;
 mod introspect;
 mod issuer;
+mod live_registry;
 mod log_limit;
 mod metadata;
 mod metrics;
@@ -92,7 +95,7 @@ mod state;
 mod token;
 mod write_stall;
 
-pub use app::{RunningServer, Server, run_until_signal};
+pub use app::{CheckReport, RunningServer, Server, run_until_signal};
 pub use config::{
     DEFAULT_ACCESS_TOKEN_LIFETIME, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTION_LIFETIME, DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -101,6 +104,7 @@ pub use config::{
 };
 pub use error::Error;
 pub use issuer::ServerKeys;
+pub use live_registry::Reloaded;
 pub use paths::{INTROSPECT_PATH, JWKS_PATH, METADATA_PATH, TOKEN_PATH};
 pub use registry::{
     AuthMethod, Client, ClientKeySource, DEFAULT_REMOTE_ALGS, MAX_TOKEN_LIFETIME, Registry,

@@ -19,9 +19,17 @@ use crate::state::AppState;
 
 /// RFC 8414 metadata. What it says about client authentication is derived from the registry
 /// (see [`auth_methods`] and [`signing_algs`]), so it cannot drift from what is enforced.
+///
+/// The NHS emulation publishes none, like NHS: metadata names an issuer, and a client that finds
+/// it (`m2m token --token-url` looks at the token URL's origin) rightly signs `aud` = issuer —
+/// which NHS, wanting the token URL, refuses.
 pub(crate) async fn authorization_server(State(state): State<Arc<AppState>>) -> Response {
-    let methods = auth_methods(&state.registry);
-    let algs = signing_algs(state.config.profile, &state.registry);
+    if state.config.profile == Profile::Nhs {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let registry = state.registry.current();
+    let methods = auth_methods(&registry);
+    let algs = signing_algs(state.config.profile, &registry);
     let issuer = &state.issuer;
     let body = ordered(&[
         ("issuer", json!(issuer)),

@@ -80,8 +80,9 @@ impl Metrics {
         self.jwks_fetch_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition format 0.0.4.
-    pub(crate) fn render(&self, jwks_fetches: u64) -> String {
+    /// Prometheus text exposition format 0.0.4. `store` is the replay store's kind, the `store`
+    /// label docs/server.md documents.
+    pub(crate) fn render(&self, jwks_fetches: u64, store: &str) -> String {
         let mut out = String::with_capacity(2048);
         out.push_str(
             "# HELP m2m_token_requests_total Token endpoint requests by outcome and reason.\n",
@@ -121,7 +122,7 @@ impl Metrics {
         out.push_str("# TYPE m2m_replay_store_errors_total counter\n");
         let _ = writeln!(
             out,
-            "m2m_replay_store_errors_total {}",
+            "m2m_replay_store_errors_total{{store=\"{store}\"}} {}",
             self.store_errors.load(Ordering::Relaxed)
         );
         out.push_str("# HELP m2m_jwks_fetches_total HTTP fetches of clients' jwks_uri.\n");
@@ -147,7 +148,9 @@ impl Metrics {
 
 /// The handler: everything counted so far, plus the JWKS fetcher's fetch count.
 pub(crate) async fn handle(State(state): State<Arc<AppState>>) -> Response {
-    let body = state.metrics.render(state.fetcher.fetch_count());
+    let body = state
+        .metrics
+        .render(state.fetcher.fetch_count(), state.replay.kind());
     (
         [(
             header::CONTENT_TYPE,

@@ -6,10 +6,10 @@ use m2m_core::validate::{NhsValidator, RfcValidator};
 
 use crate::config::ServerConfig;
 use crate::issuer::AccessTokenIssuer;
+use crate::live_registry::LiveRegistry;
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::registry::Registry;
 use crate::replay::ReplayStore;
 use m2m_discovery::JwksFetcher;
 
@@ -20,7 +20,8 @@ pub(crate) struct AppState {
     /// The issuer identifier (no trailing slash).
     pub(crate) issuer: String,
     pub(crate) token_url: String,
-    pub(crate) registry: Registry,
+    /// The client registry, swapped whole on reload (SIGHUP).
+    pub(crate) registry: LiveRegistry,
     pub(crate) fetcher: JwksFetcher,
     pub(crate) tokens: AccessTokenIssuer,
     pub(crate) replay: Arc<dyn ReplayStore>,

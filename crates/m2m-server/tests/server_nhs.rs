@@ -630,3 +630,17 @@ async fn over_long_sub_and_jti_are_refused_without_recording() {
     let r = t.token(&sign(&header(), &c)).await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+/// NHS publishes no RFC 8414 metadata, and neither does its emulation: a client that found some
+/// at the token URL's origin would sign `aud` = issuer, which NHS refuses. The keys stay published.
+#[tokio::test]
+async fn the_emulation_publishes_no_authorization_server_metadata() {
+    let t = start_nhs().await;
+    assert_eq!(
+        t.get("/.well-known/oauth-authorization-server")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(t.get("/.well-known/jwks.json").await.status, 200);
+}

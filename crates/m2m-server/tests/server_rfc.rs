@@ -118,6 +118,14 @@ async fn scope_must_be_a_subset() {
         r.text
     );
     assert!(r.description().contains("admin"));
+    // Counted under its own reason, as docs/server.md documents (not `other`).
+    let metrics = t.get("/metrics").await.text;
+    assert!(
+        metrics.contains(
+            r#"m2m_token_requests_total{outcome="rejected",reason="scope_not_allowed"} 1"#
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -485,7 +493,7 @@ async fn fifty_concurrent_same_assertion_redis_and_store_failure_is_503() {
     let metrics = t.get("/metrics").await.text;
     let errors: u64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("m2m_replay_store_errors_total "))
+        .find_map(|l| l.strip_prefix(r#"m2m_replay_store_errors_total{store="redis"} "#))
         .unwrap()
         .parse()
         .unwrap();
@@ -684,7 +692,10 @@ async fn metrics_health_and_rate_limit() {
         m.contains("m2m_token_request_duration_seconds_count 6"),
         "{m}"
     );
-    assert!(m.contains("m2m_replay_store_errors_total 0"), "{m}");
+    assert!(
+        m.contains(r#"m2m_replay_store_errors_total{store="sqlite"} 0"#),
+        "{m}"
+    );
 }
 
 #[tokio::test]

@@ -1,12 +1,17 @@
 //! `m2m demo`: the whole private_key_jwt flow in one process on 127.0.0.1, in a temporary
 //! directory, with no setup — server, fresh client key, registration, token, cache hit, and a
-//! replayed assertion refused. The README's first command.
+//! replayed assertion refused. The README's first command. Each step prints the `m2m` command
+//! that does the same by hand, so the demo also teaches the CLI. `--profile nhs` runs the flow
+//! against the NHS emulation (RS512, `aud` = token URL, `"expires_in": "599"`, NHS's errors).
+//!
+//! Steps are numbered by [`Steps`] as they are said: a new step is one more `steps.say(…)` with
+//! its command, wherever it goes in the flow.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use m2m_client::TokenClient;
 use m2m_client::source::TokenSource;
+use m2m_client::{Profile, TokenClient};
 use m2m_core::alg::Algorithm;
 use m2m_core::assertion::CLIENT_ASSERTION_TYPE;
 use m2m_core::clock::{Clock as _, SystemClock};
@@ -17,7 +22,7 @@ use m2m_server::{NewClient, NewClientKeys, add_client};
 use m2m_server::{Server, ServerConfig};
 use serde_json::Value;
 
-use crate::cli::DemoArgs;
+use crate::cli::{DemoArgs, DemoProfile};
 use crate::commands::decode::decoded_text;
 use crate::commands::{print_result, runtime};
 use crate::exit::{CliError, CliResult};
@@ -27,6 +32,61 @@ use crate::spinner::with_spinner;
 const CLIENT_ID: &str = "demo-client";
 const KID: &str = "demo-1";
 
+/// The flags every client command of the demo repeats.
+const CLIENT_FLAGS: &str = "--client-id demo-client --key keys/demo-1.pem --kid demo-1";
+
+/// Numbers the demo's steps and prints each with the commands a user would type for it.
+#[derive(Debug)]
+struct Steps {
+    next: usize,
+}
+
+impl Steps {
+    fn new() -> Self {
+        Steps { next: 1 }
+    }
+
+    /// Prints `N. text`, then each of `commands` as `   $ command`.
+    fn say(&mut self, text: &str, commands: &[String]) -> CliResult {
+        let n = self.next;
+        self.next += 1;
+        say(&format!("{n}. {text}"))?;
+        for command in commands {
+            say(&format!("   $ {command}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// What differs between the rfc and the NHS run: how the client names the server, and how the
+/// server is started.
+#[derive(Debug)]
+struct Flavour {
+    profile: DemoProfile,
+}
+
+impl Flavour {
+    fn is_nhs(&self) -> bool {
+        matches!(self.profile, DemoProfile::Nhs)
+    }
+
+    /// `m2m serve …` for this flavour.
+    fn serve_command(&self, listen: std::net::SocketAddr) -> String {
+        let profile = if self.is_nhs() { " --profile nhs" } else { "" };
+        format!("m2m serve{profile} --clients clients.toml --listen {listen}")
+    }
+
+    /// How the client commands point at the server: the issuer (rfc: discovery, aud = issuer)
+    /// or the token URL (NHS: aud = token URL).
+    fn target_flags(&self, issuer: &str, token_url: &str) -> String {
+        if self.is_nhs() {
+            format!("--token-url {token_url}")
+        } else {
+            format!("--issuer {issuer}")
+        }
+    }
+}
+
 /// Runs `m2m demo`.
 pub(crate) fn run(args: &DemoArgs) -> CliResult {
     let dir = tempfile::Builder::new()
@@ -34,6 +94,10 @@ pub(crate) fn run(args: &DemoArgs) -> CliResult {
         .tempdir()
         .map_err(|e| CliError::local(format!("cannot create a temporary directory: {e}")))?;
     let started = Instant::now();
+    let flavour = Flavour {
+        profile: args.profile,
+    };
+    let mut steps = Steps::new();
 
     // 1. The client's key: what `m2m keygen` makes (RSA, RS512 for NHS).
     let key = with_spinner(
@@ -41,11 +105,14 @@ pub(crate) fn run(args: &DemoArgs) -> CliResult {
         || PrivateKey::generate(KeySpec::Rsa { bits: args.bits }),
     )?;
     let key = Arc::new(key);
-    say(&format!(
-        "1. generated the client key: RSA-{} (kid \"{KID}\", RS512) in {:.1}s",
-        args.bits,
-        started.elapsed().as_secs_f32()
-    ))?;
+    steps.say(
+        &format!(
+            "generated the client key: RSA-{} (kid \"{KID}\", RS512) in {:.1}s",
+            args.bits,
+            started.elapsed().as_secs_f32()
+        ),
+        &[format!("m2m keygen --kid {KID} --out keys/")],
+    )?;
 
     // 2. Register its public JWKS (`m2m clients add`).
     let clients = dir.path().join("clients.toml");
@@ -56,13 +123,18 @@ pub(crate) fn run(args: &DemoArgs) -> CliResult {
     let client = NewClient::new(CLIENT_ID, NewClientKeys::Jwks(Jwks { keys: vec![jwk] }));
     add_client(&clients, &client)
         .map_err(|e| CliError::local(format!("registering the client: {e}")))?;
-    say(&format!(
-        "2. registered client \"{CLIENT_ID}\" with its public JWKS in {}",
-        clients.display()
-    ))?;
+    steps.say(
+        &format!(
+            "registered client \"{CLIENT_ID}\" with its public JWKS in {}",
+            clients.display()
+        ),
+        &[format!(
+            "m2m clients add --clients clients.toml --id {CLIENT_ID} --jwks keys/{KID}.jwks.json"
+        )],
+    )?;
 
     let rt = runtime()?;
-    rt.block_on(flow(dir.path(), &clients, key))?;
+    rt.block_on(flow(dir.path(), &clients, key, &flavour, &mut steps))?;
     say(&format!(
         "done in {:.1}s; the temporary directory is removed.",
         started.elapsed().as_secs_f32()
@@ -71,21 +143,36 @@ pub(crate) fn run(args: &DemoArgs) -> CliResult {
     Ok(())
 }
 
-async fn flow(dir: &std::path::Path, clients: &std::path::Path, key: Arc<PrivateKey>) -> CliResult {
-    // 3. The server: rfc profile, SQLite replay store, keys in the temp dir, a free port.
+async fn flow(
+    dir: &std::path::Path,
+    clients: &std::path::Path,
+    key: Arc<PrivateKey>,
+    flavour: &Flavour,
+    steps: &mut Steps,
+) -> CliResult {
+    // The server: rfc or nhs profile, SQLite replay store, keys in the temp dir, a free port.
     let mut config = ServerConfig::new(clients);
     config.listen = ([127, 0, 0, 1], 0).into();
     config.data_dir = dir.join("data");
+    if flavour.is_nhs() {
+        config.profile = m2m_server::Profile::Nhs;
+    }
     let server = Server::start(config)
         .await
         .map_err(|e| CliError::local(format!("starting the server: {e}")))?;
     let issuer = server.issuer().to_owned();
     let token_url = server.token_url();
-    say(&format!(
-        "3. started the authorization server: issuer {issuer}, token endpoint {token_url}"
-    ))?;
+    let what = if flavour.is_nhs() {
+        "the NHS emulation (RS512 only, aud = token URL, NHS's errors)"
+    } else {
+        "the authorization server"
+    };
+    steps.say(
+        &format!("started {what}: issuer {issuer}, token endpoint {token_url}"),
+        &[flavour.serve_command(server.local_addr())],
+    )?;
 
-    let result = client_side(&issuer, &token_url, key).await;
+    let result = client_side(&issuer, &token_url, key, flavour, steps).await;
     server
         .shutdown()
         .await
@@ -93,18 +180,40 @@ async fn flow(dir: &std::path::Path, clients: &std::path::Path, key: Arc<Private
     result
 }
 
-async fn client_side(issuer: &str, token_url: &str, key: Arc<PrivateKey>) -> CliResult {
-    // 4. The m2m client finds the token endpoint by discovery (RFC 8414), so the assertion's
-    //    aud is the issuer and typ is client-authentication+jwt (RFC 10070).
-    let metadata = m2m_client::discover(issuer).await?;
+async fn client_side(
+    issuer: &str,
+    token_url: &str,
+    key: Arc<PrivateKey>,
+    flavour: &Flavour,
+    steps: &mut Steps,
+) -> CliResult {
+    let target = flavour.target_flags(issuer, token_url);
     let signer = Arc::new(KeySigner::new(key, Algorithm::Rs512, Some(KID.to_owned()))?);
-    let client = TokenClient::builder()
-        .discovered(metadata)
-        .client_id(CLIENT_ID)
-        .signer(signer)
-        .build()?;
+    let builder = TokenClient::builder().client_id(CLIENT_ID).signer(signer);
+    let (client, how) = if flavour.is_nhs() {
+        // NHS: the token URL is the aud, typ JWT, RS512 (what the NHS profile enforces).
+        let client = builder.token_url(token_url).profile(Profile::Nhs).build()?;
+        (client, "aud = the token URL, typ JWT: the NHS rules")
+    } else {
+        // The m2m client finds the token endpoint by discovery (RFC 8414), so the assertion's
+        // aud is the issuer and typ is client-authentication+jwt (RFC 10070).
+        let metadata = m2m_client::discover(issuer).await?;
+        let client = builder.discovered(metadata).build()?;
+        (
+            client,
+            "found by RFC 8414 discovery: aud = the issuer, typ client-authentication+jwt (RFC 10070)",
+        )
+    };
     let example = signing(&client)?.build(SystemClock.now())?;
-    say("4. the client assertion m2m signs for each request (decoded):")?;
+    let lint = if flavour.is_nhs() {
+        format!("m2m decode --lint nhs --token-url {token_url} -")
+    } else {
+        format!("m2m decode --lint rfc --issuer {issuer} -")
+    };
+    steps.say(
+        &format!("the client assertion m2m signs for each request, {how} (decoded):"),
+        &[format!("m2m assertion {target} {CLIENT_FLAGS} | {lint}")],
+    )?;
     print_result(&decoded_text(example.as_str(), SystemClock.now())?)?;
 
     let source = TokenSource::new(client.clone());
@@ -114,11 +223,33 @@ async fn client_side(issuer: &str, token_url: &str, key: Arc<PrivateKey>) -> Cli
         .await
         .map_err(|e| CliError::local(e.to_string()))?;
     let fetch_time = t0.elapsed();
-    say(&format!(
-        "5. got an access token from {token_url} in {} ms (decoded):",
-        fetch_time.as_millis()
-    ))?;
+    let token_command = format!("m2m token {target} {CLIENT_FLAGS}");
+    steps.say(
+        &format!(
+            "got an access token from {token_url} in {} ms (decoded):",
+            fetch_time.as_millis()
+        ),
+        &[format!("{token_command} | m2m decode -")],
+    )?;
     print_result(&decoded_text(first.secret(), SystemClock.now())?)?;
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| CliError::local(format!("HTTP client: {e}")))?;
+    if flavour.is_nhs() {
+        // NHS's success body, as sent: `expires_in` is the string "599".
+        let assertion = signing(&client)?.build(SystemClock.now())?;
+        let (status, mut body) = post_assertion(&http, token_url, assertion.as_str()).await?;
+        if let Some(token) = body.get_mut("access_token") {
+            *token = Value::String("…".to_owned());
+        }
+        steps.say(
+            &format!("the NHS emulation's answer as sent (HTTP {status}; access_token elided):"),
+            &[format!("{token_command} --json --no-cache")],
+        )?;
+        print_result(&format!("   {body}"))?;
+    }
 
     let t1 = Instant::now();
     let second = source
@@ -127,56 +258,30 @@ async fn client_side(issuer: &str, token_url: &str, key: Arc<PrivateKey>) -> Cli
         .map_err(|e| CliError::local(e.to_string()))?;
     let cached_time = t1.elapsed();
     let same = first.secret() == second.secret();
-    say(&format!(
-        "6. asked again: {} in {:.1?} — no request sent (TokenSource refreshes ahead of expiry, one request in flight)",
-        if same {
-            "the same token, from the cache,"
-        } else {
-            "a different token (unexpected)"
-        },
-        // Debug formatting picks the unit: a cache hit takes well under a microsecond, which
-        // whole microseconds showed as "0 µs".
-        cached_time
-    ))?;
+    steps.say(
+        &format!(
+            "asked again: {} in {:.1?} — no request sent (TokenSource refreshes ahead of expiry, one request in flight; `m2m token` keeps a file cache)",
+            if same {
+                "the same token, from the cache,"
+            } else {
+                "a different token (unexpected)"
+            },
+            // Debug formatting picks the unit: a cache hit takes well under a microsecond, which
+            // whole microseconds showed as "0 µs".
+            cached_time
+        ),
+        std::slice::from_ref(&token_command),
+    )?;
     if !same {
         return Err(CliError::local(
             "the second call was not answered from the cache",
         ));
     }
 
-    // 7. Replay: send one assertion twice, as an attacker who captured it would.
+    // Replay: send one assertion twice, as an attacker who captured it would.
     let assertion = signing(&client)?.build(SystemClock.now())?;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| CliError::local(format!("HTTP client: {e}")))?;
-    let send = || async {
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_assertion_type", CLIENT_ASSERTION_TYPE),
-            ("client_assertion", assertion.as_str()),
-        ];
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        let response = http
-            .post(token_url)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                CliError::new(crate::exit::Exit::Transport, format!("token request: {e}"))
-            })?;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        Ok::<_, CliError>((status, body))
-    };
-    let (status1, _) = send().await?;
-    let (status2, body2) = send().await?;
+    let (status1, _) = post_assertion(&http, token_url, assertion.as_str()).await?;
+    let (status2, body2) = post_assertion(&http, token_url, assertion.as_str()).await?;
     let field = |name: &str| {
         body2
             .get(name)
@@ -184,16 +289,57 @@ async fn client_side(issuer: &str, token_url: &str, key: Arc<PrivateKey>) -> Cli
             .unwrap_or("")
             .to_owned()
     };
-    say(&format!(
-        "7. sent one assertion (jti {}) twice: first HTTP {status1}, replay HTTP {status2} {}: \"{}\"",
-        assertion.jti,
-        field("error"),
-        field("error_description")
-    ))?;
+    let message_id = match body2.get("message_id").and_then(Value::as_str) {
+        Some(id) => format!(" (message_id {id})"),
+        None => String::new(),
+    };
+    steps.say(
+        &format!(
+            "sent one assertion (jti {}) twice: first HTTP {status1}, replay HTTP {status2} {}: \"{}\"{message_id}",
+            assertion.jti,
+            field("error"),
+            field("error_description")
+        ),
+        &[
+            format!("A=$(m2m assertion {target} {CLIENT_FLAGS})"),
+            format!(
+                "curl -d grant_type=client_credentials -d client_assertion_type={CLIENT_ASSERTION_TYPE} -d client_assertion=$A {token_url}   # twice"
+            ),
+        ],
+    )?;
     if status1 != 200 || status2 == 200 {
         return Err(CliError::local("the replay was not refused as expected"));
     }
     Ok(())
+}
+
+/// POSTs a token request with `assertion` as a plain form, as curl would: (status, JSON body).
+async fn post_assertion(
+    http: &reqwest::Client,
+    token_url: &str,
+    assertion: &str,
+) -> CliResult<(u16, Value)> {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+        ("client_assertion", assertion),
+    ];
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let response = http
+        .post(token_url)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| CliError::new(crate::exit::Exit::Transport, format!("token request: {e}")))?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    Ok((status, body))
 }
 
 /// Demo narration is the demo's result, so it goes to stdout with the decoded tokens.

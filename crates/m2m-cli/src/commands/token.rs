@@ -4,13 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use m2m_client::{AuthServerMetadata, RetryPolicy, TokenClient, TokenResponse};
+use m2m_client::{
+    AuthServerMetadata, Endpoint, Profile, RetryPolicy, TokenClient, TokenResponse, TokenUrl,
+};
 use serde_json::{Map, Value};
 
 use crate::cli::TokenArgs;
 use crate::commands::{print_result, runtime};
 use crate::exit::{CliError, CliResult};
-use crate::settings::{self, Settings, Target};
+use crate::server_hint::{self, AudRule};
+use crate::settings::{self, AlgChoice, Settings, Target};
 
 /// Connect limit: a token endpoint that does not accept a TCP/TLS connection in this time is down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,13 +21,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs `m2m token`.
 pub(crate) fn run(args: &TokenArgs) -> CliResult {
     let s = settings::resolve(&args.client, args.scope.as_deref())?;
+    let endpoint = s.require_endpoint()?.clone();
+    s.require_client_id()?;
+    let (signer, alg) = s.signer_explained(endpoint.implied_profile())?;
+    let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
+    let timeout = Duration::from_secs(args.timeout.max(1));
     let rt = runtime()?;
     let response = rt.block_on(async {
-        let (client, kid) = token_client(&s, args.timeout, args.attempts).await?;
-        if args.no_cache {
-            return Ok(client.fetch().await?);
-        }
-        crate::commands::cache::fetch_cached(&client, kid.as_deref(), s.scope.as_deref()).await
+        let built = build(&s, &endpoint, signer, timeout, args.attempts).await?;
+        let result = if args.no_cache {
+            built.client.fetch().await.map_err(CliError::from)
+        } else {
+            crate::commands::cache::fetch_cached(&built.client, kid.as_deref(), s.scope.as_deref())
+                .await
+        };
+        built.explain(result, &alg)
     })?;
     print_result(&render(args, &response)?)
 }
@@ -42,8 +53,8 @@ pub(crate) async fn token_client(
     let signer = s.signer(endpoint.implied_profile())?;
     let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
     let timeout = Duration::from_secs(timeout_secs.max(1));
-    let (client, _) = build_client(s, &endpoint, signer, timeout, attempts).await?;
-    Ok((client, kid))
+    let built = build(s, &endpoint, signer, timeout, attempts).await?;
+    Ok((built.client, kid))
 }
 
 /// The token client for these settings, authenticated as `m2m token` is (also used by
@@ -55,6 +66,46 @@ pub(crate) async fn build_client(
     timeout: Duration,
     attempts: u32,
 ) -> CliResult<(TokenClient, Option<AuthServerMetadata>)> {
+    let built = build(s, endpoint, signer, timeout, attempts).await?;
+    Ok((built.client, built.discovered))
+}
+
+/// A token client and how its `aud` was chosen, for what `m2m token` says after the request.
+struct Built {
+    client: TokenClient,
+    /// The metadata found on the way (an issuer target, or the token URL's origin).
+    discovered: Option<AuthServerMetadata>,
+    aud_rule: AudRule,
+    /// Said after success; a refusal of the aud says it in its hint, and other failures are
+    /// about something else (stderr then starts with the error).
+    aud_note: Option<String>,
+}
+
+impl Built {
+    /// The request's outcome as the user sees it: the audience note after a success, the hint
+    /// for a server's refusal (naming `--issuer`, `--alg`, the kid) after a rejection.
+    fn explain<T>(&self, result: CliResult<T>, alg: &AlgChoice) -> CliResult<T> {
+        if let (Ok(_), Some(note)) = (&result, &self.aud_note) {
+            eprintln!("{note}");
+        }
+        result.map_err(|mut e| {
+            if e.exit == crate::exit::Exit::Rejected
+                && let Some(h) = server_hint::hint(&e.message, alg, &self.aud_rule)
+            {
+                e.hint = Some(h);
+            }
+            e
+        })
+    }
+}
+
+async fn build(
+    s: &Settings,
+    endpoint: &Target,
+    signer: m2m_core::signer::KeySigner,
+    timeout: Duration,
+    attempts: u32,
+) -> CliResult<Built> {
     let mut builder = TokenClient::builder()
         .client_id(s.require_client_id()?)
         .signer(Arc::new(signer))
@@ -68,8 +119,34 @@ pub(crate) async fn build_client(
         );
         builder = builder.dangerous_allow_insecure_http();
     }
+    let mut aud_rule = AudRule::Given;
+    let mut aud_note = None;
     let mut discovered = None;
     builder = match endpoint {
+        Target::Endpoint {
+            endpoint: Endpoint::Url(url),
+            issuer: None,
+        } if s.aud.is_none() && Profile::for_token_url(url) == Profile::Generic => {
+            match metadata_naming(url, s.allow_insecure_http).await {
+                Some(metadata) => {
+                    aud_note = Some(format!(
+                        "note: aud = issuer {} (RFC 8414 metadata at the token URL's origin names this token endpoint); pass --issuer {} to say so",
+                        metadata.issuer(),
+                        metadata.issuer()
+                    ));
+                    aud_rule = AudRule::DiscoveredIssuer(metadata.issuer().to_owned());
+                    discovered = Some(metadata.clone());
+                    builder.discovered(metadata)
+                }
+                None => {
+                    aud_note = Some(format!(
+                        "note: aud = the token URL {url} (no RFC 8414 metadata at its origin names it); pass --issuer URL if the server wants its issuer identifier"
+                    ));
+                    aud_rule = AudRule::TokenUrlGuess;
+                    builder.endpoint(Endpoint::Url(url.clone()))
+                }
+            }
+        }
         Target::Endpoint { endpoint, issuer } => {
             let b = builder.endpoint(endpoint.clone());
             match issuer {
@@ -92,7 +169,42 @@ pub(crate) async fn build_client(
     if let Some(scope) = &s.scope {
         builder = builder.scope(scope.clone());
     }
-    Ok((builder.build()?, discovered))
+    Ok(Built {
+        client: builder.build()?,
+        discovered,
+        aud_rule,
+        aud_note,
+    })
+}
+
+/// The RFC 8414 metadata at the origin of `url`, when it names `url` as its token endpoint: the
+/// server's issuer is then the `aud` RFC 10070 asks for. Anything else (no metadata, another
+/// token endpoint, an error) gives `None`, and the token URL stays the `aud`.
+async fn metadata_naming(
+    url: &TokenUrl,
+    allow_insecure_http: bool,
+) -> Option<m2m_client::AuthServerMetadata> {
+    if allow_insecure_http {
+        // Discovery keeps the strict URL policy; an insecure target gets no guess from it.
+        return None;
+    }
+    let parsed = url::Url::parse(url.as_str()).ok()?;
+    let origin = parsed.origin().ascii_serialization();
+    match m2m_client::discover(&origin).await {
+        Ok(metadata) if metadata.token_endpoint().as_str() == url.as_str() => Some(metadata),
+        Ok(metadata) => {
+            tracing::info!(
+                origin,
+                token_endpoint = metadata.token_endpoint().as_str(),
+                "the metadata at the token URL's origin names another token endpoint"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::info!(origin, error = %e, "no usable RFC 8414 metadata at the token URL's origin");
+            None
+        }
+    }
 }
 
 fn render(args: &TokenArgs, response: &TokenResponse) -> CliResult<String> {

@@ -128,6 +128,11 @@ impl NhsPending {
     pub fn kid(&self) -> Option<&str> {
         self.parsed.header_str("kid")
     }
+    /// The `aud` claim as sent, for a server's log when NHS's fixed "Missing or invalid 'aud'"
+    /// string is all the wire may say: the log gives expected against actual.
+    pub fn aud(&self) -> Option<&Value> {
+        self.parsed.claims.get("aud")
+    }
     /// Whether step 6.11 fails (`exp - now > 310`). NHS checks replay (6.10) first, so the caller
     /// must consult its replay store before returning [`NhsPending::far_future_rejection`].
     pub fn far_future(&self) -> bool {

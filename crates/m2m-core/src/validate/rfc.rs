@@ -585,6 +585,10 @@ impl RfcValidator {
                 cfg.issuer
             ),
         };
+        // Expected against actual: the actual value is what a newcomer needs to see which rule
+        // their client followed (e.g. the token URL). It is the authenticated client's own claim
+        // (checked after the signature), JSON-escaped and capped.
+        let description = format!("{description}; got {}", shown_aud(claims.get("aud")));
         Err(self.auth_failure(Reason::AudInvalid, description))
     }
 
@@ -687,5 +691,19 @@ impl RfcValidator {
             Some(Value::String(jti)) => Ok(jti),
             Some(_) => invalid("assertion 'jti' must be a string".into()),
         }
+    }
+}
+
+/// The assertion's `aud` as an `aud` refusal shows it: JSON (so quotes and control characters are
+/// escaped), at most 200 characters.
+fn shown_aud(aud: Option<&Value>) -> String {
+    const MAX: usize = 200;
+    let Some(aud) = aud else {
+        return "no 'aud'".to_owned();
+    };
+    let text = aud.to_string();
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }

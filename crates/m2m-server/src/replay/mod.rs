@@ -187,38 +187,60 @@ pub const DEFAULT_SQLITE_FILE: &str = "replay.sqlite3";
 /// (without one it still purges lazily as it writes); the SQLite store purges on its own writer
 /// thread.
 pub fn open(spec: &str, data_dir: &Path) -> Result<Arc<dyn ReplayStore>, StoreError> {
-    if spec == "memory" {
-        return Ok(Arc::new(MemoryStore::new(memory::DEFAULT_CAPACITY)));
-    }
-    if spec == "sqlite" {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
-        return Ok(Arc::new(SqliteStore::open(
-            &data_dir.join(DEFAULT_SQLITE_FILE),
-        )?));
-    }
-    if let Some(path) = spec.strip_prefix("sqlite:") {
-        if path.is_empty() {
-            return Err(invalid(spec, "`sqlite:` needs a file path after the colon"));
+    Ok(match Spec::parse(spec, data_dir)? {
+        Spec::Memory => Arc::new(MemoryStore::new(memory::DEFAULT_CAPACITY)),
+        Spec::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            Arc::new(SqliteStore::open(&path)?)
         }
-        let path = Path::new(path);
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+        Spec::Redis => Arc::new(RedisStore::open(spec)?),
+    })
+}
+
+/// Checks a store spec as [`open`] would read it, without opening, creating or connecting to
+/// anything (`m2m serve --check`): the spec's form, and for Redis its URL.
+pub fn check(spec: &str, data_dir: &Path) -> Result<(), StoreError> {
+    match Spec::parse(spec, data_dir)? {
+        Spec::Memory | Spec::Sqlite(_) => Ok(()),
+        // Connects lazily: opening only parses the URL.
+        Spec::Redis => RedisStore::open(spec).map(drop),
+    }
+}
+
+/// A store spec, parsed: the one reading of the table above, shared by [`open`] and [`check`].
+enum Spec {
+    Memory,
+    Sqlite(PathBuf),
+    Redis,
+}
+
+impl Spec {
+    fn parse(spec: &str, data_dir: &Path) -> Result<Spec, StoreError> {
+        if spec == "memory" {
+            return Ok(Spec::Memory);
         }
-        return Ok(Arc::new(SqliteStore::open(path)?));
+        if spec == "sqlite" {
+            return Ok(Spec::Sqlite(data_dir.join(DEFAULT_SQLITE_FILE)));
+        }
+        if let Some(path) = spec.strip_prefix("sqlite:") {
+            if path.is_empty() {
+                return Err(invalid(spec, "`sqlite:` needs a file path after the colon"));
+            }
+            return Ok(Spec::Sqlite(PathBuf::from(path)));
+        }
+        if spec.starts_with("redis://") {
+            return Ok(Spec::Redis);
+        }
+        Err(invalid(
+            spec,
+            "expected `memory`, `sqlite`, `sqlite:PATH` or `redis://HOST:PORT[/DB]`",
+        ))
     }
-    if spec.starts_with("redis://") {
-        return Ok(Arc::new(RedisStore::open(spec)?));
-    }
-    Err(invalid(
-        spec,
-        "expected `memory`, `sqlite`, `sqlite:PATH` or `redis://HOST:PORT[/DB]`",
-    ))
 }
 
 pub(crate) fn invalid(spec: &str, reason: impl Into<String>) -> StoreError {

@@ -86,10 +86,19 @@ pub(super) async fn nhs_flow(
             return Err(Refusal::from(state.nhs.jwks_unreachable()).for_client(sub));
         }
     };
-    state
-        .nhs
-        .verify(&pending, keys.as_slice())
-        .map_err(|r| Refusal::from(r).for_client(sub))?;
+    state.nhs.verify(&pending, keys.as_slice()).map_err(|r| {
+        if r.reason == Reason::AudInvalid {
+            // The wire carries NHS's fixed string; the log says what was expected and what
+            // came. The client has proved its key by now, so this is no unauthenticated flood.
+            tracing::info!(
+                client = sub,
+                expected = %state.token_url,
+                got = %pending.aud().map_or_else(|| "no 'aud'".to_owned(), ToString::to_string),
+                "NHS profile: assertion 'aud' is not the token URL"
+            );
+        }
+        Refusal::from(r).for_client(sub)
+    })?;
     if !client.scopes.is_empty()
         && !client
             .scopes
