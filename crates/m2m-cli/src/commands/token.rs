@@ -183,7 +183,7 @@ async fn build(
 async fn metadata_naming(
     url: &TokenUrl,
     allow_insecure_http: bool,
-) -> Option<m2m_client::AuthServerMetadata> {
+) -> Option<AuthServerMetadata> {
     if allow_insecure_http {
         // Discovery keeps the strict URL policy; an insecure target gets no guess from it.
         return None;
