@@ -24,7 +24,10 @@ fn setup(cache: usize) -> (Verifier, String) {
         key.public_key().clone(),
     )]);
     let signer = KeySigner::new(key, Algorithm::Es256, Some("k1".into())).unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let header = EncodedHeader::typed("at+jwt", &signer).unwrap();
     let token = header
         .sign(

@@ -108,8 +108,7 @@ impl VerifiedCache {
         if map.len() >= self.capacity && !map.contains_key(&hash) {
             map.retain(|_, e| now < e.until);
             while map.len() >= self.capacity {
-                let Some(soonest) = map.iter().min_by_key(|(_, e)| e.until).map(|(k, _)| *k)
-                else {
+                let Some(soonest) = map.iter().min_by_key(|(_, e)| e.until).map(|(k, _)| *k) else {
                     break;
                 };
                 map.remove(&soonest);
@@ -140,7 +139,10 @@ impl VerifiedCache {
 
     /// How many entries are held (for tests and metrics).
     pub(crate) fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
@@ -176,23 +178,59 @@ mod tests {
     #[test]
     fn the_size_is_bounded_and_the_soonest_to_expire_goes_first() {
         let cache = VerifiedCache::new(2);
-        cache.insert(token_hash("1"), caller(), UnixTime::from_secs(1_100), by("k"), T0);
-        cache.insert(token_hash("2"), caller(), UnixTime::from_secs(1_050), by("k"), T0);
-        cache.insert(token_hash("3"), caller(), UnixTime::from_secs(1_200), by("k"), T0);
+        cache.insert(
+            token_hash("1"),
+            caller(),
+            UnixTime::from_secs(1_100),
+            by("k"),
+            T0,
+        );
+        cache.insert(
+            token_hash("2"),
+            caller(),
+            UnixTime::from_secs(1_050),
+            by("k"),
+            T0,
+        );
+        cache.insert(
+            token_hash("3"),
+            caller(),
+            UnixTime::from_secs(1_200),
+            by("k"),
+            T0,
+        );
         assert_eq!(cache.len(), 2);
         assert!(cache.get(&token_hash("2"), T0).is_none());
         assert!(cache.get(&token_hash("1"), T0).is_some());
         assert!(cache.get(&token_hash("3"), T0).is_some());
         let off = VerifiedCache::new(0);
-        off.insert(token_hash("1"), caller(), UnixTime::from_secs(1_100), by("k"), T0);
+        off.insert(
+            token_hash("1"),
+            caller(),
+            UnixTime::from_secs(1_100),
+            by("k"),
+            T0,
+        );
         assert_eq!(off.len(), 0);
     }
 
     #[test]
     fn entries_of_a_key_that_left_the_jwks_are_dropped() {
         let cache = VerifiedCache::new(10);
-        cache.insert(token_hash("old"), caller(), UnixTime::from_secs(2_000), by("old"), T0);
-        cache.insert(token_hash("new"), caller(), UnixTime::from_secs(2_000), by("new"), T0);
+        cache.insert(
+            token_hash("old"),
+            caller(),
+            UnixTime::from_secs(2_000),
+            by("old"),
+            T0,
+        );
+        cache.insert(
+            token_hash("new"),
+            caller(),
+            UnixTime::from_secs(2_000),
+            by("new"),
+            T0,
+        );
         cache.insert(
             token_hash("introspected"),
             caller(),

@@ -123,13 +123,20 @@ mod tests {
         let bad = Refusal::token(AccessTokenReason::Expired, "access token has \"expired\"");
         let v = c.header_value(&bad, &[]);
         assert!(v.contains("error=\"invalid_token\""), "{v}");
-        assert!(v.contains(r#"error_description="access token has \"expired\"""#), "{v}");
+        assert!(
+            v.contains(r#"error_description="access token has \"expired\"""#),
+            "{v}"
+        );
         let scope = Refusal::token(AccessTokenReason::InsufficientScope, "lacks");
         let v = c.header_value(&scope, &["read", "write"]);
-        assert!(v.contains("error=\"insufficient_scope\"") && v.contains("scope=\"read write\""), "{v}");
+        assert!(
+            v.contains("error=\"insufficient_scope\"") && v.contains("scope=\"read write\""),
+            "{v}"
+        );
         assert_eq!(c.response(&scope, &["read"]).status(), 403);
         assert_eq!(
-            c.response(&Refusal::InvalidRequest("two tokens".into()), &[]).status(),
+            c.response(&Refusal::InvalidRequest("two tokens".into()), &[])
+                .status(),
             400
         );
         assert_eq!(c.response(&Refusal::NoToken, &[]).status(), 401);

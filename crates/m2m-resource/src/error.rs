@@ -60,7 +60,10 @@ impl Refusal {
     }
 
     /// A token refusal for `reason`.
-    pub(crate) fn token(reason: AccessTokenReason, description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn token(
+        reason: AccessTokenReason,
+        description: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Refusal::Token(AccessTokenRejection {
             reason,
             description: description.into(),

@@ -166,11 +166,17 @@ pub(crate) fn read_answer(
             "access token is sender-constrained ('cnf') and cannot be used as a Bearer token",
         ));
     }
-    let text = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
+    let text =
+        |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
     let client_id = text(&answer, "client_id").unwrap_or_default();
     let sub = text(&answer, "sub").unwrap_or_else(|| client_id.clone());
     let scopes = text(&answer, "scope")
-        .map(|s| s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .map(|s| {
+            s.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     let iat = answer.get("iat").and_then(Value::as_u64).unwrap_or(0);
     let jti = text(&answer, "jti").unwrap_or_default();
@@ -208,18 +214,35 @@ mod tests {
     #[test]
     fn answers_are_read_strictly() {
         let ok = json!({"active":true,"exp":2000,"iss":"https://as","aud":"https://api","client_id":"c","scope":"a b"});
-        let Answer::Active(c) = read(ok) else { panic!() };
+        let Answer::Active(c) = read(ok) else {
+            panic!()
+        };
         assert_eq!(c.scopes, ["a", "b"]);
         assert_eq!(c.sub, "c");
         for (why, v) in [
             ("inactive", json!({"active":false})),
-            ("active as a string", json!({"active":"true","exp":2000,"aud":"https://api"})),
+            (
+                "active as a string",
+                json!({"active":"true","exp":2000,"aud":"https://api"}),
+            ),
             ("no exp", json!({"active":true,"aud":"https://api"})),
-            ("expired", json!({"active":true,"exp":1000,"aud":"https://api"})),
-            ("foreign iss", json!({"active":true,"exp":2000,"iss":"https://evil","aud":"https://api"})),
-            ("other audience", json!({"active":true,"exp":2000,"aud":"https://other"})),
+            (
+                "expired",
+                json!({"active":true,"exp":1000,"aud":"https://api"}),
+            ),
+            (
+                "foreign iss",
+                json!({"active":true,"exp":2000,"iss":"https://evil","aud":"https://api"}),
+            ),
+            (
+                "other audience",
+                json!({"active":true,"exp":2000,"aud":"https://other"}),
+            ),
             ("no audience", json!({"active":true,"exp":2000})),
-            ("cnf", json!({"active":true,"exp":2000,"aud":"https://api","cnf":{"jkt":"x"}})),
+            (
+                "cnf",
+                json!({"active":true,"exp":2000,"aud":"https://api","cnf":{"jkt":"x"}}),
+            ),
         ] {
             assert!(matches!(read(v), Answer::Inactive(_)), "{why}");
         }

@@ -131,7 +131,10 @@ impl IssuerKeys {
     /// Replaces the snapshot; returns whether the key set changed (the caller then drops cached
     /// tokens whose key left).
     pub(crate) fn store(&self, keys: Option<KeySet>, now: UnixTime) -> bool {
-        let mut slot = self.snapshot.write().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let changed = slot.as_ref().map(|s| &s.keys) != keys.as_ref();
         *slot = keys.map(|keys| Snapshot {
             keys,

@@ -145,7 +145,11 @@ where
                     Ok(response.map(Body::new))
                 }
                 Err(refusal) => {
-                    tracing::info!(status = refusal.status(), reason = refusal.reason().map(|r| r.as_str()), "request refused");
+                    tracing::info!(
+                        status = refusal.status(),
+                        reason = refusal.reason().map(|r| r.as_str()),
+                        "request refused"
+                    );
                     let scopes: Vec<&str> = layer.scopes.iter().map(String::as_str).collect();
                     Ok(layer.challenge.response(&refusal, &scopes))
                 }

@@ -29,7 +29,11 @@ impl ResourceMetadata {
     /// The metadata of `resource` (the audience tokens carry), issued for by
     /// `authorization_servers` (issuer identifiers).
     pub fn new(resource: Url, authorization_servers: Vec<String>) -> Self {
-        ResourceMetadata::with_identifier(resource.as_str().to_owned(), resource, authorization_servers)
+        ResourceMetadata::with_identifier(
+            resource.as_str().to_owned(),
+            resource,
+            authorization_servers,
+        )
     }
 
     /// As [`ResourceMetadata::new`], keeping `identifier` exactly as written (e.g.
@@ -39,10 +43,18 @@ impl ResourceMetadata {
         authorization_servers: Vec<String>,
     ) -> Result<Self, url::ParseError> {
         let url = Url::parse(identifier)?;
-        Ok(ResourceMetadata::with_identifier(identifier.to_owned(), url, authorization_servers))
+        Ok(ResourceMetadata::with_identifier(
+            identifier.to_owned(),
+            url,
+            authorization_servers,
+        ))
     }
 
-    fn with_identifier(resource: String, resource_url: Url, authorization_servers: Vec<String>) -> Self {
+    fn with_identifier(
+        resource: String,
+        resource_url: Url,
+        authorization_servers: Vec<String>,
+    ) -> Self {
         ResourceMetadata {
             resource,
             resource_url,

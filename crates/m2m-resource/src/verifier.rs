@@ -257,9 +257,10 @@ impl Verifier {
         let kid = unsigned.kid().map(str::to_owned);
         // Verified at Bearer presentation with no scopes: the cached claims serve every route,
         // each applying its own scopes through the same core rule.
-        let claims = inner
-            .validator
-            .check_signed(unsigned, &keys, Presentation::Bearer, &[], now)?;
+        let claims =
+            inner
+                .validator
+                .check_signed(unsigned, &keys, Presentation::Bearer, &[], now)?;
         let thumbprint = match &kid {
             Some(_) => String::new(),
             None => keys
@@ -281,7 +282,9 @@ impl Verifier {
             },
             now,
         );
-        caller.access_token_claims().require_scopes(required_scopes)?;
+        caller
+            .access_token_claims()
+            .require_scopes(required_scopes)?;
         Ok(caller)
     }
 
@@ -397,7 +400,9 @@ impl Verifier {
                     VerifiedBy::Introspection,
                     now,
                 );
-                caller.access_token_claims().require_scopes(required_scopes)?;
+                caller
+                    .access_token_claims()
+                    .require_scopes(required_scopes)?;
                 Ok(caller)
             }
             Answer::Inactive(refusal) => {

@@ -44,8 +44,7 @@ fn token(scope: &str, aud: &str) -> String {
 
 #[tokio::test]
 async fn the_layer_protects_routes_and_hands_the_caller_to_handlers() {
-    let metadata =
-        ResourceMetadata::from_identifier(AUDIENCE, vec![ISSUER.to_owned()]).unwrap();
+    let metadata = ResourceMetadata::from_identifier(AUDIENCE, vec![ISSUER.to_owned()]).unwrap();
     let layer = RequireBearerLayer::new(verifier()).challenge(metadata.challenge());
     let app = Router::new()
         .route(
@@ -83,7 +82,10 @@ async fn the_layer_protects_routes_and_hands_the_caller_to_handlers() {
 
     let none = http.get(format!("{base}/whoami")).send().await.unwrap();
     assert_eq!(none.status(), 401);
-    let challenge = none.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let challenge = none.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         challenge,
         "Bearer resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource\""
@@ -127,7 +129,12 @@ async fn the_layer_protects_routes_and_hands_the_caller_to_handlers() {
         .await
         .unwrap();
     assert_eq!(in_query.status(), 400);
-    assert!(in_query.headers()["www-authenticate"].to_str().unwrap().contains("invalid_request"));
+    assert!(
+        in_query.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_request")
+    );
     let two = http
         .get(format!("{base}/whoami"))
         .header("authorization", format!("Bearer {t}"))
@@ -188,7 +195,10 @@ async fn any_inner_service_reads_the_caller_from_extensions() {
 
 #[tokio::test]
 async fn a_caller_extractor_without_the_layer_is_a_500_not_an_open_door() {
-    let app = Router::new().route("/", get(|c: Caller| async move { c.client_id().to_owned() }));
+    let app = Router::new().route(
+        "/",
+        get(|c: Caller| async move { c.client_id().to_owned() }),
+    );
     let base = serve(app).await;
     let r = reqwest::get(format!("{base}/")).await.unwrap();
     assert_eq!(r.status(), 500);

@@ -89,7 +89,11 @@ fn rows(alg: Algorithm) -> Vec<Row> {
             sign(alg, Some("JWT"), Some("k1"), &c()),
             Some(R::TypInvalid),
         ),
-        row("typ_missing", sign(alg, None, Some("k1"), &c()), Some(R::TypInvalid)),
+        row(
+            "typ_missing",
+            sign(alg, None, Some("k1"), &c()),
+            Some(R::TypInvalid),
+        ),
         row(
             "iss_untrusted",
             good(&with(c(), "iss", json!("https://evil.example"))),
@@ -190,11 +194,21 @@ async fn the_lenient_typ_setting_is_named_dangerous_and_accepts_jwt() {
         .dangerous_accept_jwt_typ()
         .build()
         .unwrap();
-    for typ in [Some("JWT"), None, Some("at+jwt"), Some("application/at+jwt")] {
+    for typ in [
+        Some("JWT"),
+        None,
+        Some("at+jwt"),
+        Some("application/at+jwt"),
+    ] {
         let t = sign(Algorithm::Es256, typ, Some("k1"), &claims(ISSUER));
         assert!(v.verify(&t, &[]).await.is_ok(), "{typ:?}");
     }
-    let id_token_typ = sign(Algorithm::Es256, Some("id+jwt"), Some("k1"), &claims(ISSUER));
+    let id_token_typ = sign(
+        Algorithm::Es256,
+        Some("id+jwt"),
+        Some("k1"),
+        &claims(ISSUER),
+    );
     assert!(v.verify(&id_token_typ, &[]).await.is_err());
 }
 
@@ -206,8 +220,16 @@ async fn the_alg_allow_list_and_leeway_limit_apply() {
         .algorithms(&[Algorithm::Es256])
         .build()
         .unwrap();
-    let t = sign(Algorithm::Rs256, Some("at+jwt"), Some("k1"), &claims(ISSUER));
-    assert_eq!(v.verify(&t, &[]).await.unwrap_err().reason(), Some(R::AlgRefused));
+    let t = sign(
+        Algorithm::Rs256,
+        Some("at+jwt"),
+        Some("k1"),
+        &claims(ISSUER),
+    );
+    assert_eq!(
+        v.verify(&t, &[]).await.unwrap_err().reason(),
+        Some(R::AlgRefused)
+    );
     assert!(
         Verifier::builder(AUDIENCE)
             .issuer(TrustedIssuer::with_keys(ISSUER, keyset(&[(&key, "k1")])))
@@ -215,7 +237,10 @@ async fn the_alg_allow_list_and_leeway_limit_apply() {
             .build()
             .is_err()
     );
-    assert!(Verifier::builder(AUDIENCE).build().is_err(), "an issuer is required");
+    assert!(
+        Verifier::builder(AUDIENCE).build().is_err(),
+        "an issuer is required"
+    );
 }
 
 #[tokio::test]
@@ -224,22 +249,48 @@ async fn several_issuers_each_with_their_own_keys() {
     let ed = key_for(Algorithm::EdDsa);
     let v = Verifier::builder(AUDIENCE)
         .issuer(TrustedIssuer::with_keys(ISSUER, keyset(&[(&ec, "k1")])))
-        .issuer(TrustedIssuer::with_keys("https://as2.example", keyset(&[(&ed, "k1")])))
+        .issuer(TrustedIssuer::with_keys(
+            "https://as2.example",
+            keyset(&[(&ed, "k1")]),
+        ))
         .build()
         .unwrap();
-    let a = sign(Algorithm::Es256, Some("at+jwt"), Some("k1"), &claims(ISSUER));
-    let b = sign(Algorithm::EdDsa, Some("at+jwt"), Some("k1"), &claims("https://as2.example"));
+    let a = sign(
+        Algorithm::Es256,
+        Some("at+jwt"),
+        Some("k1"),
+        &claims(ISSUER),
+    );
+    let b = sign(
+        Algorithm::EdDsa,
+        Some("at+jwt"),
+        Some("k1"),
+        &claims("https://as2.example"),
+    );
     assert!(v.verify(&a, &[]).await.is_ok());
     assert!(v.verify(&b, &[]).await.is_ok());
     // The second issuer's token signed with the first issuer's key: its keys are not shared.
-    let crossed = sign(Algorithm::Es256, Some("at+jwt"), Some("k1"), &claims("https://as2.example"));
-    assert_eq!(v.verify(&crossed, &[]).await.unwrap_err().reason(), Some(R::BadSignature));
+    let crossed = sign(
+        Algorithm::Es256,
+        Some("at+jwt"),
+        Some("k1"),
+        &claims("https://as2.example"),
+    );
+    assert_eq!(
+        v.verify(&crossed, &[]).await.unwrap_err().reason(),
+        Some(R::BadSignature)
+    );
 }
 
 #[tokio::test]
 async fn verified_tokens_are_cached_and_scopes_still_apply_per_call() {
     let v = verifier(Algorithm::Es256);
-    let t = sign(Algorithm::Es256, Some("at+jwt"), Some("k1"), &claims(ISSUER));
+    let t = sign(
+        Algorithm::Es256,
+        Some("at+jwt"),
+        Some("k1"),
+        &claims(ISSUER),
+    );
     assert!(v.verify(&t, &["read"]).await.is_ok());
     assert_eq!(v.cached_tokens(), 1);
     assert!(v.verify(&t, &["read"]).await.is_ok());
@@ -248,7 +299,12 @@ async fn verified_tokens_are_cached_and_scopes_still_apply_per_call() {
     assert_eq!(cached_refusal.reason(), Some(R::InsufficientScope));
     assert_eq!(cached_refusal.status(), 403);
     // Refused tokens are never cached.
-    let bad = sign(Algorithm::Es256, Some("at+jwt"), Some("k1"), &with(claims(ISSUER), "aud", json!("x")));
+    let bad = sign(
+        Algorithm::Es256,
+        Some("at+jwt"),
+        Some("k1"),
+        &with(claims(ISSUER), "aud", json!("x")),
+    );
     assert!(v.verify(&bad, &[]).await.is_err());
     assert_eq!(v.cached_tokens(), 1);
 }

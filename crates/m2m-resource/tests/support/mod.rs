@@ -20,7 +20,10 @@ use serde_json::{Map, Value, json};
 pub const AUDIENCE: &str = "https://api.example.com";
 
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A test key for `alg` (RS256 → RSA-2048, ES256 → P-256, EdDSA → Ed25519).
@@ -70,7 +73,12 @@ fn rand_suffix() -> u64 {
 }
 
 /// A token signed by `jsonwebtoken` with the key for `alg`, header `typ` and `kid` as given.
-pub fn sign(alg: Algorithm, typ: Option<&str>, kid: Option<&str>, claims: &Map<String, Value>) -> String {
+pub fn sign(
+    alg: Algorithm,
+    typ: Option<&str>,
+    kid: Option<&str>,
+    claims: &Map<String, Value>,
+) -> String {
     sign_with(&key_for(alg), alg, typ, kid, claims)
 }
 
