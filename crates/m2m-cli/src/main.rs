@@ -6,7 +6,7 @@
 //! The binary is thin: the protocol work is done by `m2m-client`, `m2m-core` and `m2m-server`.
 //!
 //! - `cli`: the command line declared with clap (flags, `M2M_*` variables, `--help` examples).
-//! - `commands`: one module per command (`token`, `assertion`, `decode`, `keygen`, `jwks`,
+//! - `commands`: one module per command (`token`, `assertion`, `decode`, `verify`, `keygen`, `jwks`,
 //!   `clients`, `cache`, `serve`, `demo`, `completions`); `commands::run` dispatches.
 //! - `config_file`: the config file (`config.toml`) and its named profiles (`ConfigProfile`).
 //! - `settings`: flag > env > config-file profile precedence, resolved into the endpoint, signer

@@ -59,6 +59,7 @@ pub struct VerifierBuilder {
     cache_capacity: usize,
     cache_bound: Duration,
     introspection: Option<Introspection>,
+    introspect_jwts: bool,
 }
 
 impl VerifierBuilder {
@@ -117,6 +118,14 @@ impl VerifierBuilder {
         self
     }
 
+    /// Send JWTs to the introspection endpoint too, instead of checking them locally: revocation
+    /// then takes effect within [`POSITIVE_TTL`](crate::introspect::POSITIVE_TTL), at the cost of
+    /// one introspection per token per that interval. Needs [`VerifierBuilder::introspection`].
+    pub fn introspect_jwts(mut self) -> Self {
+        self.introspect_jwts = true;
+        self
+    }
+
     /// The verifier.
     pub fn build(self) -> Result<Verifier, ConfigError> {
         let mut issuers = self.issuers.into_iter();
@@ -155,6 +164,7 @@ impl VerifierBuilder {
                 cache: VerifiedCache::new(self.cache_capacity),
                 cache_bound: self.cache_bound,
                 introspection: self.introspection,
+                introspect_jwts: self.introspect_jwts,
             }),
         })
     }
@@ -177,6 +187,7 @@ struct Inner {
     cache: VerifiedCache,
     cache_bound: Duration,
     introspection: Option<Introspection>,
+    introspect_jwts: bool,
 }
 
 impl Verifier {
@@ -194,6 +205,7 @@ impl Verifier {
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             cache_bound: DEFAULT_CACHE_BOUND,
             introspection: None,
+            introspect_jwts: false,
         }
     }
 
@@ -238,7 +250,7 @@ impl Verifier {
             }
             None => {}
         }
-        if !looks_like_jws(token) && inner.introspection.is_some() {
+        if (inner.introspect_jwts || !looks_like_jws(token)) && inner.introspection.is_some() {
             return self.introspect(token, hash, required_scopes, now).await;
         }
         let unsigned = inner.validator.check_unsigned(token)?;

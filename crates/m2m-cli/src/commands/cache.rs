@@ -17,6 +17,7 @@ pub(crate) async fn fetch_cached(
     client: &TokenClient,
     kid: Option<&str>,
     scope: Option<&str>,
+    resource: Option<&str>,
 ) -> CliResult<TokenResponse> {
     let Some(cache) = FileCache::user_default() else {
         tracing::warn!("no cache directory on this platform; fetching without the cache");
@@ -29,6 +30,10 @@ pub(crate) async fn fetch_cached(
         kid,
         scope,
     );
+    let key = match resource {
+        Some(resource) => key.for_resource(resource),
+        None => key,
+    };
     Ok(cache
         .get_or_fetch(&key, client, &SystemClock)
         .await?

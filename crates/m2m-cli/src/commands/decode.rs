@@ -93,7 +93,8 @@ pub(crate) fn decoded_text(token: &str, now: UnixTime) -> CliResult<String> {
         .map_err(|e| CliError::local(format!("cannot encode JSON: {e}")))
 }
 
-fn read_token(arg: &str) -> CliResult<String> {
+/// The token argument, or stdin for `-` (also `m2m verify`'s input).
+pub(crate) fn read_token(arg: &str) -> CliResult<String> {
     if arg != "-" {
         return Ok(arg.trim().to_owned());
     }

@@ -11,6 +11,7 @@ mod jwks;
 mod keygen;
 mod serve;
 mod token;
+mod verify;
 
 use crate::cli::{Cli, Command};
 use crate::exit::{CliError, CliResult};
@@ -22,6 +23,7 @@ pub(crate) fn run(cli: Cli) -> CliResult {
         Command::Assertion(args) => assertion::run(&args),
         Command::Token(args) => token::run(&args),
         Command::Decode(args) => decode::run(&args),
+        Command::Verify(args) => verify::run(&args),
         Command::Jwks(args) => jwks::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Clients(args) => clients::run(&args),

@@ -18,11 +18,46 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs `m2m token`.
 pub(crate) fn run(args: &TokenArgs) -> CliResult {
     let s = settings::resolve(&args.client, args.scope.as_deref())?;
+    if let Some(url) = &args.for_url {
+        return run_for(args, &s, url);
+    }
     let endpoint = s.require_endpoint()?.clone();
     s.require_client_id()?;
     let signer = s.signer(endpoint.implied_profile())?;
     let rt = runtime()?;
-    let response = rt.block_on(fetch(args, &s, endpoint, signer))?;
+    let response = rt.block_on(fetch(args, &s, endpoint, signer, None))?;
+    print_result(&render(args, &response)?)
+}
+
+/// `m2m token --for URL`: discovery from the resource (m2m_client::discover_from_resource), the
+/// issuer pinned by --issuer when given, then the token request with `resource=`.
+fn run_for(args: &TokenArgs, s: &Settings, url: &str) -> CliResult {
+    let pin = match &s.endpoint {
+        Some(Target::Issuer(issuer)) => Some(issuer.clone()),
+        Some(Target::Endpoint { .. }) => {
+            return Err(CliError::usage(
+                "--for finds the token endpoint itself; pin the authorization server with --issuer, not --token-url/--env",
+            ));
+        }
+        None => None,
+    };
+    s.require_client_id()?;
+    let signer = s.signer(m2m_client::Profile::Generic)?;
+    let mut policy = m2m_client::UrlPolicy::default();
+    if s.allow_insecure_http {
+        policy = policy.dangerous_allow_insecure_http();
+    }
+    let rt = runtime()?;
+    let response = rt.block_on(async {
+        let found = m2m_client::discover_from_resource_with(url, pin.as_deref(), policy).await?;
+        eprintln!(
+            "resource {} → authorization server {}",
+            found.resource,
+            found.auth_server.issuer()
+        );
+        let target = Target::Issuer(found.auth_server.issuer().to_owned());
+        fetch(args, s, target, signer, Some(found)).await
+    })?;
     print_result(&render(args, &response)?)
 }
 
@@ -31,6 +66,7 @@ async fn fetch(
     s: &Settings,
     endpoint: Target,
     signer: m2m_core::signer::KeySigner,
+    found: Option<m2m_client::ResourceDiscovery>,
 ) -> CliResult<TokenResponse> {
     let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
     let timeout = Duration::from_secs(args.timeout.max(1));
@@ -47,15 +83,19 @@ async fn fetch(
         );
         builder = builder.dangerous_allow_insecure_http();
     }
-    builder = match &endpoint {
-        Target::Endpoint { endpoint, issuer } => {
+    let resource = found.as_ref().map(|f| f.resource.clone());
+    builder = match (&endpoint, found) {
+        (_, Some(found)) => builder
+            .discovered(found.auth_server)
+            .resource(found.resource),
+        (Target::Endpoint { endpoint, issuer }, None) => {
             let b = builder.endpoint(endpoint.clone());
             match issuer {
                 Some(issuer) => b.audience(issuer.clone()),
                 None => b,
             }
         }
-        Target::Issuer(issuer) => {
+        (Target::Issuer(issuer), None) => {
             let metadata = m2m_client::discover(issuer).await?;
             builder.discovered(metadata)
         }
@@ -73,7 +113,13 @@ async fn fetch(
     if args.no_cache {
         return Ok(client.fetch().await?);
     }
-    crate::commands::cache::fetch_cached(&client, kid.as_deref(), s.scope.as_deref()).await
+    crate::commands::cache::fetch_cached(
+        &client,
+        kid.as_deref(),
+        s.scope.as_deref(),
+        resource.as_deref(),
+    )
+    .await
 }
 
 fn render(args: &TokenArgs, response: &TokenResponse) -> CliResult<String> {
