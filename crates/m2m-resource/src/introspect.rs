@@ -51,7 +51,7 @@ impl fmt::Debug for Introspection {
 #[derive(Debug)]
 pub(crate) enum Answer {
     /// Active and acceptable: the claims, and how long to cache them.
-    Active(AccessTokenClaims),
+    Active(Box<AccessTokenClaims>),
     /// `active: false`, or active but not for us: refused, cacheable for [`NEGATIVE_TTL`].
     Inactive(Refusal),
 }
@@ -181,7 +181,7 @@ pub(crate) fn read_answer(
     let iat = answer.get("iat").and_then(Value::as_u64).unwrap_or(0);
     let jti = text(&answer, "jti").unwrap_or_default();
     answer.remove("active");
-    Answer::Active(AccessTokenClaims {
+    Answer::Active(Box::new(AccessTokenClaims {
         iss,
         sub,
         client_id: ClientId::from(client_id),
@@ -192,7 +192,7 @@ pub(crate) fn read_answer(
         jti,
         cnf_jkt: None,
         claims: answer,
-    })
+    }))
 }
 
 #[cfg(test)]

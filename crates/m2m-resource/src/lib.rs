@@ -20,7 +20,7 @@
 //! - [`identity`]: [`Caller`], the verified identity and axum extractor.
 //! - [`challenge`]: RFC 6750 `WWW-Authenticate` responses ([`Challenge`]).
 //! - [`metadata`]: RFC 9728 protected-resource metadata ([`ResourceMetadata`]) and its router.
-//! - [`error`]: [`Refusal`].
+//! - [`error`]: why a request was refused, as a [`Refusal`].
 //!
 //! # Example: protect an axum API
 //!

@@ -404,7 +404,7 @@ impl Verifier {
                     .exp
                     .min(now.add(POSITIVE_TTL))
                     .min(now.add(inner.cache_bound));
-                let caller = Caller::new(claims);
+                let caller = Caller::new(*claims);
                 inner.cache.insert(
                     hash,
                     Cached::Valid(Arc::new(caller.clone())),
