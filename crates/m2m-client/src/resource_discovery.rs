@@ -11,7 +11,6 @@ use m2m_discovery::metadata::{
     fetch_protected_resource_metadata, parse_protected_resource_metadata,
 };
 use m2m_discovery::{HttpClient, ProtectedResourceMetadata};
-use url::Url;
 
 use crate::discovery::{AuthServerMetadata, discover_with};
 use crate::error::Error;
@@ -72,7 +71,7 @@ pub async fn discover_from_resource_with(
     } else {
         None
     };
-    let identifier = resource_identifier(&url);
+    let identifier = resource_identifier(resource_url.trim());
     let http =
         HttpClient::new(std::time::Duration::from_secs(10)).map_err(|e| fail(e.to_string()))?;
     let resource_metadata = match challenge_url {
@@ -135,18 +134,11 @@ pub async fn discover_from_resource_with(
     })
 }
 
-/// The URL without query and fragment: what its metadata's `resource` is compared with.
-fn resource_identifier(url: &Url) -> String {
-    let mut u = url.clone();
-    u.set_query(None);
-    u.set_fragment(None);
-    let s = u.to_string();
-    // `https://api.example` parses with a `/` path; the identifier is written without it.
-    if u.path() == "/" && !url.as_str().ends_with('/') {
-        s.trim_end_matches('/').to_owned()
-    } else {
-        s
-    }
+/// The URL as written, without query and fragment: what its metadata's `resource` is compared
+/// with (as written, because a parsed `https://api.example` gains a `/` the metadata lacks).
+fn resource_identifier(written: &str) -> String {
+    let end = written.find(['?', '#']).unwrap_or(written.len());
+    written[..end].to_owned()
 }
 
 /// Whether metadata for resource `named` covers a request to `identifier`: the same string, or
@@ -234,13 +226,12 @@ mod tests {
 
     #[test]
     fn identifiers_and_coverage() {
-        let u = |s| Url::parse(s).unwrap();
         assert_eq!(
-            resource_identifier(&u("https://api.example")),
+            resource_identifier("https://api.example"),
             "https://api.example"
         );
         assert_eq!(
-            resource_identifier(&u("https://api.example/mcp?x=1#f")),
+            resource_identifier("https://api.example/mcp?x=1#f"),
             "https://api.example/mcp"
         );
         assert!(covers("https://api.example/mcp", "https://api.example/mcp"));
