@@ -1,6 +1,8 @@
 //! `m2m demo`: the whole private_key_jwt flow in one process on 127.0.0.1, in a temporary
 //! directory, with no setup — server, fresh client key, registration, token, cache hit, and a
-//! replayed assertion refused. The README's first command. Each step prints the `m2m` command
+//! replayed assertion refused, and (rfc profile) a protected API — m2m-resource's layer — called
+//! with a token for it, without one, and with a token for another audience. The README's first
+//! command. Each step prints the `m2m` command
 //! that does the same by hand, so the demo also teaches the CLI. `--profile nhs` runs the flow
 //! against the NHS emulation (RS512, `aud` = token URL, `"expires_in": "599"`, NHS's errors).
 //!
@@ -114,13 +116,34 @@ pub(crate) fn run(args: &DemoArgs) -> CliResult {
         &[format!("m2m keygen --kid {KID} --out keys/")],
     )?;
 
-    // 2. Register its public JWKS (`m2m clients add`).
+    // The protected API's port is taken now, so the client can be registered for its URI (rfc
+    // only: the NHS emulation has no resource indicators).
+    let api = if flavour.is_nhs() {
+        None
+    } else {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .map_err(|e| CliError::local(format!("cannot listen on 127.0.0.1: {e}")))?;
+        let uri = match listener.local_addr() {
+            Ok(addr) => format!("http://{addr}/api"),
+            Err(e) => return Err(CliError::local(format!("cannot read the API address: {e}"))),
+        };
+        Some(Api { listener, uri })
+    };
+
+    // 2. Register its public JWKS (`m2m clients add`), allowed to ask tokens for the API.
     let clients = dir.path().join("clients.toml");
     let mut jwk = key.public_key().to_jwk();
     jwk.kid = Some(KID.to_owned());
     jwk.alg = Some(Algorithm::Rs512.name().to_owned());
     jwk.use_ = Some("sig".to_owned());
-    let client = NewClient::new(CLIENT_ID, NewClientKeys::Jwks(Jwks { keys: vec![jwk] }));
+    let mut client = NewClient::new(CLIENT_ID, NewClientKeys::Jwks(Jwks { keys: vec![jwk] }));
+    let resource_flag = match &api {
+        Some(api) => {
+            client.resources = vec![api.uri.clone()];
+            format!(" --resource {}", api.uri)
+        }
+        None => String::new(),
+    };
     add_client(&clients, &client)
         .map_err(|e| CliError::local(format!("registering the client: {e}")))?;
     steps.say(
@@ -129,12 +152,12 @@ pub(crate) fn run(args: &DemoArgs) -> CliResult {
             clients.display()
         ),
         &[format!(
-            "m2m clients add --clients clients.toml --id {CLIENT_ID} --jwks keys/{KID}.jwks.json"
+            "m2m clients add --clients clients.toml --id {CLIENT_ID} --jwks keys/{KID}.jwks.json{resource_flag}"
         )],
     )?;
 
     let rt = runtime()?;
-    rt.block_on(flow(dir.path(), &clients, key, &flavour, &mut steps))?;
+    rt.block_on(flow(dir.path(), &clients, key, &flavour, &mut steps, api))?;
     say(&format!(
         "done in {:.1}s; the temporary directory is removed.",
         started.elapsed().as_secs_f32()
@@ -143,12 +166,19 @@ pub(crate) fn run(args: &DemoArgs) -> CliResult {
     Ok(())
 }
 
+/// The protected API's listener and resource URI.
+struct Api {
+    listener: std::net::TcpListener,
+    uri: String,
+}
+
 async fn flow(
     dir: &std::path::Path,
     clients: &std::path::Path,
     key: Arc<PrivateKey>,
     flavour: &Flavour,
     steps: &mut Steps,
+    api: Option<Api>,
 ) -> CliResult {
     // The server: rfc or nhs profile, SQLite replay store, keys in the temp dir, a free port.
     let mut config = ServerConfig::new(clients);
@@ -172,7 +202,7 @@ async fn flow(
         &[flavour.serve_command(server.local_addr())],
     )?;
 
-    let result = client_side(&issuer, &token_url, key, flavour, steps).await;
+    let result = client_side(&issuer, &token_url, key, flavour, steps, api).await;
     server
         .shutdown()
         .await
@@ -186,10 +216,13 @@ async fn client_side(
     key: Arc<PrivateKey>,
     flavour: &Flavour,
     steps: &mut Steps,
+    api: Option<Api>,
 ) -> CliResult {
     let target = flavour.target_flags(issuer, token_url);
     let signer = Arc::new(KeySigner::new(key, Algorithm::Rs512, Some(KID.to_owned()))?);
-    let builder = TokenClient::builder().client_id(CLIENT_ID).signer(signer);
+    let builder = TokenClient::builder()
+        .client_id(CLIENT_ID)
+        .signer(signer.clone());
     let (client, how) = if flavour.is_nhs() {
         // NHS: the token URL is the aud, typ JWT, RS512 (what the NHS profile enforces).
         let client = builder.token_url(token_url).profile(Profile::Nhs).build()?;
@@ -198,7 +231,7 @@ async fn client_side(
         // The m2m client finds the token endpoint by discovery (RFC 8414), so the assertion's
         // aud is the issuer and typ is client-authentication+jwt (RFC 10070).
         let metadata = m2m_client::discover(issuer).await?;
-        let client = builder.discovered(metadata).build()?;
+        let client = builder.discovered(metadata.clone()).build()?;
         (
             client,
             "found by RFC 8414 discovery: aud = the issuer, typ client-authentication+jwt (RFC 10070)",
@@ -310,6 +343,81 @@ async fn client_side(
     if status1 != 200 || status2 == 200 {
         return Err(CliError::local("the replay was not refused as expected"));
     }
+    match api {
+        Some(api) => call_protected_api(issuer, signer, &http, first.secret(), api, steps).await,
+        None => Ok(()),
+    }
+}
+
+/// The last step (rfc): a protected API — m2m-resource's layer in front of a handler, in this
+/// process — called with a token for it (RFC 8707 `resource`), without one, and with the token
+/// of step 5 (aud = the issuer, so another audience).
+async fn call_protected_api(
+    issuer: &str,
+    signer: Arc<KeySigner>,
+    http: &reqwest::Client,
+    other_token: &str,
+    api: Api,
+    steps: &mut Steps,
+) -> CliResult {
+    let metadata = m2m_client::discover(issuer).await?;
+    let for_api = TokenClient::builder()
+        .discovered(metadata)
+        .client_id(CLIENT_ID)
+        .signer(signer)
+        .resource(api.uri.as_str())
+        .build()?
+        .fetch()
+        .await?;
+    let api_url = api.uri.clone();
+    let server = protected_api(issuer, api).await?;
+    let call = |token: Option<String>| {
+        let (http, url) = (http.clone(), api_url.clone());
+        async move {
+            let mut request = http.get(url);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.map_err(|e| {
+                CliError::new(
+                    crate::exit::Exit::Transport,
+                    format!("calling the API: {e}"),
+                )
+            })?;
+            let status = response.status().as_u16();
+            let challenge = response
+                .headers()
+                .get(reqwest::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body = response.text().await.unwrap_or_default();
+            Ok::<_, CliError>((status, challenge, body))
+        }
+    };
+    let (ok, _, body) = call(Some(for_api.access_token().secret().to_owned())).await?;
+    steps.say(
+        &format!(
+            "called the protected API {api_url} with a token for it (resource={api_url}): HTTP {ok} \"{body}\""
+        ),
+        &[format!(
+            "curl -H \"Authorization: Bearer $(m2m token --for {api_url} --issuer {issuer} {CLIENT_FLAGS})\" {api_url}"
+        )],
+    )?;
+    let (none, challenge, _) = call(None).await?;
+    say(&format!(
+        "   without a token: HTTP {none}, WWW-Authenticate: {challenge}"
+    ))?;
+    let (other, challenge2, _) = call(Some(other_token.to_owned())).await?;
+    say(&format!(
+        "   with the token from step 5 (aud = the issuer, another audience): HTTP {other}, WWW-Authenticate: {challenge2}"
+    ))?;
+    server.abort();
+    if ok != 200 || none != 401 || other != 401 || !challenge2.contains("invalid_token") {
+        return Err(CliError::local(
+            "the protected API did not answer 200 / 401 / 401 invalid_token as expected",
+        ));
+    }
     Ok(())
 }
 
@@ -352,4 +460,39 @@ fn signing(client: &TokenClient) -> CliResult<&m2m_core::assertion::AssertionBui
     client
         .assertion_builder()
         .ok_or_else(|| CliError::local("the demo client does not sign assertions"))
+}
+
+/// The demo API: `GET /api` behind [`RequireBearerLayer`], trusting the demo server (keys by
+/// discovery), with its RFC 9728 document.
+async fn protected_api(issuer: &str, api: Api) -> CliResult<tokio::task::JoinHandle<()>> {
+    use m2m_resource::{Caller, RequireBearerLayer, ResourceMetadata, TrustedIssuer, Verifier};
+    let verifier = Verifier::builder(api.uri.as_str())
+        .issuer(TrustedIssuer::discover(issuer))
+        .build()
+        .map_err(|e| CliError::local(format!("the API's verifier: {e}")))?;
+    let metadata = ResourceMetadata::from_identifier(&api.uri, vec![issuer.to_owned()])
+        .map_err(|e| CliError::local(format!("the API's metadata: {e}")))?;
+    let app = axum::Router::new()
+        .route(
+            "/api",
+            axum::routing::get(|caller: Caller| async move {
+                format!(
+                    "hello {}, scopes [{}]",
+                    caller.client_id(),
+                    caller.scopes().join(" ")
+                )
+            }),
+        )
+        .layer(RequireBearerLayer::new(verifier).challenge(metadata.challenge()))
+        .merge(metadata.router());
+    api.listener
+        .set_nonblocking(true)
+        .map_err(|e| CliError::local(format!("the API listener: {e}")))?;
+    let listener = tokio::net::TcpListener::from_std(api.listener)
+        .map_err(|e| CliError::local(format!("the API listener: {e}")))?;
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "the demo API stopped");
+        }
+    }))
 }

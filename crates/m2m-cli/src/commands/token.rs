@@ -21,6 +21,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs `m2m token`.
 pub(crate) fn run(args: &TokenArgs) -> CliResult {
     let s = settings::resolve(&args.client, args.scope.as_deref())?;
+    if let Some(url) = &args.for_url {
+        return run_for(args, &s, url);
+    }
     let endpoint = s.require_endpoint()?.clone();
     s.require_client_id()?;
     let (signer, alg) = s.signer_explained(endpoint.implied_profile())?;
@@ -28,16 +31,62 @@ pub(crate) fn run(args: &TokenArgs) -> CliResult {
     let timeout = Duration::from_secs(args.timeout.max(1));
     let rt = runtime()?;
     let response = rt.block_on(async {
-        let built = build(&s, &endpoint, signer, timeout, args.attempts).await?;
-        let result = if args.no_cache {
-            built.client.fetch().await.map_err(CliError::from)
-        } else {
-            crate::commands::cache::fetch_cached(&built.client, kid.as_deref(), s.scope.as_deref())
-                .await
-        };
+        let built = build(&s, &endpoint, signer, timeout, args.attempts, None).await?;
+        let result = fetch(args, &s, &built.client, kid.as_deref(), None).await;
         built.explain(result, &alg)
     })?;
     print_result(&render(args, &response)?)
+}
+
+/// `m2m token --for URL`: discovery from the resource (m2m_client::discover_from_resource), the
+/// issuer pinned by --issuer when given, then the token request with `resource=`.
+fn run_for(args: &TokenArgs, s: &Settings, url: &str) -> CliResult {
+    let pin = match &s.endpoint {
+        Some(Target::Issuer(issuer)) => Some(issuer.clone()),
+        Some(Target::Endpoint { .. }) => {
+            return Err(CliError::usage(
+                "--for finds the token endpoint itself; pin the authorization server with --issuer, not --token-url/--env",
+            ));
+        }
+        None => None,
+    };
+    s.require_client_id()?;
+    let (signer, alg) = s.signer_explained(Profile::Generic)?;
+    let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
+    let mut policy = m2m_client::UrlPolicy::default();
+    if s.allow_insecure_http {
+        policy = policy.dangerous_allow_insecure_http();
+    }
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let rt = runtime()?;
+    let response = rt.block_on(async {
+        let found = m2m_client::discover_from_resource_with(url, pin.as_deref(), policy).await?;
+        eprintln!(
+            "resource {} → authorization server {}",
+            found.resource,
+            found.auth_server.issuer()
+        );
+        let resource = found.resource.clone();
+        let target = Target::Issuer(found.auth_server.issuer().to_owned());
+        let built = build(s, &target, signer, timeout, args.attempts, Some(found)).await?;
+        let result = fetch(args, s, &built.client, kid.as_deref(), Some(&resource)).await;
+        built.explain(result, &alg)
+    })?;
+    print_result(&render(args, &response)?)
+}
+
+/// One token: through the file cache (keyed by the resource too) unless `--no-cache`.
+async fn fetch(
+    args: &TokenArgs,
+    s: &Settings,
+    client: &TokenClient,
+    kid: Option<&str>,
+    resource: Option<&str>,
+) -> CliResult<TokenResponse> {
+    if args.no_cache {
+        return Ok(client.fetch().await?);
+    }
+    crate::commands::cache::fetch_cached(client, kid, s.scope.as_deref(), resource).await
 }
 
 /// The token client every command that needs a token uses (`token`, `call`, `proxy`), built
@@ -53,7 +102,7 @@ pub(crate) async fn token_client(
     let signer = s.signer(endpoint.implied_profile())?;
     let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
     let timeout = Duration::from_secs(timeout_secs.max(1));
-    let built = build(s, &endpoint, signer, timeout, attempts).await?;
+    let built = build(s, &endpoint, signer, timeout, attempts, None).await?;
     Ok((built.client, kid))
 }
 
@@ -66,7 +115,7 @@ pub(crate) async fn build_client(
     timeout: Duration,
     attempts: u32,
 ) -> CliResult<(TokenClient, Option<AuthServerMetadata>)> {
-    let built = build(s, endpoint, signer, timeout, attempts).await?;
+    let built = build(s, endpoint, signer, timeout, attempts, None).await?;
     Ok((built.client, built.discovered))
 }
 
@@ -99,12 +148,15 @@ impl Built {
     }
 }
 
+/// `found`: what `--for` discovered from the resource (its authorization server, and the
+/// `resource=` to send).
 async fn build(
     s: &Settings,
     endpoint: &Target,
     signer: m2m_core::signer::KeySigner,
     timeout: Duration,
     attempts: u32,
+    found: Option<m2m_client::ResourceDiscovery>,
 ) -> CliResult<Built> {
     let mut builder = TokenClient::builder()
         .client_id(s.require_client_id()?)
@@ -122,11 +174,20 @@ async fn build(
     let mut aud_rule = AudRule::Given;
     let mut aud_note = None;
     let mut discovered = None;
-    builder = match endpoint {
-        Target::Endpoint {
-            endpoint: Endpoint::Url(url),
-            issuer: None,
-        } if s.aud.is_none() && Profile::for_token_url(url) == Profile::Generic => {
+    builder = match (endpoint, found) {
+        (_, Some(found)) => {
+            discovered = Some(found.auth_server.clone());
+            builder
+                .discovered(found.auth_server)
+                .resource(found.resource)
+        }
+        (
+            Target::Endpoint {
+                endpoint: Endpoint::Url(url),
+                issuer: None,
+            },
+            None,
+        ) if s.aud.is_none() && Profile::for_token_url(url) == Profile::Generic => {
             match metadata_naming(url, s.allow_insecure_http).await {
                 Some(metadata) => {
                     aud_note = Some(format!(
@@ -147,14 +208,14 @@ async fn build(
                 }
             }
         }
-        Target::Endpoint { endpoint, issuer } => {
+        (Target::Endpoint { endpoint, issuer }, None) => {
             let b = builder.endpoint(endpoint.clone());
             match issuer {
                 Some(issuer) => b.audience(issuer.clone()),
                 None => b,
             }
         }
-        Target::Issuer(issuer) => {
+        (Target::Issuer(issuer), None) => {
             let metadata = m2m_client::discover(issuer).await?;
             discovered = Some(metadata.clone());
             builder.discovered(metadata)
