@@ -241,10 +241,7 @@ async fn build(
 /// The RFC 8414 metadata at the origin of `url`, when it names `url` as its token endpoint: the
 /// server's issuer is then the `aud` RFC 10070 asks for. Anything else (no metadata, another
 /// token endpoint, an error) gives `None`, and the token URL stays the `aud`.
-async fn metadata_naming(
-    url: &TokenUrl,
-    allow_insecure_http: bool,
-) -> Option<AuthServerMetadata> {
+async fn metadata_naming(url: &TokenUrl, allow_insecure_http: bool) -> Option<AuthServerMetadata> {
     if allow_insecure_http {
         // Discovery keeps the strict URL policy; an insecure target gets no guess from it.
         return None;
