@@ -49,7 +49,8 @@ impl Server {
         let issuer = normalise_issuer(config.issuer.as_deref(), local_addr)?;
         let token_url = format!("{issuer}{TOKEN_PATH}");
 
-        let registry = Registry::load(&config.clients_file)?;
+        let registry =
+            Registry::load_with_secrets(&config.clients_file, config.secrets_file.as_deref())?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
             context: format!("cannot create data dir {}", config.data_dir.display()),
             source,

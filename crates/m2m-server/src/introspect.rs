@@ -24,7 +24,7 @@ use crate::client_auth;
 use crate::config::Profile;
 use crate::refusal::{Refusal, log_refusal};
 use crate::request_id::RequestId;
-use crate::response::{json_response, method_not_allowed, rejection_response};
+use crate::response::{add_basic_challenge, json_response, method_not_allowed, rejection_response};
 use crate::state::AppState;
 
 /// Claims copied into an active introspection response (RFC 7662 §2.2).
@@ -60,13 +60,15 @@ pub(crate) async fn handle(
             log_refusal(&state, &refusal, "introspect");
             tracing::debug!(elapsed = ?started.elapsed(), "introspection refused");
             // Introspection is not an NHS endpoint: always RFC bodies.
-            rejection_response(
+            let mut response = rejection_response(
                 Profile::Rfc,
                 state.config.opaque_errors,
                 &refusal.rejection,
                 &request_id,
                 refusal.retry_after,
-            )
+            );
+            add_basic_challenge(&mut response, &refusal, &state.issuer);
+            response
         }
     }
 }

@@ -91,9 +91,10 @@ fn auth_methods(registry: &Registry) -> Vec<&'static str> {
     }
 }
 
-/// The assertion algorithms: the union of what registered clients are pinned to, sorted by name
-/// (nhs: RS512 only, the one NHS accepts). An empty registry lists every algorithm the
-/// validator accepts: any of them can be registered.
+/// The assertion algorithms: the union of what registered clients are pinned to (HMAC ones for
+/// `client_secret_jwt` clients included), sorted by name (nhs: RS512 only, the one NHS
+/// accepts). An empty registry lists every asymmetric algorithm the validator accepts: any of
+/// them can be registered.
 fn signing_algs(profile: Profile, registry: &Registry) -> Vec<&'static str> {
     if profile == Profile::Nhs {
         return vec![Algorithm::Rs512.name()];
@@ -106,11 +107,25 @@ fn signing_algs(profile: Profile, registry: &Registry) -> Vec<&'static str> {
             }
         }
     }
-    if algs.is_empty() {
+    let clients = registry.clients();
+    let asymmetric_clients = clients
+        .iter()
+        .any(|c| c.auth_method == AuthMethod::PrivateKeyJwt);
+    if algs.is_empty() && (clients.is_empty() || asymmetric_clients) {
         algs = Algorithm::ALL.to_vec();
     }
-    algs.sort_by_key(|a| a.name());
-    algs.iter().map(|a| a.name()).collect()
+    let mut names: Vec<&'static str> = algs.iter().map(|a| a.name()).collect();
+    // client_secret_jwt clients' HMAC algorithms: listed only when such a client is registered,
+    // so a server without one never advertises HMAC.
+    for client in &clients {
+        for alg in &client.hmac_algs {
+            if !names.contains(&alg.name()) {
+                names.push(alg.name());
+            }
+        }
+    }
+    names.sort_unstable();
+    names
 }
 
 /// The server's public keys (current and previous).
