@@ -124,8 +124,24 @@ pub(crate) struct ClientArgs {
     #[arg(long, env = "M2M_KID")]
     pub(crate) kid: Option<String>,
     /// Signing algorithm; default: the JWK's alg, else RS512 for NHS, else the key type's.
-    #[arg(long, env = "M2M_ALG", value_parser = parse_alg)]
-    pub(crate) alg: Option<Algorithm>,
+    /// With --auth-method client_secret_jwt: HS256 (default), HS384 or HS512.
+    #[arg(long, env = "M2M_ALG", value_parser = parse_any_alg)]
+    pub(crate) alg: Option<AlgArg>,
+    /// How the client authenticates: private_key_jwt (default with --key), client_secret_basic
+    /// (default with a secret), client_secret_post or client_secret_jwt.
+    #[arg(long, env = "M2M_AUTH_METHOD", value_name = "METHOD", value_parser = ["private_key_jwt", "client_secret_basic", "client_secret_post", "client_secret_jwt"])]
+    pub(crate) auth_method: Option<String>,
+    /// File whose first line is the client secret (keep it 0600: a group- or world-readable
+    /// file gets a warning).
+    #[arg(long, env = "M2M_CLIENT_SECRET_FILE", value_name = "FILE")]
+    pub(crate) client_secret_file: Option<PathBuf>,
+    /// Read the client secret from the first line of standard input.
+    #[arg(long, conflicts_with = "client_secret_file")]
+    pub(crate) client_secret_stdin: bool,
+    /// Refused: a secret on the command line is visible to every local user (ps, /proc).
+    /// Use --client-secret-file, --client-secret-stdin or M2M_CLIENT_SECRET.
+    #[arg(long, hide = true, value_name = "SECRET")]
+    pub(crate) client_secret: Option<String>,
     /// Override the assertion's `aud`.
     #[arg(long, env = "M2M_AUD")]
     pub(crate) aud: Option<String>,
@@ -432,6 +448,22 @@ pub(crate) enum CacheCommand {
 pub(crate) struct CompletionsArgs {
     /// The shell.
     pub(crate) shell: clap_complete::Shell,
+}
+
+/// An `--alg` value: a signature algorithm (private_key_jwt) or an HMAC one (client_secret_jwt).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AlgArg {
+    /// RS*/PS*/ES*/EdDSA.
+    Sig(Algorithm),
+    /// HS256/384/512.
+    Hmac(m2m_core::hmac::HmacAlg),
+}
+
+fn parse_any_alg(s: &str) -> Result<AlgArg, String> {
+    if let Some(h) = m2m_core::hmac::HmacAlg::from_name(s) {
+        return Ok(AlgArg::Hmac(h));
+    }
+    parse_alg(s).map(AlgArg::Sig)
 }
 
 fn parse_alg(s: &str) -> Result<Algorithm, String> {
