@@ -299,6 +299,9 @@ pub(crate) struct ServeArgs {
     /// Client registry (TOML).
     #[arg(long, env = "M2M_CLIENTS", value_name = "FILE")]
     pub(crate) clients: PathBuf,
+    /// The client_secret_jwt secrets file (0600); default: secrets.toml beside --clients.
+    #[arg(long, env = "M2M_SECRETS", value_name = "FILE")]
+    pub(crate) secrets: Option<PathBuf>,
     /// Replay store: sqlite (in --data-dir), sqlite:PATH, memory, redis://HOST:PORT.
     #[arg(long, env = "M2M_REPLAY_STORE", default_value = "sqlite")]
     pub(crate) replay_store: String,
@@ -369,12 +372,7 @@ pub(crate) enum ClientsCommand {
         #[arg(long)]
         id: String,
         /// Public JWKS (or JWK / public PEM) file, written into the registry.
-        #[arg(
-            long,
-            value_name = "FILE",
-            conflicts_with = "jwks_uri",
-            required_unless_present = "jwks_uri"
-        )]
+        #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
         jwks: Option<PathBuf>,
         /// Hosted JWKS URL.
         #[arg(long, value_name = "URL")]
@@ -385,6 +383,57 @@ pub(crate) enum ClientsCommand {
         /// Scopes the client may be granted (repeat or comma-separate).
         #[arg(long, value_delimiter = ',')]
         scope: Vec<String>,
+        /// How it authenticates. The secret methods generate a 256-bit secret, print it once on
+        /// stdout and store only its SHA-256 (client_secret_jwt: the secret itself, in the
+        /// 0600 secrets file).
+        #[arg(long, value_name = "METHOD", default_value = "private_key_jwt", value_parser = ["private_key_jwt", "client_secret_basic", "client_secret_post", "client_secret_jwt"])]
+        auth_method: String,
+        /// Use this secret (first line of FILE, at least 32 bytes) instead of generating one.
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+        /// HMAC algorithms for client_secret_jwt (comma-separated; default HS256).
+        #[arg(long, value_delimiter = ',', value_name = "ALG")]
+        hmac_alg: Vec<String>,
+        /// The client_secret_jwt secrets file; default: secrets.toml beside --clients.
+        #[arg(long, env = "M2M_SECRETS", value_name = "FILE")]
+        secrets: Option<PathBuf>,
+    },
+    /// Add a second secret to a secret client (printed once); the old one keeps working until
+    /// `retire-secret` or --expires-in.
+    #[command(after_help = "Examples:
+  m2m clients rotate-secret --clients clients.toml --id reports
+  m2m clients rotate-secret --clients clients.toml --id reports --expires-in 86400")]
+    RotateSecret {
+        /// Client registry (TOML).
+        #[arg(long, env = "M2M_CLIENTS", value_name = "FILE")]
+        clients: PathBuf,
+        /// Client id.
+        #[arg(long)]
+        id: String,
+        /// Use this secret (first line of FILE, at least 32 bytes) instead of generating one.
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+        /// The old secrets stop working this many seconds from now.
+        #[arg(long, value_name = "SECS")]
+        expires_in: Option<u64>,
+        /// The client_secret_jwt secrets file; default: secrets.toml beside --clients.
+        #[arg(long, env = "M2M_SECRETS", value_name = "FILE")]
+        secrets: Option<PathBuf>,
+    },
+    /// End a rotation: keep only the newest secret of a client.
+    #[command(
+        after_help = "Examples:\n  m2m clients retire-secret --clients clients.toml --id reports"
+    )]
+    RetireSecret {
+        /// Client registry (TOML).
+        #[arg(long, env = "M2M_CLIENTS", value_name = "FILE")]
+        clients: PathBuf,
+        /// Client id.
+        #[arg(long)]
+        id: String,
+        /// The client_secret_jwt secrets file; default: secrets.toml beside --clients.
+        #[arg(long, env = "M2M_SECRETS", value_name = "FILE")]
+        secrets: Option<PathBuf>,
     },
     /// List the registered clients.
     #[command(after_help = "Examples:\n  m2m clients list --clients clients.toml")]

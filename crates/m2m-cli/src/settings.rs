@@ -9,8 +9,8 @@ use m2m_client::{Endpoint, Profile, TokenUrl, UrlPolicy};
 use m2m_core::alg::Algorithm;
 use m2m_core::assertion::Audience;
 use m2m_core::hmac::HmacAlg;
-use m2m_core::secret::ClientSecret;
 use m2m_core::nhs::Environment;
+use m2m_core::secret::ClientSecret;
 use m2m_core::signer::KeySigner;
 
 use crate::cli::{AlgArg, ClientArgs};

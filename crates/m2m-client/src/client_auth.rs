@@ -127,10 +127,7 @@ impl ClientAuth {
             }
             ClientAuth::ClientSecretBasic { client_id, secret } => Ok(AuthParts {
                 form: Vec::new(),
-                headers: vec![(
-                    "authorization".to_owned(),
-                    basic_header(client_id, secret)?,
-                )],
+                headers: vec![("authorization".to_owned(), basic_header(client_id, secret)?)],
                 jti: None,
             }),
             ClientAuth::ClientSecretPost { client_id, secret } => Ok(AuthParts {

@@ -111,6 +111,6 @@ pub use registry::{
 };
 pub use registry_edit::{
     ClientSummary, NewClient, NewClientKeys, add_client, add_secret_verifier, list_clients,
-    remove_client, retire_secret_verifiers,
+    remove_client, retire_secret_verifiers, set_client_algs,
 };
 pub use secrets_file::{add_jwt_secret, remove_jwt_secrets, retire_jwt_secrets};

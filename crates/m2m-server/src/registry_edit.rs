@@ -314,6 +314,34 @@ pub fn retire_secret_verifiers(path: &Path, id: &str) -> Result<usize, RegistryE
     Ok(removed)
 }
 
+/// Sets `algs` of an existing client to these names as written (e.g. `HS384` for a
+/// `client_secret_jwt` client); re-validated before writing.
+pub fn set_client_algs(path: &Path, id: &str, algs: &[String]) -> Result<(), RegistryError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut doc = parse_doc(&text, path)?;
+    let table = doc
+        .get_mut("client")
+        .and_then(Item::as_array_of_tables_mut)
+        .and_then(|a| {
+            a.iter_mut()
+                .find(|t| t.get("id").and_then(Item::as_str) == Some(id))
+        })
+        .ok_or_else(|| RegistryError::Edit {
+            path: path.to_path_buf(),
+            message: format!("no client with id {id:?}"),
+        })?;
+    table.insert(
+        "algs",
+        toml_edit::value(algs.iter().map(String::as_str).collect::<Array>()),
+    );
+    let edited = doc.to_string();
+    Registry::parse(&edited, path)?;
+    write_atomically(path, &edited)
+}
+
 fn edit_verifiers(
     path: &Path,
     id: &str,

@@ -42,6 +42,7 @@ pub(crate) fn run(args: &ServeArgs) -> CliResult {
 
 fn config(args: &ServeArgs) -> CliResult<ServerConfig> {
     let mut config = ServerConfig::new(&args.clients);
+    config.secrets_file.clone_from(&args.secrets);
     config.listen = args.listen;
     config.issuer = args.issuer.clone();
     config.replay_store = args.replay_store.clone();

@@ -32,7 +32,9 @@ pub(crate) fn run(args: &TokenArgs) -> CliResult {
                 "both a key and a client secret are given: choose the method with --auth-method",
             ));
         }
-        (Some(secret), false, method) => Credential::Secret(secret.clone(), method.map(str::to_owned)),
+        (Some(secret), false, method) => {
+            Credential::Secret(secret.clone(), method.map(str::to_owned))
+        }
         (None, _, Some(method)) => {
             return Err(CliError::usage(format!(
                 "--auth-method {method} needs a client secret"
@@ -104,7 +106,9 @@ async fn fetch(
         }
         Target::Issuer(issuer) => {
             let metadata = m2m_client::discover(issuer).await?;
-            metadata_methods = metadata.token_endpoint_auth_methods().map(<[String]>::to_vec);
+            metadata_methods = metadata
+                .token_endpoint_auth_methods()
+                .map(<[String]>::to_vec);
             builder.discovered(metadata)
         }
     };
