@@ -181,6 +181,25 @@ algs = ["PS256", "RS512"]
     }
 
     #[test]
+    fn secret_clients_add_their_methods_and_hmac_algs() {
+        let v = m2m_core::secret::SecretVerifier::of(b"x").to_hex();
+        let text = format!(
+            "{TWO_CLIENTS}\n[[client]]\nid = \"c\"\nauth_method = \"client_secret_basic\"\nsecret_verifiers = [{{ sha256 = \"{v}\" }}]\n\n[[client]]\nid = \"d\"\nauth_method = \"client_secret_jwt\"\nalgs = [\"HS384\"]\n"
+        );
+        let r = registry(&text);
+        assert_eq!(
+            auth_methods(&r),
+            [
+                "private_key_jwt",
+                "client_secret_basic",
+                "client_secret_jwt"
+            ]
+        );
+        assert!(signing_algs(Profile::Rfc, &r).contains(&"HS384"));
+        assert!(!signing_algs(Profile::Rfc, &registry(TWO_CLIENTS)).contains(&"HS256"));
+    }
+
+    #[test]
     fn empty_registry_lists_the_default_auth_method() {
         assert_eq!(auth_methods(&registry("")), ["private_key_jwt"]);
     }
