@@ -227,6 +227,40 @@ fn every_secret_method_gets_a_token_from_m2m_serve_and_nothing_leaks() {
         ]);
         assert!(o.status.success(), "basic: {}", stderr(&o));
     }
+    // The client at TRACE, and a refused secret's error text: no secret in either.
+    let wrong = write_private(
+        &sb,
+        "wrong.secret",
+        "%:+/ =&-the-wrong-secret-but-long-enough",
+    );
+    for (file, expect_ok) in [(&odd, true), (&wrong, false)] {
+        let o = sb
+            .cmd()
+            .args([
+                "token",
+                "--token-url",
+                &token_url,
+                "--client-id",
+                "basic-svc",
+                "--client-secret-file",
+                file.to_str().unwrap(),
+                "--no-cache",
+                "--attempts",
+                "1",
+                "-vv",
+            ])
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.success(), expect_ok, "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(!err.contains("odd-characters"), "secret in client output");
+        assert!(!err.contains("the-wrong-secret"), "secret in client output");
+        if !expect_ok {
+            assert_eq!(o.status.code(), Some(5), "{err}");
+            assert!(err.contains("invalid_client"), "{err}");
+        }
+    }
     // Post, from M2M_CLIENT_SECRET.
     let o = sb
         .cmd()

@@ -85,8 +85,16 @@ async fn a_client_secret_jwt_assertion_is_accepted_once_on_every_store() {
         let r = t.token(&a).await;
         assert_eq!(r.status, 200, "{store}: {}", r.text);
         let r = t.token(&a).await;
-        assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"), "{store}");
-        assert!(r.description().contains("already used"), "{store}: {}", r.text);
+        assert_eq!(
+            (r.status, r.error().as_str()),
+            (401, "invalid_client"),
+            "{store}"
+        );
+        assert!(
+            r.description().contains("already used"),
+            "{store}: {}",
+            r.text
+        );
         // A fresh assertion works again.
         assert_eq!(t.token(&hs("jwt", JWT_SECRET)).await.status, 200, "{store}");
     }
@@ -96,7 +104,9 @@ async fn a_client_secret_jwt_assertion_is_accepted_once_on_every_store() {
 async fn client_secret_jwt_failures_count_against_the_rate_limit() {
     let t = server("memory").await;
     for _ in 0..3 {
-        let r = t.token(&hs("jwt-limited", "a-wrong-secret-that-is-long-enough-32b")).await;
+        let r = t
+            .token(&hs("jwt-limited", "a-wrong-secret-that-is-long-enough-32b"))
+            .await;
         assert_eq!(r.status, 401, "{}", r.text);
     }
     let r = t.token(&hs("jwt-limited", JWT_SECRET)).await;
@@ -139,11 +149,21 @@ async fn hmac_for_a_private_key_jwt_client_and_a_signature_for_a_secret_client_a
     // An HMAC assertion (even keyed with anything) for a private_key_jwt client.
     let r = t.token(&hs("svc", JWT_SECRET)).await;
     assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"));
-    assert!(r.description().contains("not registered for client_secret_jwt"), "{}", r.text);
+    assert!(
+        r.description()
+            .contains("not registered for client_secret_jwt"),
+        "{}",
+        r.text
+    );
     // A signed assertion for a client_secret_jwt client.
     let r = t.token(&good_for("jwt")).await;
     assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"));
-    assert!(r.description().contains("not registered for private_key_jwt"), "{}", r.text);
+    assert!(
+        r.description()
+            .contains("not registered for private_key_jwt"),
+        "{}",
+        r.text
+    );
 }
 
 fn good_for(client: &str) -> String {
