@@ -121,6 +121,9 @@ fn our_hmac_assertions_verify_with_jsonwebtoken_and_theirs_with_ours() {
     }
 }
 
+/// (rule, assertion, allowed algs, registered secrets, expected reason)
+type Row = (&'static str, String, Vec<HmacAlg>, Vec<ClientSecret>, Option<Reason>);
+
 #[test]
 fn secret_jwt_rules_table() {
     let validator = RfcValidator::new(RfcConfig::new(ISSUER, format!("{ISSUER}/token")));
@@ -133,13 +136,7 @@ fn secret_jwt_rules_table() {
     };
     let other = ClientSecret::new(vec![b'z'; 64]).unwrap();
     // (rule, assertion, allowed algs, registered secrets, expected reason)
-    let rows: Vec<(
-        &str,
-        String,
-        Vec<HmacAlg>,
-        Vec<ClientSecret>,
-        Option<Reason>,
-    )> = vec![
+    let rows: Vec<Row> = vec![
         (
             "accepted",
             good(HmacAlg::Hs256, ISSUER),

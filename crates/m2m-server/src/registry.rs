@@ -512,7 +512,7 @@ impl RawClient {
             secret_verifiers.push(StoredVerifier {
                 verifier: SecretVerifier::from_hex(&raw.sha256)
                     .map_err(|e| format!("`secret_verifiers`: {e}"))?,
-                expires: raw.expires.map(|s| UnixTime::from_secs(s)),
+                expires: raw.expires.map(UnixTime::from_secs),
             });
         }
         if auth_method.uses_verifier() && secret_verifiers.is_empty() {
