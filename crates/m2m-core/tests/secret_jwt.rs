@@ -122,7 +122,13 @@ fn our_hmac_assertions_verify_with_jsonwebtoken_and_theirs_with_ours() {
 }
 
 /// (rule, assertion, allowed algs, registered secrets, expected reason)
-type Row = (&'static str, String, Vec<HmacAlg>, Vec<ClientSecret>, Option<Reason>);
+type Row = (
+    &'static str,
+    String,
+    Vec<HmacAlg>,
+    Vec<ClientSecret>,
+    Option<Reason>,
+);
 
 #[test]
 fn secret_jwt_rules_table() {
