@@ -27,8 +27,8 @@
 //!
 //! - [`TokenClient`] (`client`): the builder, one `fetch` call, retries with fresh credentials
 //!   per attempt.
-//! - [`ClientAuth`] (`client_auth`): how the client authenticates (`private_key_jwt` today): the
-//!   form fields and headers of one attempt.
+//! - [`ClientAuth`] (`client_auth`): how the client authenticates (`private_key_jwt`, the three
+//!   client-secret methods): the form fields and headers of one attempt.
 //! - [`Endpoint`] (`endpoint`): a token URL, an NHS environment or discovered metadata, and
 //!   the default `aud` and profile each implies.
 //! - [`TokenUrl`] (`token_url`): the https-only rule (loopback http allowed, anything else only
