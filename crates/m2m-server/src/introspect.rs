@@ -1,7 +1,7 @@
 //! `POST /oauth2/introspect` (RFC 7662). Callers authenticate exactly as at the token endpoint,
 //! with the method they are registered for (`private_key_jwt`, `client_secret_basic`,
-//! `client_secret_post`, `client_secret_jwt`; assertions: `aud` = the issuer, single-use `jti`), and the form
-//! carries `token` (and optionally `token_type_hint`, ignored).
+//! `client_secret_post`, `client_secret_jwt`; assertions: `aud` = the issuer, single-use
+//! `jti`), and the form carries `token` (and optionally `token_type_hint`, ignored).
 //!
 //! Visibility rule (RFC 7662 §4 leaves it to the server): a caller sees a token as active only
 //! if the token was issued to it (`client_id` = caller) or is addressed to it (the caller's id is
