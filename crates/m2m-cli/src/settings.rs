@@ -280,6 +280,11 @@ impl Settings {
     /// the profile's (NHS: RS512), else the key type's default.
     /// An algorithm that does not fit the key fails here, before anything is sent.
     pub(crate) fn signer(&self, profile: Profile) -> CliResult<KeySigner> {
+        if let Some(hmac) = self.hmac_alg {
+            return Err(CliError::usage(format!(
+                "unsupported algorithm \"{hmac}\" for a private key: HS256/384/512 are only for --auth-method client_secret_jwt"
+            )));
+        }
         let path = self.key.as_ref().ok_or_else(|| {
             CliError::usage("no key: pass --key FILE (the private key, e.g. from `m2m keygen`)")
                 .with_hint("or set M2M_KEY, or key in a --profile")
