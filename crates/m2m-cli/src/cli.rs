@@ -173,8 +173,24 @@ pub(crate) struct ClientArgs {
     #[arg(long, env = "M2M_KID")]
     pub(crate) kid: Option<String>,
     /// Signing algorithm; default: the JWK's alg, else RS512 for NHS, else the key type's.
-    #[arg(long, env = "M2M_ALG", value_parser = parse_alg)]
-    pub(crate) alg: Option<Algorithm>,
+    /// With --auth-method client_secret_jwt: HS256 (default), HS384 or HS512.
+    #[arg(long, env = "M2M_ALG", value_parser = parse_any_alg)]
+    pub(crate) alg: Option<AlgArg>,
+    /// How the client authenticates: private_key_jwt (default with --key), client_secret_basic
+    /// (default with a secret), client_secret_post or client_secret_jwt.
+    #[arg(long, env = "M2M_AUTH_METHOD", value_name = "METHOD", value_parser = ["private_key_jwt", "client_secret_basic", "client_secret_post", "client_secret_jwt"])]
+    pub(crate) auth_method: Option<String>,
+    /// File whose first line is the client secret (keep it 0600: a group- or world-readable
+    /// file gets a warning).
+    #[arg(long, env = "M2M_CLIENT_SECRET_FILE", value_name = "FILE")]
+    pub(crate) client_secret_file: Option<PathBuf>,
+    /// Read the client secret from the first line of standard input.
+    #[arg(long, conflicts_with = "client_secret_file")]
+    pub(crate) client_secret_stdin: bool,
+    /// Refused: a secret on the command line is visible to every local user (ps, /proc).
+    /// Use --client-secret-file, --client-secret-stdin or M2M_CLIENT_SECRET.
+    #[arg(long, hide = true, value_name = "SECRET")]
+    pub(crate) client_secret: Option<String>,
     /// Override the assertion's `aud`.
     #[arg(long, env = "M2M_AUD")]
     pub(crate) aud: Option<String>,
@@ -469,6 +485,9 @@ pub(crate) struct ServeArgs {
         required_unless_present = "rotate_keys"
     )]
     pub(crate) clients: Option<PathBuf>,
+    /// The client_secret_jwt secrets file (0600); default: secrets.toml beside --clients.
+    #[arg(long, env = "M2M_SECRETS", value_name = "FILE")]
+    pub(crate) secrets: Option<PathBuf>,
     /// Replay store: sqlite (in --data-dir), sqlite:PATH, memory, redis://HOST:PORT.
     #[arg(long, env = "M2M_REPLAY_STORE", default_value = "sqlite")]
     pub(crate) replay_store: String,
@@ -544,12 +563,7 @@ pub(crate) enum ClientsCommand {
         #[arg(long)]
         id: String,
         /// Public JWKS (or JWK / public PEM) file, written into the registry.
-        #[arg(
-            long,
-            value_name = "FILE",
-            conflicts_with = "jwks_uri",
-            required_unless_present = "jwks_uri"
-        )]
+        #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
         jwks: Option<PathBuf>,
         /// Hosted JWKS URL.
         #[arg(long, value_name = "URL")]
@@ -563,6 +577,57 @@ pub(crate) enum ClientsCommand {
         /// An RFC 8707 resource (API URI) the client may ask tokens for; the token's aud (repeatable).
         #[arg(long, value_name = "URI")]
         resource: Vec<String>,
+        /// How it authenticates. The secret methods generate a 256-bit secret, print it once on
+        /// stdout and store only its SHA-256 (client_secret_jwt: the secret itself, in the
+        /// 0600 secrets file).
+        #[arg(long, value_name = "METHOD", default_value = "private_key_jwt", value_parser = ["private_key_jwt", "client_secret_basic", "client_secret_post", "client_secret_jwt"])]
+        auth_method: String,
+        /// Use this secret (first line of FILE, at least 32 bytes) instead of generating one.
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+        /// HMAC algorithms for client_secret_jwt (comma-separated; default HS256).
+        #[arg(long, value_delimiter = ',', value_name = "ALG")]
+        hmac_alg: Vec<String>,
+        /// The client_secret_jwt secrets file; default: secrets.toml beside --clients.
+        #[arg(long, env = "M2M_SECRETS", value_name = "FILE")]
+        secrets: Option<PathBuf>,
+    },
+    /// Add a second secret to a secret client (printed once); the old one keeps working until
+    /// `retire-secret` or --expires-in.
+    #[command(after_help = "Examples:
+  m2m clients rotate-secret --clients clients.toml --id reports
+  m2m clients rotate-secret --clients clients.toml --id reports --expires-in 86400")]
+    RotateSecret {
+        /// Client registry (TOML).
+        #[arg(long, env = "M2M_CLIENTS", value_name = "FILE")]
+        clients: PathBuf,
+        /// Client id.
+        #[arg(long)]
+        id: String,
+        /// Use this secret (first line of FILE, at least 32 bytes) instead of generating one.
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+        /// The old secrets stop working this many seconds from now.
+        #[arg(long, value_name = "SECS")]
+        expires_in: Option<u64>,
+        /// The client_secret_jwt secrets file; default: secrets.toml beside --clients.
+        #[arg(long, env = "M2M_SECRETS", value_name = "FILE")]
+        secrets: Option<PathBuf>,
+    },
+    /// End a rotation: keep only the newest secret of a client.
+    #[command(
+        after_help = "Examples:\n  m2m clients retire-secret --clients clients.toml --id reports"
+    )]
+    RetireSecret {
+        /// Client registry (TOML).
+        #[arg(long, env = "M2M_CLIENTS", value_name = "FILE")]
+        clients: PathBuf,
+        /// Client id.
+        #[arg(long)]
+        id: String,
+        /// The client_secret_jwt secrets file; default: secrets.toml beside --clients.
+        #[arg(long, env = "M2M_SECRETS", value_name = "FILE")]
+        secrets: Option<PathBuf>,
     },
     /// List the registered clients.
     #[command(after_help = "Examples:\n  m2m clients list --clients clients.toml")]
@@ -651,6 +716,22 @@ pub(crate) struct ManArgs {
     /// Write m2m.1 and one page per subcommand (m2m-token.1, m2m-clients-add.1, ...) into DIR.
     #[arg(long, value_name = "DIR")]
     pub(crate) all: Option<PathBuf>,
+}
+
+/// An `--alg` value: a signature algorithm (private_key_jwt) or an HMAC one (client_secret_jwt).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AlgArg {
+    /// RS*/PS*/ES*/EdDSA.
+    Sig(Algorithm),
+    /// HS256/384/512.
+    Hmac(m2m_core::hmac::HmacAlg),
+}
+
+fn parse_any_alg(s: &str) -> Result<AlgArg, String> {
+    if let Some(h) = m2m_core::hmac::HmacAlg::from_name(s) {
+        return Ok(AlgArg::Hmac(h));
+    }
+    parse_alg(s).map(AlgArg::Sig)
 }
 
 fn parse_alg(s: &str) -> Result<Algorithm, String> {

@@ -36,6 +36,10 @@ pub(crate) struct ConfigProfile {
     pub(crate) aud: Option<String>,
     pub(crate) scope: Option<String>,
     pub(crate) lifetime: Option<u64>,
+    /// File whose first line is the client secret (never the secret itself).
+    pub(crate) client_secret_file: Option<String>,
+    /// `private_key_jwt`, `client_secret_basic`, `client_secret_post` or `client_secret_jwt`.
+    pub(crate) auth_method: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

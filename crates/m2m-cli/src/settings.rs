@@ -8,10 +8,12 @@ use std::time::Duration;
 use m2m_client::{Endpoint, Profile, TokenUrl, UrlPolicy};
 use m2m_core::alg::Algorithm;
 use m2m_core::assertion::Audience;
+use m2m_core::hmac::HmacAlg;
 use m2m_core::nhs::Environment;
+use m2m_core::secret::ClientSecret;
 use m2m_core::signer::KeySigner;
 
-use crate::cli::ClientArgs;
+use crate::cli::{AlgArg, ClientArgs};
 use crate::config_file::{ConfigProfile, expand_tilde, load_profile};
 use crate::exit::{CliError, CliResult};
 use crate::keyfile;
@@ -47,6 +49,10 @@ pub(crate) struct Settings {
     pub(crate) key: Option<PathBuf>,
     pub(crate) kid: Option<String>,
     pub(crate) alg: Option<Algorithm>,
+    pub(crate) hmac_alg: Option<HmacAlg>,
+    pub(crate) auth_method: Option<String>,
+    pub(crate) client_secret_file: Option<PathBuf>,
+    pub(crate) client_secret_stdin: bool,
     pub(crate) aud: Option<String>,
     pub(crate) lifetime: Option<Duration>,
     pub(crate) scope: Option<String>,
@@ -91,13 +97,27 @@ fn resolve_with(args: &ClientArgs, scope: Option<&str>, p: &ConfigProfile) -> Cl
     } else {
         endpoint(&cli, allow_insecure_http)?
     };
-    let alg = match (args.alg, p.alg.as_deref()) {
+    if args.client_secret.is_some() {
+        return Err(CliError::usage(
+            "--client-secret is refused: a secret on the command line is visible to every local user (ps, /proc/PID/cmdline, shell history)",
+        )
+        .with_hint("use --client-secret-file FILE (first line, mode 0600), --client-secret-stdin, or the M2M_CLIENT_SECRET variable"));
+    }
+    let alg_arg = match (args.alg, p.alg.as_deref()) {
         (Some(a), _) => Some(a),
-        (None, Some(name)) => Some(
-            name.parse::<Algorithm>()
-                .map_err(|e| CliError::local(format!("profile setting alg: {e}")))?,
-        ),
+        (None, Some(name)) => Some(match HmacAlg::from_name(name) {
+            Some(h) => AlgArg::Hmac(h),
+            None => AlgArg::Sig(
+                name.parse::<Algorithm>()
+                    .map_err(|e| CliError::local(format!("profile setting alg: {e}")))?,
+            ),
+        }),
         (None, None) => None,
+    };
+    let (alg, hmac_alg) = match alg_arg {
+        Some(AlgArg::Sig(a)) => (Some(a), None),
+        Some(AlgArg::Hmac(h)) => (None, Some(h)),
+        None => (None, None),
     };
     let lifetime = args.lifetime.or(p.lifetime).map(Duration::from_secs);
     Ok(Settings {
@@ -109,6 +129,13 @@ fn resolve_with(args: &ClientArgs, scope: Option<&str>, p: &ConfigProfile) -> Cl
             .or_else(|| p.key.as_deref().map(expand_tilde)),
         kid: args.kid.clone().or_else(|| p.kid.clone()),
         alg,
+        hmac_alg,
+        auth_method: args.auth_method.clone().or_else(|| p.auth_method.clone()),
+        client_secret_file: args
+            .client_secret_file
+            .clone()
+            .or_else(|| p.client_secret_file.as_deref().map(expand_tilde)),
+        client_secret_stdin: args.client_secret_stdin,
         aud: args.aud.clone().or_else(|| p.aud.clone()),
         lifetime,
         scope: scope.map(str::to_owned).or_else(|| p.scope.clone()),
@@ -153,6 +180,23 @@ fn endpoint(input: &EndpointInput<'_>, allow_insecure_http: bool) -> CliResult<O
     })
 }
 
+/// Warns (stderr) when a secret file can be read by group or others.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            eprintln!(
+                "warning: {} is readable by group or others (mode {:o}); chmod 600 it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
+    }
+}
+
 fn url_error(e: m2m_client::ConfigError) -> CliError {
     let err = CliError::local(e.to_string());
     match e {
@@ -175,7 +219,40 @@ fn check_issuer(issuer: &str, allow_insecure_http: bool) -> CliResult {
         .map_err(|e| CliError::local(format!("issuer: {e}")))
 }
 
+/// Environment variable holding the client secret itself.
+pub(crate) const CLIENT_SECRET_ENV: &str = "M2M_CLIENT_SECRET";
+
 impl Settings {
+    /// The client secret, if one is given: `--client-secret-file` (or the profile's), else
+    /// `--client-secret-stdin`, else `M2M_CLIENT_SECRET`. A file readable by group or others
+    /// gets a warning.
+    pub(crate) fn client_secret(&self) -> CliResult<Option<ClientSecret>> {
+        if let Some(path) = &self.client_secret_file {
+            let bytes = zeroize::Zeroizing::new(keyfile::read_file(path, "client secret file")?);
+            warn_if_readable_by_others(path);
+            return ClientSecret::from_first_line(&bytes)
+                .map(Some)
+                .map_err(|e| CliError::local(format!("{}: {e}", path.display())));
+        }
+        if self.client_secret_stdin {
+            use std::io::Read as _;
+            let mut bytes = zeroize::Zeroizing::new(Vec::new());
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| CliError::local(format!("cannot read the secret from stdin: {e}")))?;
+            return ClientSecret::from_first_line(&bytes)
+                .map(Some)
+                .map_err(|e| CliError::local(format!("standard input: {e}")));
+        }
+        match std::env::var(CLIENT_SECRET_ENV) {
+            Ok(value) if !value.is_empty() => {
+                let value = zeroize::Zeroizing::new(value);
+                Ok(Some(ClientSecret::new(value.as_bytes().to_vec())?))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The endpoint, or a usage error naming the ways to give one.
     pub(crate) fn require_endpoint(&self) -> CliResult<&Target> {
         self.endpoint.as_ref().ok_or_else(|| {
@@ -209,6 +286,11 @@ impl Settings {
 
     /// [`Settings::signer`], and where its algorithm came from (for hints on a server's refusal).
     pub(crate) fn signer_explained(&self, profile: Profile) -> CliResult<(KeySigner, AlgChoice)> {
+        if let Some(hmac) = self.hmac_alg {
+            return Err(CliError::usage(format!(
+                "unsupported algorithm \"{hmac}\" for a private key: HS256/384/512 are only for --auth-method client_secret_jwt"
+            )));
+        }
         let path = self.key.as_ref().ok_or_else(|| {
             CliError::usage("no key: pass --key FILE (the private key, e.g. from `m2m keygen`)")
                 .with_hint("or set M2M_KEY, or key in a --profile")

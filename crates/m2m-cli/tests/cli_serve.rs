@@ -72,7 +72,7 @@ fn clients_add_list_remove() {
     assert_fails(&add("svc"), 3, "already exists");
     let o = sb.run(&["clients", "list", "--clients", "clients.toml"]);
     assert!(
-        stdout(&o).starts_with("svc\tinline JWKS (1 keys)"),
+        stdout(&o).starts_with("svc\tprivate_key_jwt\tinline JWKS (1 keys)"),
         "{}",
         stdout(&o)
     );

@@ -527,6 +527,27 @@ impl TokenClientBuilder {
         if auth.client_id().is_empty() {
             return Err(ConfigError::Missing("client id").into());
         }
+        if auth.uses_secret() && profile == Profile::Nhs {
+            return Err(ConfigError::Profile(format!(
+                "NHS application-restricted access takes a signed JWT only (private_key_jwt): \
+                 {} with a client secret is refused; use --key with the private key registered \
+                 for the application",
+                auth.method_name()
+            ))
+            .into());
+        }
+        if let Endpoint::Discovered(metadata) = &endpoint
+            && let Some(methods) = metadata.token_endpoint_auth_methods()
+            && !methods.iter().any(|m| m == auth.method_name())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "the server's metadata does not list {} in token_endpoint_auth_methods_supported \
+                 (it lists: {}); nothing was sent",
+                auth.method_name(),
+                methods.join(", ")
+            ))
+            .into());
+        }
         if let Some(builder) = auth.assertion_builder()
             && let Some(finding) = profile.check_signer(builder.signer().as_ref()).first()
         {

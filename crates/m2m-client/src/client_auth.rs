@@ -1,15 +1,18 @@
 //! How the client proves who it is to the token endpoint: one [`ClientAuth`] per client, asked
 //! once per attempt for the form fields and headers that attempt carries.
 //!
-//! Only `private_key_jwt` (RFC 7523 §2.2) exists today. The seam is shaped for the secret-based
-//! methods (RFC 6749 §2.3.1 `client_secret_basic`/`client_secret_post`, OIDC `client_secret_jwt`)
-//! as further variants: a method contributes form fields and/or headers (`Authorization: Basic`),
-//! and the token client neither knows nor cares which.
+//! The methods: `private_key_jwt` (RFC 7523 §2.2), `client_secret_basic` and
+//! `client_secret_post` (RFC 6749 §2.3.1) and `client_secret_jwt` (OIDC Core §9). A method
+//! contributes form fields and/or headers (`Authorization: Basic`), and the token client neither
+//! knows nor cares which. Secrets are held in core's redacted, zeroized
+//! [`ClientSecret`](m2m_core::secret::ClientSecret); no `Debug`, log or error shows them.
 
 use std::fmt;
 
 use m2m_core::assertion::{AssertionBuilder, Audience};
 use m2m_core::clock::UnixTime;
+use m2m_core::hmac::SecretJwtBuilder;
+use m2m_core::secret::ClientSecret;
 use m2m_core::wire::CLIENT_ASSERTION_TYPE;
 
 use crate::error::Error;
@@ -22,6 +25,23 @@ pub enum ClientAuth {
     /// `private_key_jwt`). Each attempt carries a freshly signed assertion with a new `jti`, as
     /// servers refuse a replayed one.
     PrivateKeyJwt(AssertionBuilder),
+    /// The client id and secret in an `Authorization: Basic` header, each
+    /// form-urlencoded before they are joined (RFC 6749 §2.3.1).
+    ClientSecretBasic {
+        /// The client id.
+        client_id: String,
+        /// The secret.
+        secret: ClientSecret,
+    },
+    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
+    ClientSecretPost {
+        /// The client id.
+        client_id: String,
+        /// The secret.
+        secret: ClientSecret,
+    },
+    /// An assertion MACed with the secret (OIDC Core §9; HS256/384/512, fresh `jti` per attempt).
+    ClientSecretJwt(SecretJwtBuilder),
 }
 
 impl ClientAuth {
@@ -29,6 +49,9 @@ impl ClientAuth {
     pub fn method_name(&self) -> &'static str {
         match self {
             ClientAuth::PrivateKeyJwt(_) => "private_key_jwt",
+            ClientAuth::ClientSecretBasic { .. } => "client_secret_basic",
+            ClientAuth::ClientSecretPost { .. } => "client_secret_post",
+            ClientAuth::ClientSecretJwt(_) => "client_secret_jwt",
         }
     }
 
@@ -37,6 +60,9 @@ impl ClientAuth {
     pub fn client_id(&self) -> &str {
         match self {
             ClientAuth::PrivateKeyJwt(b) => b.client_id(),
+            ClientAuth::ClientSecretBasic { client_id, .. }
+            | ClientAuth::ClientSecretPost { client_id, .. } => client_id,
+            ClientAuth::ClientSecretJwt(b) => b.client_id(),
         }
     }
 
@@ -44,6 +70,8 @@ impl ClientAuth {
     pub fn audience(&self) -> Option<&Audience> {
         match self {
             ClientAuth::PrivateKeyJwt(b) => Some(b.audience()),
+            ClientAuth::ClientSecretJwt(b) => Some(b.audience()),
+            ClientAuth::ClientSecretBasic { .. } | ClientAuth::ClientSecretPost { .. } => None,
         }
     }
 
@@ -51,14 +79,24 @@ impl ClientAuth {
     pub fn assertion_builder(&self) -> Option<&AssertionBuilder> {
         match self {
             ClientAuth::PrivateKeyJwt(b) => Some(b),
+            _ => None,
         }
     }
 
     /// Names of the form fields this method sets; extra parameters may not replace them.
     pub fn form_field_names(&self) -> &'static [&'static str] {
         match self {
-            ClientAuth::PrivateKeyJwt(_) => &["client_assertion_type", "client_assertion"],
+            ClientAuth::PrivateKeyJwt(_) | ClientAuth::ClientSecretJwt(_) => {
+                &["client_assertion_type", "client_assertion"]
+            }
+            ClientAuth::ClientSecretBasic { .. } => &[],
+            ClientAuth::ClientSecretPost { .. } => &["client_id", "client_secret"],
         }
+    }
+
+    /// Whether the method sends a client secret (NHS refuses these).
+    pub fn uses_secret(&self) -> bool {
+        !matches!(self, ClientAuth::PrivateKeyJwt(_))
     }
 
     /// What ONE attempt carries: called again for every retry, so each attempt gets a fresh
@@ -76,8 +114,56 @@ impl ClientAuth {
                     jti: Some(assertion.jti),
                 })
             }
+            ClientAuth::ClientSecretJwt(builder) => {
+                let assertion = builder.build(now).map_err(Error::Assertion)?;
+                Ok(AuthParts {
+                    form: vec![
+                        ("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()),
+                        ("client_assertion", assertion.as_str().to_owned()),
+                    ],
+                    headers: Vec::new(),
+                    jti: Some(assertion.jti),
+                })
+            }
+            ClientAuth::ClientSecretBasic { client_id, secret } => Ok(AuthParts {
+                form: Vec::new(),
+                headers: vec![("authorization".to_owned(), basic_header(client_id, secret)?)],
+                jti: None,
+            }),
+            ClientAuth::ClientSecretPost { client_id, secret } => Ok(AuthParts {
+                form: vec![
+                    ("client_id", client_id.clone()),
+                    ("client_secret", secret_text(secret)?.to_owned()),
+                ],
+                headers: Vec::new(),
+                jti: None,
+            }),
         }
     }
+}
+
+/// The secret as text: form fields and the Basic header carry text.
+fn secret_text(secret: &ClientSecret) -> Result<&str, Error> {
+    secret.expose_str().ok_or_else(|| {
+        crate::error::ConfigError::Invalid("the client secret is not UTF-8 text".to_owned()).into()
+    })
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))` — RFC 6749 §2.3.1 requires the
+/// `application/x-www-form-urlencoded` encoding of each part *before* joining; many libraries
+/// skip it and then fail on secrets containing `%`, `:` or `+`.
+pub(crate) fn basic_header(client_id: &str, secret: &ClientSecret) -> Result<String, Error> {
+    use base64::Engine as _;
+    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let joined = zeroize::Zeroizing::new(format!(
+        "{}:{}",
+        encode(client_id),
+        encode(secret_text(secret)?)
+    ));
+    Ok(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(joined.as_bytes())
+    ))
 }
 
 /// The credentials of one attempt: form fields and headers to add to the token request.
@@ -128,6 +214,24 @@ mod tests {
             "client-1",
             Audience::TokenUrl("https://as.example/token".into()),
         ))
+    }
+
+    #[test]
+    fn basic_encodes_each_part_before_joining() {
+        let secret = ClientSecret::new(b"%:+/ =&".to_vec()).unwrap();
+        let header = basic_header("id:1", &secret).unwrap();
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(header.strip_prefix("Basic ").unwrap())
+            .unwrap();
+        assert_eq!(decoded, b"id%3A1:%25%3A%2B%2F+%3D%26");
+        let auth = ClientAuth::ClientSecretBasic {
+            client_id: "id:1".into(),
+            secret,
+        };
+        let parts = auth.apply(UnixTime::from_secs(1)).unwrap();
+        assert!(parts.form.is_empty());
+        assert!(!format!("{auth:?}{parts:?}").contains("%:+/"));
     }
 
     #[test]

@@ -26,8 +26,8 @@
 //!
 //! - [`TokenClient`] (`client`): the builder, one `fetch` call, retries with fresh credentials
 //!   per attempt.
-//! - [`ClientAuth`] (`client_auth`): how the client authenticates (`private_key_jwt` today): the
-//!   form fields and headers of one attempt.
+//! - [`ClientAuth`] (`client_auth`): how the client authenticates (`private_key_jwt`, the three
+//!   client-secret methods): the form fields and headers of one attempt.
 //! - [`DpopKey`] (`dpop`): the DPoP key (ephemeral or from a file) whose proofs go on every token
 //!   request, and the token endpoint's latest nonce (RFC 9449).
 //! - [`Endpoint`] (`endpoint`): a token URL, an NHS environment or discovered metadata, and

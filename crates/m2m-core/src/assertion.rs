@@ -96,18 +96,7 @@ impl AssertionBuilder {
 
     /// Sets the lifetime (`exp - iat`): 1 s to 300 s.
     pub fn lifetime(mut self, lifetime: Duration) -> Result<Self, Error> {
-        if lifetime > MAX_LIFETIME {
-            return Err(Error::Config(format!(
-                "assertion lifetime {}s is above the 300 s maximum (NHS refuses more than 5 minutes; \
-                 use dangerous_lifetime to override for other servers)",
-                lifetime.as_secs()
-            )));
-        }
-        if lifetime.as_secs() < 1 {
-            return Err(Error::Config(
-                "assertion lifetime must be at least 1 s".to_owned(),
-            ));
-        }
+        check_lifetime(lifetime)?;
         self.lifetime = lifetime;
         Ok(self)
     }
@@ -155,26 +144,7 @@ impl AssertionBuilder {
 
     /// Signs a new assertion issued at `now`, with a fresh random `jti`.
     pub fn build(&self, now: UnixTime) -> Result<Assertion, Error> {
-        let iat = now.as_secs();
-        // Saturating: dangerous_lifetime accepts any Duration, and overflow must not panic.
-        let exp = iat.saturating_add(self.lifetime.as_secs());
-        let jti = new_jti();
-        let mut claims = Map::new();
-        claims.insert("iss".to_owned(), Value::String(self.client_id.clone()));
-        claims.insert("sub".to_owned(), Value::String(self.client_id.clone()));
-        claims.insert(
-            "aud".to_owned(),
-            Value::String(self.audience.value().to_owned()),
-        );
-        claims.insert("jti".to_owned(), Value::String(jti.clone()));
-        claims.insert("iat".to_owned(), Value::from(iat));
-        if self.nbf {
-            claims.insert("nbf".to_owned(), Value::from(iat));
-        }
-        claims.insert("exp".to_owned(), Value::from(exp));
-        for (k, v) in &self.extra {
-            claims.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        let (claims, jti, iat, exp) = self.claims(now);
         // The header (`alg`, `typ`, `kid`) is made by the JWS layer, from the signer itself.
         let signer = self.signer.as_ref();
         let token = EncodedHeader::typed(&self.typ, signer)?.sign(&claims, signer)?;
@@ -185,6 +155,66 @@ impl AssertionBuilder {
             exp,
         })
     }
+
+    /// The claims of a new assertion issued at `now` (fresh `jti`), with its `jti`, `iat` and
+    /// `exp`. Shared with the `client_secret_jwt` builder ([`crate::hmac::SecretJwtBuilder`]),
+    /// whose assertions carry the same claims.
+    pub(crate) fn claims(&self, now: UnixTime) -> (Map<String, Value>, String, u64, u64) {
+        standard_claims(
+            &self.client_id,
+            self.audience.value(),
+            self.lifetime,
+            self.nbf,
+            &self.extra,
+            now,
+        )
+    }
+}
+
+/// The assertion-lifetime rule (1 s to 300 s) of every builder.
+pub(crate) fn check_lifetime(lifetime: Duration) -> Result<(), Error> {
+    if lifetime > MAX_LIFETIME {
+        return Err(Error::Config(format!(
+            "assertion lifetime {}s is above the 300 s maximum (NHS refuses more than 5 minutes; \
+             use dangerous_lifetime to override for other servers)",
+            lifetime.as_secs()
+        )));
+    }
+    if lifetime.as_secs() < 1 {
+        return Err(Error::Config(
+            "assertion lifetime must be at least 1 s".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// The RFC 7523 §3 claims every client assertion carries, whatever signs it.
+pub(crate) fn standard_claims(
+    client_id: &str,
+    aud: &str,
+    lifetime: Duration,
+    nbf: bool,
+    extra: &Map<String, Value>,
+    now: UnixTime,
+) -> (Map<String, Value>, String, u64, u64) {
+    let iat = now.as_secs();
+    // Saturating: dangerous_lifetime accepts any Duration, and overflow must not panic.
+    let exp = iat.saturating_add(lifetime.as_secs());
+    let jti = new_jti();
+    let mut claims = Map::new();
+    claims.insert("iss".to_owned(), Value::String(client_id.to_owned()));
+    claims.insert("sub".to_owned(), Value::String(client_id.to_owned()));
+    claims.insert("aud".to_owned(), Value::String(aud.to_owned()));
+    claims.insert("jti".to_owned(), Value::String(jti.clone()));
+    claims.insert("iat".to_owned(), Value::from(iat));
+    if nbf {
+        claims.insert("nbf".to_owned(), Value::from(iat));
+    }
+    claims.insert("exp".to_owned(), Value::from(exp));
+    for (k, v) in extra {
+        claims.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    (claims, jti, iat, exp)
 }
 
 /// A fresh UUIDv4 (122 random bits from aws-lc-rs's CSPRNG), the `jti` NHS's samples use.
@@ -221,6 +251,16 @@ pub struct Assertion {
 }
 
 impl Assertion {
+    /// An assertion from its signed token and claims (for the crate's other builders).
+    pub(crate) fn from_parts(token: String, jti: String, iat: u64, exp: u64) -> Assertion {
+        Assertion {
+            token,
+            jti,
+            iat,
+            exp,
+        }
+    }
+
     /// The compact JWS, to send as `client_assertion`.
     pub fn as_str(&self) -> &str {
         &self.token

@@ -15,6 +15,10 @@
 //! - [`jws`]: compact JWS parsing, signing and verification (our thin layer over aws-lc-rs).
 //! - [`assertion`]: the RFC 7523 client-assertion builder (audience rules, lifetime, fresh `jti`).
 //! - [`dpop`]: the RFC 9449 DPoP proof builder (its validator is [`validate::dpop`]).
+//! - [`secret`]: client secrets — the redacted, zeroized [`secret::ClientSecret`] and the
+//!   SHA-256 [`secret::SecretVerifier`] a server stores, compared in constant time.
+//! - [`hmac`]: `client_secret_jwt` — HS256/384/512 with the key-length rule, and the
+//!   [`hmac::SecretJwtBuilder`].
 //! - [`nhs`]: NHS England API platform environments and token URLs.
 //! - [`validate`]: the client-assertion validator (token endpoint: rfc and nhs profiles), the
 //!   RFC 9068 access-token validator ([`validate::access_token`], resource servers and
@@ -53,11 +57,13 @@ mod b64;
 pub mod clock;
 pub mod dpop;
 pub mod error;
+pub mod hmac;
 pub mod ids;
 pub mod jwk;
 pub mod jws;
 pub mod key;
 pub mod nhs;
+pub mod secret;
 pub mod signer;
 pub mod validate;
 pub mod wire;

@@ -52,9 +52,14 @@ impl Server {
         let issuer = normalise_issuer(config.issuer.as_deref(), local_addr)?;
         let token_url = format!("{issuer}{TOKEN_PATH}");
 
-        let registry = Registry::load(&config.clients_file)?;
+        let registry =
+            Registry::load_with_secrets(&config.clients_file, config.secrets_file.as_deref())?;
         warn_if_empty(&registry, &config);
-        let registry = LiveRegistry::new(&config.clients_file, registry);
+        let registry = LiveRegistry::new(
+            &config.clients_file,
+            config.secrets_file.as_deref(),
+            registry,
+        );
         std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
             context: format!("cannot create data dir {}", config.data_dir.display()),
             source,
@@ -120,7 +125,8 @@ impl Server {
     pub fn check(config: &ServerConfig) -> Result<CheckReport, Error> {
         config.check()?;
         let issuer = normalise_issuer(config.issuer.as_deref(), config.listen)?;
-        let registry = Registry::load(&config.clients_file)?;
+        let registry =
+            Registry::load_with_secrets(&config.clients_file, config.secrets_file.as_deref())?;
         let signing_kid = ServerKeys::check(&config.data_dir)?;
         replay::check(&config.replay_store, &config.data_dir)?;
         Ok(CheckReport {

@@ -87,6 +87,8 @@ pub struct ServerConfig {
     pub issuer: Option<String>,
     /// The client registry (TOML).
     pub clients_file: PathBuf,
+    /// The `client_secret_jwt` secrets file; `None`: `secrets.toml` beside `clients_file`.
+    pub secrets_file: Option<PathBuf>,
     /// Replay store spec: `sqlite` (default, in `data_dir`), `sqlite:PATH`, `memory`, `redis://…`.
     pub replay_store: String,
     /// rfc or nhs.
@@ -132,6 +134,7 @@ impl ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             issuer: None,
             clients_file: clients_file.into(),
+            secrets_file: None,
             replay_store: "sqlite".to_owned(),
             profile: Profile::Rfc,
             data_dir: PathBuf::from("./m2m-data"),

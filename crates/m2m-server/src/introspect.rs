@@ -1,6 +1,7 @@
-//! `POST /oauth2/introspect` (RFC 7662). Callers authenticate with `private_key_jwt` exactly as
-//! at the token endpoint (rfc validator: `aud` = the issuer, single-use `jti`), and the form
-//! carries `token` (and optionally `token_type_hint`, ignored).
+//! `POST /oauth2/introspect` (RFC 7662). Callers authenticate exactly as at the token endpoint,
+//! with the method they are registered for (`private_key_jwt`, `client_secret_basic`,
+//! `client_secret_post`, `client_secret_jwt`; assertions: `aud` = the issuer, single-use
+//! `jti`), and the form carries `token` (and optionally `token_type_hint`, ignored).
 //!
 //! Visibility rule (RFC 7662 §4 leaves it to the server): a caller sees a token as active only
 //! if the token was issued to it (`client_id` = caller) or is addressed to it (the caller's id is
@@ -24,7 +25,7 @@ use crate::client_auth;
 use crate::config::Profile;
 use crate::refusal::{Refusal, log_refusal};
 use crate::request_id::RequestId;
-use crate::response::{json_response, method_not_allowed, rejection_response};
+use crate::response::{add_basic_challenge, json_response, method_not_allowed, rejection_response};
 use crate::state::AppState;
 
 /// Claims copied into an active introspection response (RFC 7662 §2.2).
@@ -60,13 +61,15 @@ pub(crate) async fn handle(
             log_refusal(&state, &refusal, "introspect");
             tracing::debug!(elapsed = ?started.elapsed(), "introspection refused");
             // Introspection is not an NHS endpoint: always RFC bodies.
-            rejection_response(
+            let mut response = rejection_response(
                 Profile::Rfc,
                 state.config.opaque_errors,
                 &refusal.rejection,
                 &request_id,
                 refusal.retry_after,
-            )
+            );
+            add_basic_challenge(&mut response, &refusal, &state.issuer);
+            response
         }
     }
 }

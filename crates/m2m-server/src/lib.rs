@@ -40,7 +40,10 @@
 //! - `registry`: the client registry file (TOML) — [`Registry`], loading with precise errors.
 //! - `live_registry`: the registry a running server answers from, swapped whole on reload
 //!   (SIGHUP); a file that does not load keeps the old one.
-//! - `registry_edit`: comment-preserving edits of that file, for `m2m clients` ([`add_client`]).
+//! - `registry_edit`: comment-preserving edits of that file, for `m2m clients` ([`add_client`],
+//!   secret rotation: [`add_secret_verifier`], [`retire_secret_verifiers`]).
+//! - `secrets_file`: the `client_secret_jwt` secrets file (0600, refused when others can read
+//!   it) and its edits ([`add_jwt_secret`], [`retire_jwt_secrets`]).
 //! - [`replay`]: the replay stores (memory, SQLite, Redis) behind one trait, public so that
 //!   embedders and benchmarks can open and implement stores.
 //! - `error`: [`Error`], this crate's start-up/configuration error type.
@@ -93,6 +96,7 @@ mod registry_edit;
 pub mod replay;
 mod request_id;
 mod response;
+mod secrets_file;
 mod serve;
 mod state;
 mod token;
@@ -111,9 +115,11 @@ pub use live_registry::Reloaded;
 pub use paths::{AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, METADATA_PATH, TOKEN_PATH};
 pub use registry::{
     AuthMethod, Client, ClientKeySource, DEFAULT_REMOTE_ALGS, MAX_TOKEN_LIFETIME, Registry,
-    RegistryError,
+    RegistryError, StoredSecret, StoredVerifier, default_secrets_path,
 };
 pub use registry_edit::{
-    ClientSummary, NewClient, NewClientKeys, add_client, list_clients, remove_client,
+    ClientSummary, NewClient, NewClientKeys, add_client, add_secret_verifier, list_clients,
+    remove_client, retire_secret_verifiers, set_client_algs,
 };
+pub use secrets_file::{add_jwt_secret, remove_jwt_secrets, retire_jwt_secrets};
 pub use serve::{ConnectionLimits, Listener, serve_with_limits};

@@ -8,10 +8,12 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::registry::{Client, Registry, RegistryError};
 
-/// The current registry and the file it came from.
+/// The current registry and the files it came from.
 #[derive(Debug)]
 pub(crate) struct LiveRegistry {
     path: PathBuf,
+    /// The `client_secret_jwt` secrets file (`None`: the default beside the registry).
+    secrets: Option<PathBuf>,
     current: RwLock<Arc<Registry>>,
 }
 
@@ -25,10 +27,11 @@ pub struct Reloaded {
 }
 
 impl LiveRegistry {
-    /// Starts with `registry`, loaded from `path`.
-    pub(crate) fn new(path: &Path, registry: Registry) -> Self {
+    /// Starts with `registry`, loaded from `path` (and `secrets`, reloaded with it).
+    pub(crate) fn new(path: &Path, secrets: Option<&Path>, registry: Registry) -> Self {
         LiveRegistry {
             path: path.to_path_buf(),
+            secrets: secrets.map(Path::to_path_buf),
             current: RwLock::new(Arc::new(registry)),
         }
     }
@@ -48,10 +51,13 @@ impl LiveRegistry {
         self.current().len()
     }
 
-    /// Loads the file again and, only if it loads and validates, makes it current. On error the
-    /// previous registry keeps answering.
+    /// Loads the files again and, only if they load and validate, makes them current. On error
+    /// the previous registry keeps answering.
     pub(crate) fn reload(&self) -> Result<Reloaded, RegistryError> {
-        let fresh = Arc::new(Registry::load(&self.path)?);
+        let fresh = Arc::new(Registry::load_with_secrets(
+            &self.path,
+            self.secrets.as_deref(),
+        )?);
         let after = fresh.len();
         let mut slot = self.current.write().unwrap_or_else(PoisonError::into_inner);
         let before = slot.len();
@@ -76,7 +82,7 @@ jwks_uri = "https://a.example/jwks.json"
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clients.toml");
         std::fs::write(&path, "").unwrap();
-        let live = LiveRegistry::new(&path, Registry::load(&path).unwrap());
+        let live = LiveRegistry::new(&path, None, Registry::load(&path).unwrap());
         assert_eq!(live.len(), 0);
         std::fs::write(&path, ONE_CLIENT).unwrap();
         assert_eq!(

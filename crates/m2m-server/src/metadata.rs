@@ -105,9 +105,10 @@ fn auth_methods(registry: &Registry) -> Vec<&'static str> {
     }
 }
 
-/// The assertion algorithms: the union of what registered clients are pinned to, sorted by name
-/// (nhs: RS512 only, the one NHS accepts). An empty registry lists every algorithm the
-/// validator accepts: any of them can be registered.
+/// The assertion algorithms: the union of what registered clients are pinned to (HMAC ones for
+/// `client_secret_jwt` clients included), sorted by name (nhs: RS512 only, the one NHS
+/// accepts). An empty registry lists every asymmetric algorithm the validator accepts: any of
+/// them can be registered.
 fn signing_algs(profile: Profile, registry: &Registry) -> Vec<&'static str> {
     if profile == Profile::Nhs {
         return vec![Algorithm::Rs512.name()];
@@ -120,11 +121,25 @@ fn signing_algs(profile: Profile, registry: &Registry) -> Vec<&'static str> {
             }
         }
     }
-    if algs.is_empty() {
+    let clients = registry.clients();
+    let asymmetric_clients = clients
+        .iter()
+        .any(|c| c.auth_method == AuthMethod::PrivateKeyJwt);
+    if algs.is_empty() && (clients.is_empty() || asymmetric_clients) {
         algs = Algorithm::ALL.to_vec();
     }
-    algs.sort_by_key(|a| a.name());
-    algs.iter().map(|a| a.name()).collect()
+    let mut names: Vec<&'static str> = algs.iter().map(|a| a.name()).collect();
+    // client_secret_jwt clients' HMAC algorithms: listed only when such a client is registered,
+    // so a server without one never advertises HMAC.
+    for client in &clients {
+        for alg in &client.hmac_algs {
+            if !names.contains(&alg.name()) {
+                names.push(alg.name());
+            }
+        }
+    }
+    names.sort_unstable();
+    names
 }
 
 /// The server's public keys (current and previous).
@@ -177,6 +192,25 @@ algs = ["PS256", "RS512"]
     #[test]
     fn auth_methods_are_those_of_registered_clients() {
         assert_eq!(auth_methods(&registry(TWO_CLIENTS)), ["private_key_jwt"]);
+    }
+
+    #[test]
+    fn secret_clients_add_their_methods_and_hmac_algs() {
+        let v = m2m_core::secret::SecretVerifier::of(b"x").to_hex();
+        let text = format!(
+            "{TWO_CLIENTS}\n[[client]]\nid = \"c\"\nauth_method = \"client_secret_basic\"\nsecret_verifiers = [{{ sha256 = \"{v}\" }}]\n\n[[client]]\nid = \"d\"\nauth_method = \"client_secret_jwt\"\nalgs = [\"HS384\"]\n"
+        );
+        let r = registry(&text);
+        assert_eq!(
+            auth_methods(&r),
+            [
+                "private_key_jwt",
+                "client_secret_basic",
+                "client_secret_jwt"
+            ]
+        );
+        assert!(signing_algs(Profile::Rfc, &r).contains(&"HS384"));
+        assert!(!signing_algs(Profile::Rfc, &registry(TWO_CLIENTS)).contains(&"HS256"));
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub(crate) struct Refusal {
     pub(crate) rejection: Rejection,
     pub(crate) retry_after: Option<Duration>,
     pub(crate) client: Option<String>,
+    /// The request tried `Authorization: Basic`: a 401 carries `WWW-Authenticate: Basic`
+    /// (RFC 6749 §5.2).
+    pub(crate) basic_challenge: bool,
 }
 
 impl From<Rejection> for Refusal {
@@ -25,6 +28,7 @@ impl From<Rejection> for Refusal {
             rejection,
             retry_after: None,
             client: None,
+            basic_challenge: false,
         }
     }
 }
@@ -33,6 +37,13 @@ impl Refusal {
     /// The same refusal, naming the client it concerns in the log.
     pub(crate) fn for_client(mut self, client: &str) -> Self {
         self.client = Some(client.to_owned());
+        self
+    }
+
+    /// The same refusal, answering with a Basic challenge when `basic` (the request used
+    /// `Authorization: Basic`).
+    pub(crate) fn with_basic_challenge(mut self, basic: bool) -> Self {
+        self.basic_challenge = basic;
         self
     }
 }
@@ -105,5 +116,6 @@ pub(crate) fn rate_limit(state: &AppState, client: &Client, now: UnixTime) -> Re
         ),
         retry_after: Some(retry_after),
         client: Some(client.id.clone()),
+        basic_challenge: false,
     })
 }

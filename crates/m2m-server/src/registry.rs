@@ -4,7 +4,7 @@
 //! ```toml
 //! [[client]]
 //! id = "billing-service"
-//! auth_method = "private_key_jwt"   # how it authenticates; the default and the only one today
+//! auth_method = "private_key_jwt"   # or client_secret_basic, client_secret_post, client_secret_jwt
 //! jwks_uri = "https://billing.example/.well-known/jwks.json"  # or jwks_file = "…" or [client.jwks]
 //! algs = ["RS512"]
 //! scopes = ["invoices:read"]
@@ -12,6 +12,27 @@
 //! resources = ["https://api.example/mcp"]  # RFC 8707 `resource` values it may ask for (→ `aud`)
 //! token_lifetime = 600               # seconds
 //! rate_limit = 300                   # token requests per minute; 0 = unlimited
+//! ```
+//!
+//! A `client_secret_basic`/`client_secret_post` client stores only SHA-256 verifiers of its
+//! secrets (two during a rotation; `expires` in Unix seconds ends the old one), never a secret:
+//!
+//! ```toml
+//! [[client]]
+//! id = "reports"
+//! auth_method = "client_secret_basic"
+//! secret_verifiers = [{ sha256 = "9f86d0…", expires = 1767225600 }, { sha256 = "2c26b4…" }]
+//! ```
+//!
+//! A `client_secret_jwt` client needs the secret itself to check the HMAC, so its secrets live
+//! in a separate secrets file (`secrets.toml` beside the registry unless configured; mode 0600,
+//! refused when group or others can read it), and its `algs` are HS256/HS384/HS512:
+//!
+//! ```toml
+//! [[secret]]
+//! client = "legacy-batch"
+//! value = "…at least 32 bytes for HS256…"
+//! expires = 1767225600   # optional
 //! ```
 //!
 //! Unknown fields are refused (a typo such as `scope =` must not silently grant nothing), and so
@@ -24,7 +45,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use m2m_core::alg::Algorithm;
+use m2m_core::clock::UnixTime;
+use m2m_core::hmac::HmacAlg;
 use m2m_core::ids::{KeyEntry, KeySet};
+use m2m_core::secret::{ClientSecret, SecretVerifier};
 use m2m_discovery::{UrlPolicy, parse_jwks};
 use serde::Deserialize;
 use url::Url;
@@ -91,17 +115,39 @@ pub enum AuthMethod {
     /// A JWT signed with the client's private key (RFC 7523 §2.2, RFC 7591 `private_key_jwt`).
     #[default]
     PrivateKeyJwt,
+    /// The secret in an `Authorization: Basic` header (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// The secret as the `client_secret` form field (RFC 6749 §2.3.1).
+    ClientSecretPost,
+    /// A JWT MACed with the secret (OIDC Core §9, HS256/384/512).
+    ClientSecretJwt,
 }
 
 impl AuthMethod {
     /// Every method this server supports, in the order metadata lists them.
-    pub const ALL: [AuthMethod; 1] = [AuthMethod::PrivateKeyJwt];
+    pub const ALL: [AuthMethod; 4] = [
+        AuthMethod::PrivateKeyJwt,
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::ClientSecretJwt,
+    ];
 
     /// The RFC 7591 name, as written in the registry and in metadata.
     pub fn name(self) -> &'static str {
         match self {
             AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::ClientSecretJwt => "client_secret_jwt",
         }
+    }
+
+    /// Whether the server stores a verifier (not the secret) for this method.
+    pub fn uses_verifier(self) -> bool {
+        matches!(
+            self,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        )
     }
 }
 
@@ -119,16 +165,35 @@ impl std::str::FromStr for AuthMethod {
         }
         let supported = AuthMethod::ALL.map(AuthMethod::name).join(", ");
         Err(match s {
-            "client_secret_basic"
-            | "client_secret_post"
-            | "client_secret_jwt"
-            | "tls_client_auth"
-            | "self_signed_tls_client_auth" => {
+            "tls_client_auth" | "self_signed_tls_client_auth" => {
                 format!("{s:?} is not supported by this server yet (supported: {supported})")
             }
             _ => format!("unknown method {s:?} (supported: {supported})"),
         })
     }
+}
+
+/// One stored secret verifier (`client_secret_basic`/`client_secret_post`).
+#[derive(Clone, Debug)]
+pub struct StoredVerifier {
+    /// SHA-256 of the secret.
+    pub verifier: SecretVerifier,
+    /// When it stops being accepted (set by a rotation with an expiry); `None`: until retired.
+    pub expires: Option<UnixTime>,
+}
+
+/// One stored `client_secret_jwt` secret, from the secrets file.
+#[derive(Clone, Debug)]
+pub struct StoredSecret {
+    /// The secret (redacted in `Debug`).
+    pub secret: ClientSecret,
+    /// When it stops being accepted; `None`: until retired.
+    pub expires: Option<UnixTime>,
+}
+
+/// Whether a stored credential with this expiry is still valid at `now`.
+pub(crate) fn live(expires: Option<UnixTime>, now: UnixTime) -> bool {
+    expires.is_none_or(|e| now < e)
 }
 
 /// Where a client's verification keys come from.
@@ -163,6 +228,13 @@ pub struct Client {
     pub token_lifetime: Option<Duration>,
     /// Its rate limit per minute; `None`: the server default; `Some(0)`: unlimited.
     pub rate_limit: Option<u32>,
+    /// Verifiers of its secrets (`client_secret_basic`/`client_secret_post`; two during a
+    /// rotation).
+    pub secret_verifiers: Vec<StoredVerifier>,
+    /// Its `client_secret_jwt` secrets, from the secrets file.
+    pub hmac_secrets: Vec<StoredSecret>,
+    /// The HMAC algorithms its `client_secret_jwt` assertions may use.
+    pub hmac_algs: Vec<HmacAlg>,
     /// 1-based line of its `[[client]]` table, for messages.
     pub line: usize,
 }
@@ -176,12 +248,60 @@ pub struct Registry {
 impl Registry {
     /// Loads and validates the registry file. A missing file is an error (a server with no
     /// clients is almost certainly misconfigured); an empty file is a valid, empty registry.
+    /// `client_secret_jwt` secrets come from `secrets.toml` beside it ([`Registry::load_with_secrets`]).
     pub fn load(path: &Path) -> Result<Registry, RegistryError> {
+        Registry::load_with_secrets(path, None)
+    }
+
+    /// [`load`](Self::load) with the `client_secret_jwt` secrets file given (`None`:
+    /// `secrets.toml` beside the registry). The secrets file is read only when a client uses
+    /// `client_secret_jwt`; it must not be readable by group or others.
+    pub fn load_with_secrets(
+        path: &Path,
+        secrets: Option<&Path>,
+    ) -> Result<Registry, RegistryError> {
         let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Registry::parse(&text, path)
+        let mut registry = Registry::parse(&text, path)?;
+        if registry
+            .clients
+            .values()
+            .any(|c| c.auth_method == AuthMethod::ClientSecretJwt)
+        {
+            let secrets_path = secrets
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| default_secrets_path(path));
+            let mut by_client = crate::secrets_file::load(&secrets_path)?;
+            for client in registry.clients.values_mut() {
+                if client.auth_method != AuthMethod::ClientSecretJwt {
+                    continue;
+                }
+                let stored = by_client.remove(&client.id).unwrap_or_default();
+                let invalid = |message: String| RegistryError::Invalid {
+                    path: path.to_path_buf(),
+                    line: client.line,
+                    client: client.id.clone(),
+                    message,
+                };
+                if stored.is_empty() {
+                    return Err(invalid(format!(
+                        "client_secret_jwt needs its secret in {} (none found for this client)",
+                        secrets_path.display()
+                    )));
+                }
+                for s in &stored {
+                    for alg in &client.hmac_algs {
+                        alg.check_secret(&s.secret).map_err(|e| {
+                            invalid(format!("secret in {}: {e}", secrets_path.display()))
+                        })?;
+                    }
+                }
+                Arc::make_mut(client).hmac_secrets = stored;
+            }
+        }
+        Ok(registry)
     }
 
     /// Parses registry text; `path` is used for messages and to resolve relative `jwks_file`s.
@@ -241,6 +361,14 @@ impl Registry {
     }
 }
 
+/// Where `client_secret_jwt` secrets live unless configured: `secrets.toml` beside the registry.
+pub fn default_secrets_path(clients_file: &Path) -> PathBuf {
+    clients_file
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("secrets.toml")
+}
+
 /// The id as written, for messages about a client whose entry failed validation.
 fn raw_client_id(text: &str, line: usize) -> String {
     text.lines()
@@ -285,6 +413,14 @@ struct RawClient {
     resources: Option<Vec<String>>,
     token_lifetime: Option<u64>,
     rate_limit: Option<u32>,
+    secret_verifiers: Option<Vec<RawVerifier>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerifier {
+    sha256: String,
+    expires: Option<u64>,
 }
 
 impl RawClient {
@@ -329,8 +465,38 @@ impl RawClient {
         } else {
             ClientKeySource::Unregistered
         };
-        let algs = match &self.algs {
-            Some(names) => {
+        let secret_method = auth_method != AuthMethod::PrivateKeyJwt;
+        if secret_method && sources.iter().any(|s| *s) {
+            return Err(format!(
+                "a {auth_method} client has no keys: drop `jwks`, `jwks_file` and `jwks_uri`"
+            ));
+        }
+        let mut hmac_algs = Vec::new();
+        let algs = match (&self.algs, auth_method) {
+            (_, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost) => {
+                if self.algs.is_some() {
+                    return Err(format!("a {auth_method} client signs nothing: drop `algs`"));
+                }
+                Vec::new()
+            }
+            (names, AuthMethod::ClientSecretJwt) => {
+                hmac_algs = match names {
+                    None => vec![HmacAlg::Hs256],
+                    Some(names) if names.is_empty() => {
+                        return Err("`algs` is empty: no assertion could ever be accepted".to_owned());
+                    }
+                    Some(names) => names
+                        .iter()
+                        .map(|n| {
+                            HmacAlg::from_name(n).ok_or_else(|| {
+                                format!("`algs`: a client_secret_jwt client takes HS256, HS384 or HS512, not {n:?}")
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                };
+                Vec::new()
+            }
+            (Some(names), _) => {
                 if names.is_empty() {
                     return Err("`algs` is empty: no assertion could ever be accepted".to_owned());
                 }
@@ -343,8 +509,26 @@ impl RawClient {
                     })
                     .collect::<Result<Vec<_>, _>>()?
             }
-            None => implied_algs,
+            (None, _) => implied_algs,
         };
+        let mut secret_verifiers = Vec::new();
+        for raw in self.secret_verifiers.iter().flatten() {
+            secret_verifiers.push(StoredVerifier {
+                verifier: SecretVerifier::from_hex(&raw.sha256)
+                    .map_err(|e| format!("`secret_verifiers`: {e}"))?,
+                expires: raw.expires.map(UnixTime::from_secs),
+            });
+        }
+        if auth_method.uses_verifier() && secret_verifiers.is_empty() {
+            return Err(format!(
+                "a {auth_method} client needs `secret_verifiers` (add it with `m2m clients add --auth-method {auth_method}`)"
+            ));
+        }
+        if !auth_method.uses_verifier() && !secret_verifiers.is_empty() {
+            return Err(format!(
+                "`secret_verifiers` is only for client_secret_basic and client_secret_post, not {auth_method}"
+            ));
+        }
         if let ClientKeySource::Static(keys) = &keys {
             for alg in &algs {
                 if !keys
@@ -400,6 +584,9 @@ impl RawClient {
             resources,
             token_lifetime,
             rate_limit: self.rate_limit,
+            secret_verifiers,
+            hmac_secrets: Vec::new(),
+            hmac_algs,
             line,
         })
     }

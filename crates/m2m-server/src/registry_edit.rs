@@ -1,4 +1,5 @@
-//! Comment-preserving edits of the registry file, behind `m2m clients add|remove|list`.
+//! Comment-preserving edits of the registry file, behind `m2m clients
+//! add|remove|list|rotate-secret|retire-secret`.
 //!
 //! Edits go through `toml_edit` so an operator's comments and layout survive, and every edited
 //! text is re-validated with [`Registry::parse`] before it is written (atomically, by rename), so
@@ -11,7 +12,9 @@ use m2m_core::jwk::Jwks;
 use serde_json::Value;
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table};
 
-use crate::registry::{Registry, RegistryError};
+use m2m_core::secret::SecretVerifier;
+
+use crate::registry::{AuthMethod, Registry, RegistryError};
 
 /// Where a new client's keys come from.
 #[derive(Clone, Debug)]
@@ -31,6 +34,11 @@ pub enum NewClientKeys {
 pub struct NewClient {
     /// Its id (`iss` = `sub` of its assertions).
     pub id: String,
+    /// How it authenticates (`private_key_jwt` unless set).
+    pub auth_method: AuthMethod,
+    /// For `client_secret_basic`/`client_secret_post`: the verifier of its secret (the secret
+    /// itself is never written here).
+    pub secret_verifier: Option<SecretVerifier>,
     /// Its keys.
     pub keys: NewClientKeys,
     /// Pinned algorithms; empty: derived from the keys when the registry is loaded.
@@ -52,6 +60,8 @@ impl NewClient {
     pub fn new(id: impl Into<String>, keys: NewClientKeys) -> Self {
         NewClient {
             id: id.into(),
+            auth_method: AuthMethod::default(),
+            secret_verifier: None,
             keys,
             algs: Vec::new(),
             scopes: Vec::new(),
@@ -68,6 +78,8 @@ impl NewClient {
 pub struct ClientSummary {
     /// The id.
     pub id: String,
+    /// `auth_method` as written (`private_key_jwt` when absent).
+    pub auth_method: String,
     /// `inline JWKS (N keys)`, `jwks_file PATH`, `jwks_uri URL` or `no keys`.
     pub keys: String,
     /// Pinned algorithms as written (empty: derived).
@@ -125,6 +137,16 @@ pub(crate) fn add_client_to_str(
     }
     let mut table = Table::new();
     table.insert("id", toml_edit::value(client.id.as_str()));
+    if client.auth_method != AuthMethod::default() {
+        table.insert("auth_method", toml_edit::value(client.auth_method.name()));
+    }
+    if let Some(verifier) = &client.secret_verifier {
+        let mut entry = InlineTable::new();
+        entry.insert("sha256", verifier.to_hex().into());
+        let mut array = Array::new();
+        array.push(toml_edit::Value::InlineTable(entry));
+        table.insert("secret_verifiers", toml_edit::value(array));
+    }
     match &client.keys {
         NewClientKeys::Jwks(jwks) => {
             jwks.ensure_public()
@@ -246,6 +268,8 @@ pub(crate) fn list_clients_in_str(
                 format!("jwks_file {file}")
             } else if let Some(uri) = t.get("jwks_uri").and_then(Item::as_str) {
                 format!("jwks_uri {uri}")
+            } else if let Some(n) = t.get("secret_verifiers").and_then(Item::as_array) {
+                format!("secret verifiers ({} stored)", n.len())
             } else {
                 "no keys".to_owned()
             };
@@ -255,12 +279,118 @@ pub(crate) fn list_clients_in_str(
                     .and_then(Item::as_str)
                     .unwrap_or_default()
                     .to_owned(),
+                auth_method: t
+                    .get("auth_method")
+                    .and_then(Item::as_str)
+                    .unwrap_or(AuthMethod::default().name())
+                    .to_owned(),
                 keys,
                 algs: strings(t, "algs"),
                 scopes: strings(t, "scopes"),
             }
         })
         .collect())
+}
+
+/// Adds a verifier to a `client_secret_basic`/`client_secret_post` client (rotation: both the
+/// old and the new secret work). With `expire_others_at` (Unix seconds), the verifiers it
+/// already had stop being accepted then.
+pub fn add_secret_verifier(
+    path: &Path,
+    id: &str,
+    verifier: &SecretVerifier,
+    expire_others_at: Option<u64>,
+) -> Result<(), RegistryError> {
+    edit_verifiers(path, id, |array| {
+        if let Some(at) = expire_others_at {
+            for v in array.iter_mut() {
+                if let Some(t) = v.as_inline_table_mut()
+                    && !t.contains_key("expires")
+                {
+                    t.insert("expires", i64::try_from(at).unwrap_or(i64::MAX).into());
+                }
+            }
+        }
+        let mut entry = InlineTable::new();
+        entry.insert("sha256", verifier.to_hex().into());
+        array.push(toml_edit::Value::InlineTable(entry));
+    })
+}
+
+/// Keeps only the newest verifier of a client (ends a rotation); returns how many were removed.
+pub fn retire_secret_verifiers(path: &Path, id: &str) -> Result<usize, RegistryError> {
+    let mut removed = 0;
+    edit_verifiers(path, id, |array| {
+        while array.len() > 1 {
+            array.remove(0);
+            removed += 1;
+        }
+    })?;
+    Ok(removed)
+}
+
+/// Sets `algs` of an existing client to these names as written (e.g. `HS384` for a
+/// `client_secret_jwt` client); re-validated before writing.
+pub fn set_client_algs(path: &Path, id: &str, algs: &[String]) -> Result<(), RegistryError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut doc = parse_doc(&text, path)?;
+    let table = doc
+        .get_mut("client")
+        .and_then(Item::as_array_of_tables_mut)
+        .and_then(|a| {
+            a.iter_mut()
+                .find(|t| t.get("id").and_then(Item::as_str) == Some(id))
+        })
+        .ok_or_else(|| RegistryError::Edit {
+            path: path.to_path_buf(),
+            message: format!("no client with id {id:?}"),
+        })?;
+    table.insert(
+        "algs",
+        toml_edit::value(algs.iter().map(String::as_str).collect::<Array>()),
+    );
+    let edited = doc.to_string();
+    Registry::parse(&edited, path)?;
+    write_atomically(path, &edited)
+}
+
+fn edit_verifiers(
+    path: &Path,
+    id: &str,
+    edit: impl FnOnce(&mut Array),
+) -> Result<(), RegistryError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut doc = parse_doc(&text, path)?;
+    let edit_err = |message: String| RegistryError::Edit {
+        path: path.to_path_buf(),
+        message,
+    };
+    let table = doc
+        .get_mut("client")
+        .and_then(Item::as_array_of_tables_mut)
+        .and_then(|a| {
+            a.iter_mut()
+                .find(|t| t.get("id").and_then(Item::as_str) == Some(id))
+        })
+        .ok_or_else(|| edit_err(format!("no client with id {id:?}")))?;
+    let array = table
+        .get_mut("secret_verifiers")
+        .and_then(Item::as_array_mut)
+        .ok_or_else(|| {
+            edit_err(format!(
+                "client {id:?} has no `secret_verifiers` (it does not use client_secret_basic or client_secret_post)"
+            ))
+        })?;
+    edit(array);
+    let edited = doc.to_string();
+    Registry::parse(&edited, path)?;
+    write_atomically(path, &edited)
 }
 
 fn parse_doc(text: &str, path: &Path) -> Result<DocumentMut, RegistryError> {

@@ -86,6 +86,25 @@ pub(crate) fn rejection_response(
     response
 }
 
+/// Adds `WWW-Authenticate: Basic realm="…"` to a 401 for a request that tried
+/// `Authorization: Basic` (RFC 6749 §5.2).
+pub(crate) fn add_basic_challenge(
+    response: &mut Response,
+    refusal: &crate::refusal::Refusal,
+    realm: &str,
+) {
+    if !refusal.basic_challenge || refusal.rejection.status != 401 {
+        return;
+    }
+    let realm: String = realm
+        .chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+}
+
 /// What `opaque_errors` says instead of the precise reason (which stays in the log).
 fn opaque_description(status: u16) -> &'static str {
     match status {

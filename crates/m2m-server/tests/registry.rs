@@ -140,7 +140,7 @@ fn auth_method_defaults_to_private_key_jwt_and_refuses_others() {
     assert_eq!(r.get("a").unwrap().auth_method, AuthMethod::PrivateKeyJwt);
     assert_eq!(r.get("b").unwrap().auth_method, AuthMethod::PrivateKeyJwt);
 
-    let err = load("[[client]]\nid = \"a\"\nauth_method = \"client_secret_basic\"\n")
+    let err = load("[[client]]\nid = \"a\"\nauth_method = \"tls_client_auth\"\n")
         .unwrap_err()
         .to_string();
     assert!(
@@ -148,6 +148,14 @@ fn auth_method_defaults_to_private_key_jwt_and_refuses_others() {
             && err.contains("auth_method")
             && err.contains("not supported")
             && err.contains("private_key_jwt"),
+        "{err}"
+    );
+    // A secret method without a stored verifier could never authenticate: refused, with the fix.
+    let err = load("[[client]]\nid = \"a\"\nauth_method = \"client_secret_basic\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(":1:") && err.contains("secret_verifiers"),
         "{err}"
     );
     let err = load("[[client]]\nid = \"a\"\nauth_method = \"private-key-jwt\"\n")
@@ -215,4 +223,35 @@ fn duplicate_kids_in_a_registered_jwks_are_refused() {
     std::fs::write(&path, "[[client]]\nid = \"a\"\njwks_file = \"keys.json\"\n").unwrap();
     let err = Registry::load(&path).unwrap_err().to_string();
     assert!(err.contains("kid \"same\""), "{err}");
+}
+
+#[test]
+fn secret_clients_store_verifiers_and_refuse_keys_and_signature_algs() {
+    let v = m2m_core::secret::SecretVerifier::of(b"0123456789abcdef0123456789abcdef");
+    let text = format!(
+        "[[client]]\nid = \"a\"\nauth_method = \"client_secret_post\"\nsecret_verifiers = [{{ sha256 = \"{}\" }}]\n",
+        v.to_hex()
+    );
+    let r = load(&text).unwrap();
+    let a = r.get("a").unwrap();
+    assert_eq!(a.auth_method, AuthMethod::ClientSecretPost);
+    assert_eq!(a.secret_verifiers.len(), 1);
+    assert!(
+        a.secret_verifiers[0]
+            .verifier
+            .matches(b"0123456789abcdef0123456789abcdef")
+    );
+    let err = load(&format!("{text}algs = [\"RS256\"]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("drop `algs`"), "{err}");
+    let err = load(&format!("{text}jwks_uri = \"https://a.example/jwks\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has no keys"), "{err}");
+    let err =
+        load("[[client]]\nid = \"a\"\nauth_method = \"client_secret_jwt\"\nalgs = [\"RS256\"]\n")
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("HS256"), "{err}");
 }

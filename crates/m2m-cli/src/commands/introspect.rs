@@ -24,11 +24,10 @@ pub(crate) fn run(args: &IntrospectArgs) -> CliResult {
     let s = settings::resolve(&args.client, None)?;
     let endpoint = s.require_endpoint()?.clone();
     s.require_client_id()?;
-    let signer = s.signer(endpoint.implied_profile())?;
     let rt = runtime()?;
     let answer = rt.block_on(async {
         let timeout = Duration::from_secs(args.timeout.max(1));
-        let (client, metadata) = build_client(&s, &endpoint, signer, timeout, 1).await?;
+        let (client, metadata) = build_client(&s, &endpoint, timeout, 1).await?;
         let url = introspection_url(args, &s, &endpoint, metadata.as_ref())?;
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("token", &token);

@@ -90,6 +90,7 @@ fn check(config: &ServerConfig, args: &ServeArgs) -> CliResult {
 
 fn config(args: &ServeArgs, clients: &Path) -> CliResult<ServerConfig> {
     let mut config = ServerConfig::new(clients);
+    config.secrets_file.clone_from(&args.secrets);
     config.listen = args.listen;
     config.issuer = args.issuer.clone();
     config.replay_store = args.replay_store.clone();

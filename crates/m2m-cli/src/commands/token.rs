@@ -5,8 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use m2m_client::{
-    AuthServerMetadata, Endpoint, Profile, RetryPolicy, TokenClient, TokenResponse, TokenUrl,
+    AuthServerMetadata, ClientAuth, Endpoint, Profile, RetryPolicy, TokenClient, TokenResponse,
+    TokenUrl,
 };
+use m2m_core::assertion::Audience;
+use m2m_core::hmac::SecretJwtBuilder;
+use m2m_core::secret::ClientSecret;
 use serde_json::{Map, Value};
 
 use crate::cli::TokenArgs;
@@ -26,14 +30,14 @@ pub(crate) fn run(args: &TokenArgs) -> CliResult {
     }
     let endpoint = s.require_endpoint()?.clone();
     s.require_client_id()?;
-    let (signer, alg) = s.signer_explained(endpoint.implied_profile())?;
-    let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
+    let (credential, alg) = credential(&s, endpoint.implied_profile())?;
+    let kid = credential.kid();
     let timeout = Duration::from_secs(args.timeout.max(1));
     let rt = runtime()?;
     let response = rt.block_on(async {
-        let built = build(&s, &endpoint, signer, timeout, args.attempts, None).await?;
+        let built = build(&s, &endpoint, credential, timeout, args.attempts, None).await?;
         let result = fetch(args, &s, &built.client, kid.as_deref(), None).await;
-        built.explain(result, &alg)
+        built.explain(result, alg.as_ref())
     })?;
     print_result(&render(args, &response)?)
 }
@@ -51,8 +55,8 @@ fn run_for(args: &TokenArgs, s: &Settings, url: &str) -> CliResult {
         None => None,
     };
     s.require_client_id()?;
-    let (signer, alg) = s.signer_explained(Profile::Generic)?;
-    let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
+    let (credential, alg) = credential(s, Profile::Generic)?;
+    let kid = credential.kid();
     let mut policy = m2m_client::UrlPolicy::default();
     if s.allow_insecure_http {
         policy = policy.dangerous_allow_insecure_http();
@@ -68,9 +72,9 @@ fn run_for(args: &TokenArgs, s: &Settings, url: &str) -> CliResult {
         );
         let resource = found.resource.clone();
         let target = Target::Issuer(found.auth_server.issuer().to_owned());
-        let built = build(s, &target, signer, timeout, args.attempts, Some(found)).await?;
+        let built = build(s, &target, credential, timeout, args.attempts, Some(found)).await?;
         let result = fetch(args, s, &built.client, kid.as_deref(), Some(&resource)).await;
-        built.explain(result, &alg)
+        built.explain(result, alg.as_ref())
     })?;
     print_result(&render(args, &response)?)
 }
@@ -99,10 +103,10 @@ pub(crate) async fn token_client(
 ) -> CliResult<(TokenClient, Option<String>)> {
     let endpoint = s.require_endpoint()?.clone();
     s.require_client_id()?;
-    let signer = s.signer(endpoint.implied_profile())?;
-    let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
+    let (credential, _) = credential(s, endpoint.implied_profile())?;
+    let kid = credential.kid();
     let timeout = Duration::from_secs(timeout_secs.max(1));
-    let built = build(s, &endpoint, signer, timeout, attempts, None).await?;
+    let built = build(s, &endpoint, credential, timeout, attempts, None).await?;
     Ok((built.client, kid))
 }
 
@@ -111,12 +115,73 @@ pub(crate) async fn token_client(
 pub(crate) async fn build_client(
     s: &Settings,
     endpoint: &Target,
-    signer: m2m_core::signer::KeySigner,
     timeout: Duration,
     attempts: u32,
 ) -> CliResult<(TokenClient, Option<AuthServerMetadata>)> {
-    let built = build(s, endpoint, signer, timeout, attempts, None).await?;
+    let (credential, _) = credential(s, endpoint.implied_profile())?;
+    let built = build(s, endpoint, credential, timeout, attempts, None).await?;
     Ok((built.client, built.discovered))
+}
+
+/// What the client proves itself with.
+enum Credential {
+    /// A private key (`private_key_jwt`).
+    Key(m2m_core::signer::KeySigner),
+    /// A client secret, with the method asked for (`None`: chosen from metadata, else Basic).
+    Secret(ClientSecret, Option<String>),
+}
+
+/// The secret method: the one asked for, else `client_secret_basic` unless the metadata lists
+/// only `client_secret_post` (docs/secrets.md).
+fn secret_method(asked: Option<&str>, metadata: Option<&[String]>) -> String {
+    if let Some(m) = asked {
+        return m.to_owned();
+    }
+    match metadata {
+        Some(methods)
+            if methods.iter().any(|m| m == "client_secret_post")
+                && !methods.iter().any(|m| m == "client_secret_basic") =>
+        {
+            "client_secret_post".to_owned()
+        }
+        _ => "client_secret_basic".to_owned(),
+    }
+}
+
+/// The credential the settings give (a key or a client secret) and, for a key, where its
+/// algorithm came from. A key and a secret together need `--auth-method` to choose.
+fn credential(s: &Settings, profile: Profile) -> CliResult<(Credential, Option<AlgChoice>)> {
+    let secret = s.client_secret()?;
+    Ok(match (secret, s.key.is_some(), s.auth_method.as_deref()) {
+        (_, _, Some("private_key_jwt")) | (None, _, None) => {
+            let (signer, alg) = s.signer_explained(profile)?;
+            (Credential::Key(signer), Some(alg))
+        }
+        (Some(_), true, None) => {
+            return Err(CliError::usage(
+                "both a key and a client secret are given: choose the method with --auth-method",
+            ));
+        }
+        (Some(secret), _, method) => (Credential::Secret(secret, method.map(str::to_owned)), None),
+        (None, _, Some(method)) => {
+            return Err(CliError::usage(format!(
+                "--auth-method {method} needs a client secret"
+            ))
+            .with_hint(
+                "pass --client-secret-file FILE, --client-secret-stdin or set M2M_CLIENT_SECRET",
+            ));
+        }
+    })
+}
+
+impl Credential {
+    /// The signing key's kid (part of the file-cache key); none for a secret.
+    fn kid(&self) -> Option<String> {
+        match self {
+            Credential::Key(signer) => m2m_core::signer::Signer::key_id(signer).map(str::to_owned),
+            Credential::Secret(..) => None,
+        }
+    }
 }
 
 /// A token client and how its `aud` was chosen, for what `m2m token` says after the request.
@@ -133,12 +198,13 @@ struct Built {
 impl Built {
     /// The request's outcome as the user sees it: the audience note after a success, the hint
     /// for a server's refusal (naming `--issuer`, `--alg`, the kid) after a rejection.
-    fn explain<T>(&self, result: CliResult<T>, alg: &AlgChoice) -> CliResult<T> {
+    fn explain<T>(&self, result: CliResult<T>, alg: Option<&AlgChoice>) -> CliResult<T> {
         if let (Ok(_), Some(note)) = (&result, &self.aud_note) {
             eprintln!("{note}");
         }
         result.map_err(|mut e| {
             if e.exit == crate::exit::Exit::Rejected
+                && let Some(alg) = alg
                 && let Some(h) = server_hint::hint(&e.message, alg, &self.aud_rule)
             {
                 e.hint = Some(h);
@@ -153,14 +219,12 @@ impl Built {
 async fn build(
     s: &Settings,
     endpoint: &Target,
-    signer: m2m_core::signer::KeySigner,
+    credential: Credential,
     timeout: Duration,
     attempts: u32,
     found: Option<m2m_client::ResourceDiscovery>,
 ) -> CliResult<Built> {
     let mut builder = TokenClient::builder()
-        .client_id(s.require_client_id()?)
-        .signer(Arc::new(signer))
         .timeout(Some(timeout))
         .connect_timeout(Some(CONNECT_TIMEOUT.min(timeout)))
         .retry_policy(RetryPolicy::default().max_attempts(attempts))
@@ -172,6 +236,7 @@ async fn build(
         builder = builder.dangerous_allow_insecure_http();
     }
     let mut aud_rule = AudRule::Given;
+    let mut audience_given: Option<String> = None;
     let mut aud_note = None;
     let mut discovered = None;
     builder = match (endpoint, found) {
@@ -209,11 +274,8 @@ async fn build(
             }
         }
         (Target::Endpoint { endpoint, issuer }, None) => {
-            let b = builder.endpoint(endpoint.clone());
-            match issuer {
-                Some(issuer) => b.audience(issuer.clone()),
-                None => b,
-            }
+            audience_given.clone_from(issuer);
+            builder.endpoint(endpoint.clone())
         }
         (Target::Issuer(issuer), None) => {
             let metadata = m2m_client::discover(issuer).await?;
@@ -222,10 +284,49 @@ async fn build(
         }
     };
     if let Some(aud) = &s.aud {
-        builder = builder.audience(aud.clone());
+        audience_given = Some(aud.clone());
     }
-    if let Some(lifetime) = s.lifetime {
-        builder = builder.assertion_lifetime(lifetime);
+    let client_id = s.require_client_id()?.to_owned();
+    match credential {
+        Credential::Key(signer) => {
+            builder = builder.client_id(client_id).signer(Arc::new(signer));
+            if let Some(aud) = audience_given {
+                builder = builder.audience(aud);
+            }
+            if let Some(lifetime) = s.lifetime {
+                builder = builder.assertion_lifetime(lifetime);
+            }
+        }
+        Credential::Secret(secret, asked) => {
+            let methods = discovered
+                .as_ref()
+                .and_then(AuthServerMetadata::token_endpoint_auth_methods);
+            let method = secret_method(asked.as_deref(), methods);
+            let auth = match method.as_str() {
+                "client_secret_post" => ClientAuth::ClientSecretPost { client_id, secret },
+                "client_secret_jwt" => {
+                    // The same aud rule as a signed assertion: --aud, else the issuer (given or
+                    // discovered), else the token URL.
+                    let audience = match (audience_given, &discovered) {
+                        (Some(aud), _) => Audience::Explicit(aud),
+                        (None, Some(metadata)) => Audience::Issuer(metadata.issuer().to_owned()),
+                        (None, None) => s.audience()?,
+                    };
+                    let alg = s.hmac_alg.unwrap_or_default();
+                    let mut b = SecretJwtBuilder::new(secret, alg, client_id, audience).map_err(|e| {
+                        CliError::from(e).with_hint(
+                            "client_secret_jwt needs a secret at least as long as the hash: 32 bytes for HS256, 48 for HS384, 64 for HS512",
+                        )
+                    })?;
+                    if let Some(lifetime) = s.lifetime {
+                        b = b.lifetime(lifetime)?;
+                    }
+                    ClientAuth::ClientSecretJwt(b)
+                }
+                _ => ClientAuth::ClientSecretBasic { client_id, secret },
+            };
+            builder = builder.client_auth(auth);
+        }
     }
     if let Some(scope) = &s.scope {
         builder = builder.scope(scope.clone());

@@ -7,6 +7,8 @@
 //! - [`form`](parse_token_form): the token request body (media type, query, duplicates, decoding).
 //! - [`RfcValidator`]: the generic RFC 7523 / RFC 10070 profile, in the order of `docs/protocol.md`
 //!   (`## Client assertion checks (rfc profile)`).
+//! - [`RfcValidator::precheck_secret_jwt`] / [`RfcValidator::verify_secret_jwt`]: `client_secret_jwt`,
+//!   the rfc order with an HMAC under the client's secret in place of the signature.
 //! - [`nhs`]: the NHS England emulation profile ([`NhsValidator`]), in the proxy's order
 //!   (`docs/nhs-token-endpoint.md`) with its exact strings ([`nhs::messages`]).
 //! - [`access_token`]: the RFC 9068 access-token validator for resource servers and introspection.
@@ -39,6 +41,7 @@ pub mod nhs;
 mod rejection;
 mod rfc;
 mod rules;
+mod secret_jwt;
 
 pub use crate::wire::GRANT_CLIENT_CREDENTIALS;
 pub use access_token::{
@@ -57,6 +60,7 @@ pub use rfc::{
     AudienceMode, ClientKeys, DEFAULT_MAX_ASSERTION_LEN, DEFAULT_MAX_JTI_LEN, MAX_LEEWAY, Pending,
     RfcConfig, RfcValidator,
 };
+pub use secret_jwt::{ClientSecrets, SecretJwtPending, assertion_is_hmac};
 
 use crate::clock::UnixTime;
 use crate::ids::ClientId;

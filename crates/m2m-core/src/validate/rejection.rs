@@ -158,6 +158,14 @@ pub enum Reason {
     ScopeNotAllowed,
     /// Anything else.
     Other,
+    /// A client secret (`client_secret_basic`/`client_secret_post`) matches none registered
+    /// for the client, or the client is unknown (the two are not told apart on the wire).
+    SecretMismatch,
+    /// The request authenticates with a method other than the one the client is registered
+    /// for.
+    MethodNotRegistered,
+    /// An `Authorization: Basic` header that does not decode to `id:secret` (RFC 6749 §2.3.1).
+    BasicMalformed,
 }
 
 impl Reason {
@@ -205,6 +213,9 @@ impl Reason {
             Reason::Unauthorized => "unauthorized",
             Reason::ScopeNotAllowed => "scope_not_allowed",
             Reason::Other => "other",
+            Reason::SecretMismatch => "secret_mismatch",
+            Reason::MethodNotRegistered => "method_not_registered",
+            Reason::BasicMalformed => "basic_malformed",
         }
     }
 }

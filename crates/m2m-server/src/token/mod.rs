@@ -20,7 +20,7 @@ use crate::config::Profile;
 use crate::refusal::{Refusal, log_refusal};
 use crate::registry::Client;
 use crate::request_id::RequestId;
-use crate::response::{method_not_allowed, rejection_response};
+use crate::response::{add_basic_challenge, method_not_allowed, rejection_response};
 use crate::state::AppState;
 
 /// The rfc profile's success body (RFC 6749 §5.1). Structs, not JSON maps, for the success
@@ -91,13 +91,15 @@ pub(crate) async fn handle(
                 started.elapsed(),
             );
             log_refusal(&state, &refusal, "token");
-            rejection_response(
+            let mut response = rejection_response(
                 state.config.profile,
                 state.config.opaque_errors,
                 &refusal.rejection,
                 &request_id,
                 refusal.retry_after,
-            )
+            );
+            add_basic_challenge(&mut response, &refusal, &state.issuer);
+            response
         }
     }
 }
