@@ -277,8 +277,9 @@ pub(crate) struct ApiTokenArgs {
 /// `m2m call`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  m2m call --profile int https://int.api.service.nhs.uk/hello-world/hello/application
-  m2m call -i POST https://api.example/items -H 'Content-Type: application/json' --data @item.json
+  m2m call --profile int \\
+    https://int.api.service.nhs.uk/hello-world/hello/application
+  m2m call -i POST https://api.example/items --data @item.json
   echo '{}' | m2m call PUT https://api.example/items/1 --data - --profile prod
 
 The body goes to stdout; -i adds the status line and headers on stderr. Exit 0 for 2xx, 6 for
@@ -310,8 +311,10 @@ pub(crate) struct CallArgs {
 /// `m2m proxy`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  m2m proxy --profile int --listen 127.0.0.1:8787 --upstream https://int.api.service.nhs.uk
-  m2m proxy --profile mcp --listen unix:/run/user/1000/mcp.sock --upstream https://mcp.example/ --admin-listen 127.0.0.1:9787
+  m2m proxy --profile int --upstream https://int.api.service.nhs.uk \\
+    --listen 127.0.0.1:8787
+  m2m proxy --profile mcp --upstream https://mcp.example/ \\
+    --listen unix:/run/user/1000/mcp.sock --admin-listen 127.0.0.1:9787
 
 Every request to the listener goes to the upstream with the token added (incoming Authorization
 and DPoP removed). Whoever reaches the listener borrows this client's authority: loopback or a
