@@ -128,11 +128,31 @@ fn introspect_against_m2m_serve() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(json(&stdout(&o))["active"], true);
 
-    // A token URL alone names no introspection endpoint: a usage error that says what to pass.
+    // A token URL alone: the RFC 8414 metadata at its origin names it, so the introspection
+    // endpoint comes from there too.
     let o = sb.run(&[
         "introspect",
         "--token-url",
         &format!("{issuer}/oauth2/token"),
+        "--client-id",
+        "svc",
+        "--key",
+        pem,
+        "--kid",
+        "k1",
+        &token,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&stdout(&o))["active"], true);
+
+    // A token URL with an explicit --aud is not looked up: it names no introspection endpoint, a
+    // usage error that says what to pass.
+    let o = sb.run(&[
+        "introspect",
+        "--token-url",
+        &format!("{issuer}/oauth2/token"),
+        "--aud",
+        &issuer,
         "--client-id",
         "svc",
         "--key",
