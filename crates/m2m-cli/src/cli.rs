@@ -12,7 +12,7 @@ macro_rules! exit_codes {
     () => {
         "Exit codes:
   0  success
-  1  findings: `decode --lint` or `jwks check` found problems
+  1  findings: `decode --lint` or `jwks check` found problems, or `verify` refused the token
   2  usage: bad command line or input (missing option, malformed JWT)
   3  local problem (key file, passphrase, algorithm, URL, config); nothing sent
   4  transport: no usable answer (refused, TLS, timeout, HTML, invalid JSON)
@@ -63,6 +63,8 @@ pub(crate) enum Command {
     Decode(DecodeArgs),
     /// Ask the authorization server whether a token is active (RFC 7662 introspection).
     Introspect(IntrospectArgs),
+    /// Verify an access token as a resource server would: the claims as JSON, or the reason and exit 1.
+    Verify(VerifyArgs),
     /// Build or merge a public JWKS from keys, or check a hosted one (`m2m jwks check URL`).
     Jwks(JwksArgs),
     /// Run the authorization server.
@@ -81,6 +83,37 @@ pub(crate) enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout, or write every page with --all DIR.
     Man(ManArgs),
+}
+
+/// `m2m verify`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  m2m verify \"$TOKEN\" --issuer https://auth.example.com --audience https://api.example.com
+  m2m token --profile int | m2m verify - --issuer $ISS --audience $AUD --scope read
+  m2m verify - --issuer $ISS --audience $AUD --jwks keys.jwks.json   # no discovery
+
+Runs the resource server's check order (m2m-resource): typ at+jwt, iss, kid, signature, exp/nbf/iat,
+aud, no cnf (a DPoP-bound token is not a Bearer token), scopes. Exit 1 when the token is refused,
+4 when the issuer's keys cannot be fetched.")]
+pub(crate) struct VerifyArgs {
+    /// The access token, or `-` (default) to read it from stdin.
+    #[arg(default_value = "-", value_name = "TOKEN|-")]
+    pub(crate) token: String,
+    /// The trusted issuer (exact `iss`); its keys come from RFC 8414 / OIDC discovery unless --jwks.
+    #[arg(long, env = "M2M_ISSUER", value_name = "URL")]
+    pub(crate) issuer: String,
+    /// The audience the token must carry (this API's resource identifier).
+    #[arg(long, env = "M2M_AUDIENCE", value_name = "URI")]
+    pub(crate) audience: String,
+    /// A scope the token must have (repeatable).
+    #[arg(long = "scope", value_name = "S")]
+    pub(crate) scopes: Vec<String>,
+    /// The issuer's keys: a JWKS (or JWK) file, or a jwks_uri URL (skips discovery).
+    #[arg(long, value_name = "FILE|URL")]
+    pub(crate) jwks: Option<String>,
+    /// Also accept typ JWT or no typ (issuers that do not follow RFC 9068). Weakens the check.
+    #[arg(long)]
+    pub(crate) dangerous_accept_jwt_typ: bool,
 }
 
 /// `m2m keygen`.
@@ -187,6 +220,10 @@ pub(crate) struct TokenArgs {
     /// `scope` form parameter.
     #[arg(long, env = "M2M_SCOPE")]
     pub(crate) scope: Option<String>,
+    /// Get a token for this API (the MCP flow): find its authorization server from its 401
+    /// challenge or RFC 9728 metadata (--issuer pins one), send resource=, cache per resource.
+    #[arg(long = "for", value_name = "URL")]
+    pub(crate) for_url: Option<String>,
     /// Print the whole token response as JSON.
     #[arg(long, conflicts_with = "header")]
     pub(crate) json: bool,
@@ -509,6 +546,9 @@ pub(crate) enum ClientsCommand {
         /// Scopes the client may be granted (repeat or comma-separate).
         #[arg(long, value_delimiter = ',')]
         scope: Vec<String>,
+        /// An RFC 8707 resource (API URI) the client may ask tokens for; the token's aud (repeatable).
+        #[arg(long, value_name = "URI")]
+        resource: Vec<String>,
     },
     /// List the registered clients.
     #[command(after_help = "Examples:\n  m2m clients list --clients clients.toml")]

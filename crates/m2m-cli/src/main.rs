@@ -6,7 +6,7 @@
 //! The binary is thin: the protocol work is done by `m2m-client`, `m2m-core` and `m2m-server`.
 //!
 //! - `cli`: the command line declared with clap (flags, `M2M_*` variables, `--help` examples).
-//! - `commands`: one module per command (`token`, `assertion`, `decode`, `introspect`,
+//! - `commands`: one module per command (`token`, `assertion`, `decode`, `introspect`, `verify`,
 //!   `keygen`, `jwks`, `clients`, `cache`, `serve`, `call`, `proxy`, `demo`, `completions`); `commands::run`
 //!   dispatches.
 //! - `forward`: the forwarding engine (reverse proxy to one upstream with a per-request hook,

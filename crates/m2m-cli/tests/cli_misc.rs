@@ -35,6 +35,7 @@ fn help_documents_examples_and_exit_codes() {
         "assertion",
         "token",
         "decode",
+        "verify",
         "jwks",
         "serve",
         "demo",
@@ -56,4 +57,17 @@ fn demo_runs_end_to_end() {
     assert!(out.contains("the same token, from the cache"), "{out}");
     assert!(out.contains("replay HTTP 401"), "{out}");
     assert!(out.contains("\"typ\": \"at+jwt\""), "{out}");
+    // Step 8: the protected API (m2m-resource's layer) with, without, and with a foreign token.
+    assert!(
+        out.contains("with a token for it") && out.contains("HTTP 200 \"hello demo-client"),
+        "{out}"
+    );
+    assert!(
+        out.contains("without a token: HTTP 401, WWW-Authenticate: Bearer resource_metadata="),
+        "{out}"
+    );
+    assert!(
+        out.contains("another audience): HTTP 401") && out.contains("error=\"invalid_token\""),
+        "{out}"
+    );
 }

@@ -146,3 +146,20 @@ fn the_test_kit_is_only_a_dev_dependency() {
         }
     }
 }
+
+#[test]
+fn the_resource_crate_is_a_member_below_the_cli() {
+    let members = members();
+    let resource = members
+        .get("m2m-resource")
+        .expect("m2m-resource is a workspace member (its row above is not dead)");
+    let deps = m2m_deps(resource, "dependencies");
+    assert!(deps.iter().any(|d| d == "m2m-core") && deps.iter().any(|d| d == "m2m-discovery"));
+    let cli = &members["m2m-cli"];
+    assert!(
+        m2m_deps(cli, "dependencies")
+            .iter()
+            .any(|d| d == "m2m-resource"),
+        "`m2m verify` and `m2m demo` use m2m-resource"
+    );
+}

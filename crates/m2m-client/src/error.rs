@@ -84,6 +84,14 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// Finding the authorization server from a resource URL (RFC 9728) failed.
+    #[error("discovery from resource {resource:?} failed: {reason}")]
+    ResourceDiscovery {
+        /// The resource URL asked about.
+        resource: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The client is configured wrongly; nothing was sent.
     #[error(transparent)]
     Config(#[from] ConfigError),

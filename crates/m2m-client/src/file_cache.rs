@@ -78,6 +78,21 @@ impl CacheKey {
         CacheKey(hex::encode(digest.as_ref()))
     }
 
+    /// The same key for tokens asked for one RFC 8707 `resource` (`m2m token --for`): a token
+    /// whose `aud` is one API is never handed out for another. Keys without a resource are
+    /// unchanged, so existing cache files still hit.
+    pub fn for_resource(self, resource: &str) -> Self {
+        let mut input = Vec::with_capacity(128);
+        input.extend_from_slice(KEY_DOMAIN);
+        input.extend_from_slice(b" resource");
+        for value in [self.0.as_str(), resource] {
+            input.extend_from_slice(&(value.len() as u64).to_be_bytes());
+            input.extend_from_slice(value.as_bytes());
+        }
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+        CacheKey(hex::encode(digest.as_ref()))
+    }
+
     /// The hex digest (also the file name stem).
     pub fn as_str(&self) -> &str {
         &self.0

@@ -37,6 +37,8 @@
 //! - [`Profile`] (`profile`): NHS rules (RS512, kid, `aud` = exact token URL) as
 //!   [`SignerFinding`]s, and algorithm choice.
 //! - [`discover`] (`discovery`): RFC 8414 metadata, issuer checked exactly, `aud` = issuer.
+//! - [`discover_from_resource`] (`resource_discovery`): the MCP flow from a resource URL (RFC 9728
+//!   challenge or well-known metadata, `resource` check, issuer pinning, then RFC 8414).
 //! - [`TokenResponse`] (`response`): success and error bodies, NHS's string-typed numbers.
 //! - [`Error`] and [`ErrorResponse`] (`error`), [`Hint`] (`hint`): what failed (the server's
 //!   refusal as a struct, shown with control characters escaped), whether to retry, what to do.
@@ -83,6 +85,7 @@ mod hint;
 pub mod integrations;
 mod profile;
 mod reqwest_transport;
+mod resource_discovery;
 mod response;
 mod retry;
 pub mod source;
@@ -129,6 +132,9 @@ pub use error::{ConfigError, Error, ErrorResponse, TransportKind};
 pub use hint::{Hint, hint_for};
 pub use profile::{Profile, SignerFinding};
 pub use reqwest_transport::{ReqwestTransport, TransportConfig, error_chain};
+pub use resource_discovery::{
+    ResourceDiscovery, discover_from_resource, discover_from_resource_with, resource_metadata_param,
+};
 pub use response::{AccessToken, RefreshToken, ResponseParts, TokenResponse, parse_response};
 pub use retry::{RetryDecision, RetryPolicy, parse_retry_after};
 pub use token_url::{TokenUrl, UrlPolicy};

@@ -15,11 +15,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use url::Url;
 
+use crate::authorize;
 use crate::config::{Profile, ServerConfig};
 use crate::error::Error;
 use crate::issuer::{AccessTokenIssuer, ServerKeys};
 use crate::metrics::Metrics;
-use crate::paths::{INTROSPECT_PATH, JWKS_PATH, METADATA_PATH, TOKEN_PATH};
+use crate::paths::{AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, METADATA_PATH, TOKEN_PATH};
 use crate::ratelimit::RateLimiter;
 use crate::registry::Registry;
 use crate::replay;
@@ -216,6 +217,7 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(TOKEN_PATH, any(token::handle))
         .route(INTROSPECT_PATH, any(introspect::handle))
+        .route(AUTHORIZE_PATH, any(authorize::refuse))
         .route("/oauth2/{*rest}", any(oauth_not_found))
         .route(METADATA_PATH, get(metadata::authorization_server))
         .route(

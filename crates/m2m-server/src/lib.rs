@@ -19,6 +19,8 @@
 //! - `token`: `POST /oauth2/token` — the handler and what both flows share; `token/rfc.rs` and
 //!   `token/nhs.rs` are the two profiles' flows.
 //! - `introspect`: `POST /oauth2/introspect` (RFC 7662).
+//! - `authorize`: `/oauth2/authorize`, named in the metadata for clients that require one; it
+//!   refuses every request (400 `unsupported_response_type`).
 //! - `metadata`: RFC 8414 metadata (derived from the registry) and the server's public JWKS.
 //! - `health`: `/healthz` and `/readyz`. `metrics`: `/metrics`, counters and the latency
 //!   histogram as Prometheus text.
@@ -68,6 +70,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod authorize;
 mod body;
 mod client_auth;
 mod config;
@@ -101,7 +104,7 @@ pub use config::{
 };
 pub use error::Error;
 pub use issuer::ServerKeys;
-pub use paths::{INTROSPECT_PATH, JWKS_PATH, METADATA_PATH, TOKEN_PATH};
+pub use paths::{AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, METADATA_PATH, TOKEN_PATH};
 pub use registry::{
     AuthMethod, Client, ClientKeySource, DEFAULT_REMOTE_ALGS, MAX_TOKEN_LIFETIME, Registry,
     RegistryError,

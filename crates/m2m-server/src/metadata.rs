@@ -12,7 +12,7 @@ use m2m_core::alg::Algorithm;
 use serde_json::json;
 
 use crate::config::Profile;
-use crate::paths::{INTROSPECT_PATH, JWKS_PATH, METADATA_PATH};
+use crate::paths::{AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, METADATA_PATH};
 use crate::registry::{AuthMethod, Registry};
 use crate::response::ordered;
 use crate::state::AppState;
@@ -25,6 +25,12 @@ pub(crate) async fn authorization_server(State(state): State<Arc<AppState>>) -> 
     let issuer = &state.issuer;
     let body = ordered(&[
         ("issuer", json!(issuer)),
+        // RFC 8414 lets a client-credentials-only server omit it, but widely used clients (the
+        // MCP Python SDK 2.3.0) refuse metadata without one; it refuses every request.
+        (
+            "authorization_endpoint",
+            json!(format!("{issuer}{AUTHORIZE_PATH}")),
+        ),
         ("token_endpoint", json!(state.token_url)),
         ("jwks_uri", json!(format!("{issuer}{JWKS_PATH}"))),
         (

@@ -4,6 +4,9 @@
 /// The token endpoint (RFC 6749 §3.2).
 pub const TOKEN_PATH: &str = "/oauth2/token";
 
+/// The authorization endpoint named in the metadata; it refuses every request (no user-facing
+/// grants exist here), see `authorize.rs`.
+pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
 /// The introspection endpoint (RFC 7662).
 pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 

@@ -9,6 +9,7 @@
 //! algs = ["RS512"]
 //! scopes = ["invoices:read"]
 //! audience = "https://api.example"   # access-token `aud`; default: the issuer
+//! resources = ["https://api.example/mcp"]  # RFC 8707 `resource` values it may ask for (→ `aud`)
 //! token_lifetime = 600               # seconds
 //! rate_limit = 300                   # token requests per minute; 0 = unlimited
 //! ```
@@ -156,6 +157,8 @@ pub struct Client {
     pub scopes: Vec<String>,
     /// `aud` of its access tokens; `None`: the issuer.
     pub audience: Option<String>,
+    /// RFC 8707 resource indicators it may ask for; a token asked for one has it as `aud`.
+    pub resources: Vec<String>,
     /// Its access-token lifetime; `None`: the server default.
     pub token_lifetime: Option<Duration>,
     /// Its rate limit per minute; `None`: the server default; `Some(0)`: unlimited.
@@ -279,6 +282,7 @@ struct RawClient {
     algs: Option<Vec<String>>,
     scopes: Option<Vec<String>>,
     audience: Option<String>,
+    resources: Option<Vec<String>>,
     token_lifetime: Option<u64>,
     rate_limit: Option<u32>,
 }
@@ -374,6 +378,18 @@ impl RawClient {
         if self.audience.as_deref().is_some_and(str::is_empty) {
             return Err("`audience` is empty".to_owned());
         }
+        let resources = self.resources.clone().unwrap_or_default();
+        for r in &resources {
+            // RFC 8707 §2: an absolute URI without a fragment.
+            match Url::parse(r) {
+                Ok(u) if u.fragment().is_none() => {}
+                _ => {
+                    return Err(format!(
+                        "`resources`: {r:?} is not an absolute URI without a fragment"
+                    ));
+                }
+            }
+        }
         Ok(Client {
             id: self.id.clone(),
             auth_method,
@@ -381,6 +397,7 @@ impl RawClient {
             algs,
             scopes,
             audience: self.audience.clone(),
+            resources,
             token_lifetime,
             rate_limit: self.rate_limit,
             line,

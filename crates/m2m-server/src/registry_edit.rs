@@ -39,6 +39,8 @@ pub struct NewClient {
     pub scopes: Vec<String>,
     /// Access-token `aud`.
     pub audience: Option<String>,
+    /// RFC 8707 resource indicators it may ask for.
+    pub resources: Vec<String>,
     /// Access-token lifetime in seconds.
     pub token_lifetime: Option<u64>,
     /// Rate limit per minute.
@@ -54,6 +56,7 @@ impl NewClient {
             algs: Vec::new(),
             scopes: Vec::new(),
             audience: None,
+            resources: Vec::new(),
             token_lifetime: None,
             rate_limit: None,
         }
@@ -153,6 +156,18 @@ pub(crate) fn add_client_to_str(
     }
     if let Some(aud) = &client.audience {
         table.insert("audience", toml_edit::value(aud.as_str()));
+    }
+    if !client.resources.is_empty() {
+        table.insert(
+            "resources",
+            toml_edit::value(
+                client
+                    .resources
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Array>(),
+            ),
+        );
     }
     if let Some(lifetime) = client.token_lifetime {
         table.insert(

@@ -544,6 +544,18 @@ async fn metadata_and_jwks() {
     assert_eq!(m["issuer"], ISSUER);
     assert_eq!(m["token_endpoint"], TOKEN_URL);
     assert_eq!(m["jwks_uri"], format!("{ISSUER}/.well-known/jwks.json"));
+    // Named for clients that require one (MCP Python SDK); it refuses every request.
+    assert_eq!(
+        m["authorization_endpoint"],
+        format!("{ISSUER}/oauth2/authorize")
+    );
+    let refused = t.get("/oauth2/authorize?response_type=code").await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.text.contains("unsupported_response_type"),
+        "{}",
+        refused.text
+    );
     assert_eq!(
         m["introspection_endpoint"],
         format!("{ISSUER}/oauth2/introspect")

@@ -17,12 +17,13 @@ pub(crate) async fn fetch_cached(
     client: &TokenClient,
     kid: Option<&str>,
     scope: Option<&str>,
+    resource: Option<&str>,
 ) -> CliResult<TokenResponse> {
     let Some(cache) = FileCache::user_default() else {
         tracing::warn!("no cache directory on this platform; fetching without the cache");
         return Ok(client.fetch().await?);
     };
-    let key = cache_key(client, kid, scope);
+    let key = cache_key(client, kid, scope, resource);
     Ok(cache
         .get_or_fetch(&key, client, &SystemClock)
         .await?
@@ -35,21 +36,30 @@ pub(crate) fn drop_cached(client: &TokenClient, kid: Option<&str>, scope: Option
     let Some(cache) = FileCache::user_default() else {
         return;
     };
-    if let Err(e) = cache.remove(&cache_key(client, kid, scope))
+    if let Err(e) = cache.remove(&cache_key(client, kid, scope, None))
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(error = %e, "cannot remove the refused token from the cache");
     }
 }
 
-fn cache_key(client: &TokenClient, kid: Option<&str>, scope: Option<&str>) -> CacheKey {
-    CacheKey::new(
+fn cache_key(
+    client: &TokenClient,
+    kid: Option<&str>,
+    scope: Option<&str>,
+    resource: Option<&str>,
+) -> CacheKey {
+    let key = CacheKey::new(
         client.token_url().as_str(),
         client.client_id(),
         client.client_auth().method_name(),
         kid,
         scope,
-    )
+    );
+    match resource {
+        Some(resource) => key.for_resource(resource),
+        None => key,
+    }
 }
 
 fn user_cache() -> CliResult<FileCache> {

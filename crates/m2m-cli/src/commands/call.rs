@@ -108,7 +108,7 @@ impl Tokens<'_> {
         let response = if self.no_cache {
             self.client.fetch().await?
         } else {
-            fetch_cached(self.client, self.kid, self.scope).await?
+            fetch_cached(self.client, self.kid, self.scope, None).await?
         };
         Ok(response.access_token().secret().to_owned())
     }

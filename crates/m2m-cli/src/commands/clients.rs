@@ -18,6 +18,7 @@ pub(crate) fn run(args: &ClientsArgs) -> CliResult {
             jwks_uri,
             alg,
             scope,
+            resource,
         } => {
             let keys = match (jwks_file, jwks_uri) {
                 (Some(file), _) => NewClientKeys::Jwks(Jwks {
@@ -29,6 +30,7 @@ pub(crate) fn run(args: &ClientsArgs) -> CliResult {
             let mut client = NewClient::new(id.clone(), keys);
             client.algs.clone_from(alg);
             client.scopes = scope.iter().filter(|s| !s.is_empty()).cloned().collect();
+            client.resources.clone_from(resource);
             add_client(clients, &client).map_err(|e| CliError::local(e.to_string()))?;
             eprintln!("added client \"{id}\" to {}", clients.display());
             Ok(())

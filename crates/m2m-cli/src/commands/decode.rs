@@ -124,7 +124,8 @@ fn decoded_value(token: &str, now: UnixTime) -> CliResult<Value> {
     }))
 }
 
-fn read_token(arg: &str) -> CliResult<String> {
+/// The token argument, or stdin for `-` (also `m2m verify`'s input).
+pub(crate) fn read_token(arg: &str) -> CliResult<String> {
     if arg != "-" {
         return Ok(arg.trim().to_owned());
     }

@@ -28,7 +28,7 @@ pub(crate) fn run(args: &IntrospectArgs) -> CliResult {
     let rt = runtime()?;
     let answer = rt.block_on(async {
         let timeout = Duration::from_secs(args.timeout.max(1));
-        let (client, metadata) = build_client(&s, &endpoint, signer, timeout, 1).await?;
+        let (client, metadata) = build_client(&s, &endpoint, signer, timeout, 1, None).await?;
         let url = introspection_url(args, &s, &endpoint, metadata.as_ref())?;
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("token", &token);

@@ -14,6 +14,7 @@ mod keygen;
 mod proxy;
 mod serve;
 pub(crate) mod token;
+mod verify;
 
 use crate::cli::{Cli, Command};
 use crate::exit::{CliError, CliResult};
@@ -26,6 +27,7 @@ pub(crate) fn run(cli: Cli) -> CliResult {
         Command::Token(args) => token::run(&args),
         Command::Decode(args) => decode::run(&args),
         Command::Introspect(args) => introspect::run(&args),
+        Command::Verify(args) => verify::run(&args),
         Command::Jwks(args) => jwks::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Clients(args) => clients::run(&args),

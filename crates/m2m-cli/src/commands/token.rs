@@ -18,15 +18,66 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs `m2m token`.
 pub(crate) fn run(args: &TokenArgs) -> CliResult {
     let s = settings::resolve(&args.client, args.scope.as_deref())?;
+    if let Some(url) = &args.for_url {
+        return run_for(args, &s, url);
+    }
     let rt = runtime()?;
     let response = rt.block_on(async {
         let (client, kid) = token_client(&s, args.timeout, args.attempts).await?;
-        if args.no_cache {
-            return Ok(client.fetch().await?);
-        }
-        crate::commands::cache::fetch_cached(&client, kid.as_deref(), s.scope.as_deref()).await
+        fetch(args, &s, &client, kid.as_deref(), None).await
     })?;
     print_result(&render(args, &response)?)
+}
+
+/// `m2m token --for URL`: discovery from the resource (m2m_client::discover_from_resource), the
+/// issuer pinned by --issuer when given, then the token request with `resource=`.
+fn run_for(args: &TokenArgs, s: &Settings, url: &str) -> CliResult {
+    let pin = match &s.endpoint {
+        Some(Target::Issuer(issuer)) => Some(issuer.clone()),
+        Some(Target::Endpoint { .. }) => {
+            return Err(CliError::usage(
+                "--for finds the token endpoint itself; pin the authorization server with --issuer, not --token-url/--env",
+            ));
+        }
+        None => None,
+    };
+    s.require_client_id()?;
+    let signer = s.signer(m2m_client::Profile::Generic)?;
+    let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
+    let mut policy = m2m_client::UrlPolicy::default();
+    if s.allow_insecure_http {
+        policy = policy.dangerous_allow_insecure_http();
+    }
+    let rt = runtime()?;
+    let response = rt.block_on(async {
+        let found = m2m_client::discover_from_resource_with(url, pin.as_deref(), policy).await?;
+        eprintln!(
+            "resource {} → authorization server {}",
+            found.resource,
+            found.auth_server.issuer()
+        );
+        let resource = found.resource.clone();
+        let target = Target::Issuer(found.auth_server.issuer().to_owned());
+        let timeout = Duration::from_secs(args.timeout.max(1));
+        let (client, _) =
+            build_client(s, &target, signer, timeout, args.attempts, Some(found)).await?;
+        fetch(args, s, &client, kid.as_deref(), Some(&resource)).await
+    })?;
+    print_result(&render(args, &response)?)
+}
+
+/// One token: through the file cache (keyed by the resource too) unless `--no-cache`.
+async fn fetch(
+    args: &TokenArgs,
+    s: &Settings,
+    client: &TokenClient,
+    kid: Option<&str>,
+    resource: Option<&str>,
+) -> CliResult<TokenResponse> {
+    if args.no_cache {
+        return Ok(client.fetch().await?);
+    }
+    crate::commands::cache::fetch_cached(client, kid, s.scope.as_deref(), resource).await
 }
 
 /// The token client every command that needs a token uses (`token`, `call`, `proxy`), built
@@ -42,18 +93,20 @@ pub(crate) async fn token_client(
     let signer = s.signer(endpoint.implied_profile())?;
     let kid = m2m_core::signer::Signer::key_id(&signer).map(str::to_owned);
     let timeout = Duration::from_secs(timeout_secs.max(1));
-    let (client, _) = build_client(s, &endpoint, signer, timeout, attempts).await?;
+    let (client, _) = build_client(s, &endpoint, signer, timeout, attempts, None).await?;
     Ok((client, kid))
 }
 
 /// The token client for these settings, authenticated as `m2m token` is (also used by
-/// `m2m introspect`); with the discovered metadata when the target was only an issuer.
+/// `m2m introspect`); with the discovered metadata when the target was only an issuer. `found`:
+/// what `--for` discovered from the resource (its authorization server, and `resource=`).
 pub(crate) async fn build_client(
     s: &Settings,
     endpoint: &Target,
     signer: m2m_core::signer::KeySigner,
     timeout: Duration,
     attempts: u32,
+    found: Option<m2m_client::ResourceDiscovery>,
 ) -> CliResult<(TokenClient, Option<AuthServerMetadata>)> {
     let mut builder = TokenClient::builder()
         .client_id(s.require_client_id()?)
@@ -69,15 +122,21 @@ pub(crate) async fn build_client(
         builder = builder.dangerous_allow_insecure_http();
     }
     let mut discovered = None;
-    builder = match endpoint {
-        Target::Endpoint { endpoint, issuer } => {
+    builder = match (endpoint, found) {
+        (_, Some(found)) => {
+            discovered = Some(found.auth_server.clone());
+            builder
+                .discovered(found.auth_server)
+                .resource(found.resource)
+        }
+        (Target::Endpoint { endpoint, issuer }, None) => {
             let b = builder.endpoint(endpoint.clone());
             match issuer {
                 Some(issuer) => b.audience(issuer.clone()),
                 None => b,
             }
         }
-        Target::Issuer(issuer) => {
+        (Target::Issuer(issuer), None) => {
             let metadata = m2m_client::discover(issuer).await?;
             discovered = Some(metadata.clone());
             builder.discovered(metadata)

@@ -179,6 +179,64 @@ pub struct AccessTokenClaims {
     pub claims: Map<String, Value>,
 }
 
+impl AccessTokenClaims {
+    /// The last rule of the check order: every scope in `required` is in the token's `scope`.
+    /// Separate so that a caller holding already-verified claims (a verified-token cache, a
+    /// route with its own scopes) runs the same rule, not a copy of it.
+    pub fn require_scopes(&self, required: &[&str]) -> Result<(), AccessTokenRejection> {
+        if let Some(missing) = required
+            .iter()
+            .find(|r| !self.scopes.iter().any(|s| s == *r))
+        {
+            return refuse(
+                AccessTokenReason::InsufficientScope,
+                format!("access token lacks the required scope {missing:?}"),
+            );
+        }
+        Ok(())
+    }
+
+    /// The sender-constraint rule for already-verified claims presented again: a token with
+    /// `cnf` is refused as a plain Bearer token.
+    pub fn check_presentation(&self, presented: Presentation) -> Result<(), AccessTokenRejection> {
+        rule_sender_constraint(&self.claims, presented).map(|_| ())
+    }
+}
+
+/// A token that passed the checks needing no key ([`AccessTokenValidator::check_unsigned`]):
+/// nothing in it is trusted yet. `Debug` shows the header names only, never the token.
+pub struct UnsignedAccessToken {
+    jws: UnverifiedJws,
+    claims: Map<String, Value>,
+    alg: Algorithm,
+    iss: Issuer,
+}
+
+impl UnsignedAccessToken {
+    /// The `iss` claim (one of the trusted issuers, not yet authenticated): whose keys to use.
+    pub fn issuer(&self) -> &Issuer {
+        &self.iss
+    }
+    /// The header's `kid`, if a string: which key to look for (or fetch).
+    pub fn kid(&self) -> Option<&str> {
+        self.jws.kid()
+    }
+    /// The `alg`, already checked against the allow-list.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+}
+
+impl fmt::Debug for UnsignedAccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnsignedAccessToken")
+            .field("iss", &self.iss)
+            .field("alg", &self.alg)
+            .field("kid", &self.jws.kid())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The RFC 6750 §3.1 error code a refusal maps to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BearerError {
@@ -359,10 +417,42 @@ impl AccessTokenValidator {
         required_scopes: &[&str],
         now: UnixTime,
     ) -> Refused<AccessTokenClaims> {
+        let unsigned = self.check_unsigned(token)?;
+        self.check_signed(unsigned, keys, presented, required_scopes, now)
+    }
+
+    /// The checks that need no key (size and syntax, `alg`, `typ`, `iss`), so a caller that
+    /// fetches keys per issuer learns which issuer and `kid` to fetch for only after a forged or
+    /// foreign token has been refused for free. Finish with [`AccessTokenValidator::check_signed`].
+    pub fn check_unsigned(&self, token: &str) -> Refused<UnsignedAccessToken> {
         let (jws, claims) = self.rule_syntax(token)?;
         let alg = self.rule_alg(jws.header())?;
         self.rule_typ(jws.header())?;
         let iss = self.rule_iss(&claims)?;
+        Ok(UnsignedAccessToken {
+            jws,
+            claims,
+            alg,
+            iss,
+        })
+    }
+
+    /// The rest of the check order, from `kid` on, for a token that passed
+    /// [`AccessTokenValidator::check_unsigned`], against its issuer's `keys`.
+    pub fn check_signed(
+        &self,
+        unsigned: UnsignedAccessToken,
+        keys: &KeySet,
+        presented: Presentation,
+        required_scopes: &[&str],
+        now: UnixTime,
+    ) -> Refused<AccessTokenClaims> {
+        let UnsignedAccessToken {
+            jws,
+            claims,
+            alg,
+            iss,
+        } = unsigned;
         let key = self.rule_kid(jws.header(), keys)?;
         // A key's published `alg` is binding (RFC 7517 §4.4).
         if !key.allows(alg) || jws.verify(&key.key, alg).is_err() {
@@ -377,8 +467,8 @@ impl AccessTokenValidator {
         let aud = self.rule_aud(&claims)?;
         let (sub, client_id, jti) = rule_required_claims(&claims)?;
         let cnf_jkt = rule_sender_constraint(&claims, presented)?;
-        let scopes = rule_scopes(&claims, required_scopes)?;
-        Ok(AccessTokenClaims {
+        let scopes = scope_list(&claims);
+        let claims = AccessTokenClaims {
             iss,
             sub,
             client_id,
@@ -389,7 +479,9 @@ impl AccessTokenValidator {
             jti,
             cnf_jkt,
             claims,
-        })
+        };
+        claims.require_scopes(required_scopes)?;
+        Ok(claims)
     }
 
     fn rule_syntax(&self, token: &str) -> Refused<(UnverifiedJws, Map<String, Value>)> {
@@ -576,8 +668,9 @@ fn rule_sender_constraint(
     Ok(cnf.get("jkt").and_then(Value::as_str).map(str::to_owned))
 }
 
-fn rule_scopes(claims: &Map<String, Value>, required: &[&str]) -> Refused<Vec<String>> {
-    let scopes: Vec<String> = claims
+/// The space-separated `scope` claim, split.
+fn scope_list(claims: &Map<String, Value>) -> Vec<String> {
+    claims
         .get("scope")
         .and_then(Value::as_str)
         .map(|s| {
@@ -586,12 +679,5 @@ fn rule_scopes(claims: &Map<String, Value>, required: &[&str]) -> Refused<Vec<St
                 .map(str::to_owned)
                 .collect()
         })
-        .unwrap_or_default();
-    if let Some(missing) = required.iter().find(|r| !scopes.iter().any(|s| s == *r)) {
-        return refuse(
-            AccessTokenReason::InsufficientScope,
-            format!("access token lacks the required scope {missing:?}"),
-        );
-    }
-    Ok(scopes)
+        .unwrap_or_default()
 }

@@ -43,7 +43,7 @@ mod rules;
 pub use crate::wire::GRANT_CLIENT_CREDENTIALS;
 pub use access_token::{
     AccessTokenClaims, AccessTokenConfig, AccessTokenReason, AccessTokenRejection,
-    AccessTokenValidator, BearerError, Presentation,
+    AccessTokenValidator, BearerError, Presentation, UnsignedAccessToken,
 };
 pub use dpop::{DpopConfig, DpopReason, DpopRejection, DpopRequest, DpopValidator, VerifiedProof};
 pub use form::{FORM_MEDIA_TYPE, TokenForm, parse_token_form};

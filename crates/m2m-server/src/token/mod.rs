@@ -130,17 +130,52 @@ fn granted_scopes(client: &Client, requested: Option<&str>) -> Result<Vec<String
     Ok(granted)
 }
 
-/// Signs the access token; a signing failure is a 500 (logged, never shown).
+/// The RFC 8707 `resource` of the request, when it has one: it must be one of the client's
+/// registered `resources` (exact string), else 400 `invalid_target`. One distinct resource per
+/// token: its `aud` is a single string, so a token for one API cannot be replayed at another.
+fn requested_resource<'f>(
+    client: &Client,
+    extra: &'f [(String, String)],
+) -> Result<Option<&'f str>, Refusal> {
+    let mut requested: Option<&str> = None;
+    for (_, value) in extra.iter().filter(|(k, _)| k == "resource") {
+        let invalid_target = |message: String| {
+            Refusal::from(Rejection::new(
+                400,
+                "invalid_target",
+                message,
+                Reason::Other,
+            ))
+            .for_client(&client.id)
+        };
+        if requested.is_some_and(|r| r != value) {
+            return Err(invalid_target(
+                "only one resource per token request".to_owned(),
+            ));
+        }
+        if !client.resources.iter().any(|r| r == value) {
+            return Err(invalid_target(format!(
+                "resource {value:?} is not allowed for this client"
+            )));
+        }
+        requested = Some(value);
+    }
+    Ok(requested)
+}
+
+/// Signs the access token; a signing failure is a 500 (logged, never shown). `resource`, when
+/// the client asked for one (RFC 8707), is the token's `aud`; else the client's default audience.
 fn issue(
     state: &AppState,
     client: &Client,
     scope: Option<&str>,
+    resource: Option<&str>,
     lifetime: Duration,
     now: UnixTime,
 ) -> Result<crate::issuer::IssuedToken, Refusal> {
     let request = crate::issuer::TokenRequest {
         client_id: &client.id,
-        audience: client.audience.as_deref().unwrap_or(&state.issuer),
+        audience: resource.unwrap_or(client.audience.as_deref().unwrap_or(&state.issuer)),
         scope,
         lifetime,
     };

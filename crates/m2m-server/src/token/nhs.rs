@@ -114,7 +114,7 @@ pub(super) async fn nhs_flow(
             .max(Duration::from_secs(1));
     }
     let scope = space_separated(&client.scopes);
-    let issued = issue(state, &client, scope.as_deref(), lifetime, now)?;
+    let issued = issue(state, &client, scope.as_deref(), None, lifetime, now)?;
     let body = NhsSuccessBody {
         access_token: &issued.token,
         // NHS reports one second less than the lifetime ("599" for 600 s), as strings.

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use m2m_core::validate::parse_token_form;
 
-use super::{SuccessBody, granted_scopes, issue, space_separated};
+use super::{SuccessBody, granted_scopes, issue, requested_resource, space_separated};
 use crate::client_auth;
 use crate::refusal::Refusal;
 use crate::response::json_response;
@@ -26,11 +26,12 @@ pub(super) async fn rfc_flow(
         .await?
         .client;
     let scopes = granted_scopes(&client, form.scope.as_deref())?;
+    let resource = requested_resource(&client, &form.extra)?;
     let lifetime = client
         .token_lifetime
         .unwrap_or(state.config.access_token_lifetime);
     let scope = space_separated(&scopes);
-    let issued = issue(state, &client, scope.as_deref(), lifetime, now)?;
+    let issued = issue(state, &client, scope.as_deref(), resource, lifetime, now)?;
     let body = SuccessBody {
         access_token: &issued.token,
         token_type: "Bearer",
