@@ -566,3 +566,57 @@ fn a_bad_route_rule_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("PREFIX=SCOPE"), "{}", stderr(&o));
 }
+
+/// Nothing the gateway logs, even at debug level, contains a token it verified or refused.
+#[test]
+fn tokens_never_appear_in_the_gateway_log() {
+    let stack = start(&[]);
+    let good = stack.token("read", true);
+    let other = stack.token("read", false);
+    let port = closed_port();
+    // In a ServerProcess, so a failed assertion still stops it.
+    let mut child = ServerProcess(
+        stack
+            .sb
+            .cmd()
+            .args(["-vv", "gateway", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--upstream", &stack.upstream.url()])
+            .args(["--issuer", &stack.issuer, "--audience", &stack.audience()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_listening(port);
+    for token in [&good, &other] {
+        get(
+            port,
+            "/headers",
+            &[("Authorization", &format!("Bearer {token}"))],
+        );
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    let mut log = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    child.0.wait().unwrap();
+    assert!(
+        log.contains("request refused"),
+        "the refusal is logged: {log}"
+    );
+    for token in [&good, &other] {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(
+            !log.contains(signature),
+            "a token's signature is in the log"
+        );
+    }
+}
