@@ -77,6 +77,8 @@ pub(crate) enum Command {
     Call(CallArgs),
     /// A local proxy that adds the token to every request, for programs in any language.
     Proxy(ProxyArgs),
+    /// A verifying reverse proxy in front of any API: callers need a token.
+    Gateway(GatewayArgs),
     /// Manage the token cache of `m2m token`.
     Cache(CacheArgs),
     /// Print shell completions.
@@ -88,9 +90,11 @@ pub(crate) enum Command {
 /// `m2m verify`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  m2m verify \"$TOKEN\" --issuer https://auth.example.com --audience https://api.example.com
-  m2m token --profile int | m2m verify - --issuer $ISS --audience $AUD --scope read
-  m2m verify - --issuer $ISS --audience $AUD --jwks keys.jwks.json   # no discovery
+  m2m verify \"$TOKEN\" --issuer https://auth.example.com \\
+    --audience https://api.example.com
+  m2m token --profile int | m2m verify --issuer $ISS --audience $AUD --scope read
+  # no discovery, the issuer's keys from a file:
+  m2m verify - --issuer $ISS --audience $AUD --jwks keys.jwks.json
 
 Runs the resource server's check order (m2m-resource): typ at+jwt, iss, kid, signature, exp/nbf/iat,
 aud, no cnf (a DPoP-bound token is not a Bearer token), scopes. Exit 1 when the token is refused,
@@ -334,6 +338,54 @@ pub(crate) struct ProxyArgs {
     pub(crate) dangerous_listen_any: bool,
     #[command(flatten)]
     pub(crate) token: ApiTokenArgs,
+}
+
+/// `m2m gateway`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  m2m gateway --listen 0.0.0.0:8443 --upstream http://127.0.0.1:8080 \\
+    --issuer https://auth.example.com --audience https://api.example.com
+  m2m gateway --listen 127.0.0.1:9000 --upstream http://127.0.0.1:8080 \\
+    --issuer $ISS --audience $AUD --require-scope read \\
+    --route /admin=admin --public /health --admin-listen 127.0.0.1:9001
+
+Every request needs a Bearer token from --issuer for --audience (401/403
+with an RFC 6750 challenge otherwise), except under --public prefixes. The
+upstream gets X-M2M-Client-Id, X-M2M-Sub and X-M2M-Scope from the verified
+token (copies sent by the caller are always removed) and no Authorization
+unless --keep-authorization. The RFC 9728 document is served at
+/.well-known/oauth-protected-resource[/path]. See docs/resource.md.")]
+pub(crate) struct GatewayArgs {
+    /// Where to listen: HOST:PORT (any address: the gateway authenticates callers) or unix:PATH.
+    #[arg(long, env = "M2M_GATEWAY_LISTEN", value_name = "ADDR|unix:PATH")]
+    pub(crate) listen: String,
+    /// The API requests are forwarded to (its path prefixes the request's path).
+    #[arg(long, env = "M2M_GATEWAY_UPSTREAM", value_name = "URL")]
+    pub(crate) upstream: String,
+    /// The trusted issuer (exact `iss`); its keys come from RFC 8414 / OIDC discovery unless --jwks.
+    #[arg(long, env = "M2M_ISSUER", value_name = "URL")]
+    pub(crate) issuer: String,
+    /// The audience tokens must carry: this API's resource identifier (the RFC 9728 `resource`).
+    #[arg(long, env = "M2M_AUDIENCE", value_name = "URI")]
+    pub(crate) audience: String,
+    /// A scope every request's token must have (repeatable).
+    #[arg(long = "require-scope", value_name = "S")]
+    pub(crate) require_scopes: Vec<String>,
+    /// A scope required under a path prefix, in addition (repeatable; the longest prefix wins).
+    #[arg(long = "route", value_name = "PREFIX=SCOPE")]
+    pub(crate) routes: Vec<String>,
+    /// A path prefix served without a token (repeatable; identity headers still removed).
+    #[arg(long = "public", value_name = "PREFIX")]
+    pub(crate) public: Vec<String>,
+    /// Forward the caller's Authorization header to the upstream (removed by default).
+    #[arg(long)]
+    pub(crate) keep_authorization: bool,
+    /// `/healthz` and `/metrics` on this address (keep it off the public network).
+    #[arg(long, env = "M2M_GATEWAY_ADMIN_LISTEN", value_name = "ADDR")]
+    pub(crate) admin_listen: Option<String>,
+    /// The issuer's keys: a JWKS (or JWK) file, or a jwks_uri URL (skips discovery).
+    #[arg(long, value_name = "FILE|URL")]
+    pub(crate) jwks: Option<String>,
 }
 
 /// Linter profiles for `decode --lint`.
@@ -599,7 +651,8 @@ pub(crate) enum ClientsCommand {
     /// `retire-secret` or --expires-in.
     #[command(after_help = "Examples:
   m2m clients rotate-secret --clients clients.toml --id reports
-  m2m clients rotate-secret --clients clients.toml --id reports --expires-in 86400")]
+  m2m clients rotate-secret --clients clients.toml --id reports \\
+    --expires-in 86400")]
     RotateSecret {
         /// Client registry (TOML).
         #[arg(long, env = "M2M_CLIENTS", value_name = "FILE")]

@@ -7,10 +7,10 @@
 //!
 //! - `cli`: the command line declared with clap (flags, `M2M_*` variables, `--help` examples).
 //! - `commands`: one module per command (`token`, `assertion`, `decode`, `introspect`, `verify`,
-//!   `keygen`, `jwks`, `clients`, `cache`, `serve`, `call`, `proxy`, `demo`, `completions`); `commands::run`
-//!   dispatches.
+//!   `keygen`, `jwks`, `clients`, `cache`, `serve`, `call`, `proxy`, `gateway`, `demo`,
+//!   `completions`); `commands::run` dispatches.
 //! - `forward`: the forwarding engine (reverse proxy to one upstream with a per-request hook,
-//!   admin listener, listen addresses) behind `m2m proxy` and, later, `m2m gateway`.
+//!   admin listener, listen addresses) behind `m2m proxy` and `m2m gateway`.
 //! - `authorize`: the authorization headers of an API request (the DPoP seam) and the 401
 //!   `invalid_token` test.
 //! - `config_file`: the config file (`config.toml`) and its named profiles (`ConfigProfile`).
@@ -51,7 +51,10 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // A server must log every refusal with its precise reason (docs/protocol.md, "Errors"): info
     // by default there; the client commands stay quiet unless asked.
-    let is_server = matches!(cli.command, cli::Command::Serve(_) | cli::Command::Proxy(_));
+    let is_server = matches!(
+        cli.command,
+        cli::Command::Serve(_) | cli::Command::Proxy(_) | cli::Command::Gateway(_)
+    );
     init_logging(cli.verbose, is_server);
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

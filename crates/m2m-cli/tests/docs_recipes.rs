@@ -6,9 +6,10 @@
 //! - ```` ```sh ```` — a recipe. All of a file's recipes run top to bottom as one bash script
 //!   (`set -euo pipefail`) in a fresh directory, with the built `m2m` first on `PATH`, an isolated
 //!   `HOME`/`XDG_*`, and `NHS_API_KEY` set to a placeholder. A line `m2m serve …` (not
-//!   `--rotate-keys`/`--check`/`--help`) starts the server in the background and waits until it
-//!   listens; it is stopped when the script ends. Loopback ports (`127.0.0.1:8080`) are mapped to
-//!   free ports consistently across the file, so recipes never collide with anything running.
+//!   `--rotate-keys`/`--check`/`--help`) or `m2m gateway …` starts the server in the background
+//!   and waits until it listens; it is stopped when the script ends. Loopback ports
+//!   (`127.0.0.1:8080`) are mapped to free ports consistently across the file, so recipes never
+//!   collide with anything running.
 //! - ```` ```sh no-run ```` — a block that cannot run offline (NHS's real URLs, a Redis on another
 //!   host, `cargo install`). It must follow an HTML comment `<!-- no-run: REASON -->`; each `m2m`
 //!   command in it (also inside `$(…)`, and `cargo run … -- ARGS`) must parse: it is run as
@@ -156,10 +157,11 @@ fn logical_lines(body: &str) -> Vec<String> {
     out
 }
 
-/// A `m2m serve` line that runs a server (rather than rotating keys or checking and exiting).
+/// A `m2m serve` or `m2m gateway` line that runs a server (rather than rotating keys or checking
+/// and exiting).
 fn is_server_line(line: &str) -> bool {
     let t = line.trim_start();
-    t.starts_with("m2m serve ")
+    (t.starts_with("m2m serve ") || t.starts_with("m2m gateway "))
         && !["--rotate-keys", "--check", "--help"]
             .iter()
             .any(|f| t.contains(f))
@@ -174,11 +176,11 @@ trap 'for p in "${m2m_recipe_pids[@]}"; do kill "$p" 2>/dev/null || true; done; 
 m2m_recipe_wait() { # PID PORT LOG: wait until the server listens
   m2m_recipe_pids+=("$1")
   for _ in $(seq 1 400); do
-    if ! kill -0 "$1" 2>/dev/null; then echo "m2m serve exited early:" >&2; cat "$3" >&2; return 1; fi
+    if ! kill -0 "$1" 2>/dev/null; then echo "the server exited early:" >&2; cat "$3" >&2; return 1; fi
     if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
     sleep 0.05
   done
-  echo "m2m serve did not listen on port $2 within 20 s" >&2; cat "$3" >&2; return 1
+  echo "the server did not listen on port $2 within 20 s" >&2; cat "$3" >&2; return 1
 }
 "#,
     );

@@ -8,6 +8,7 @@ mod clients;
 mod completions;
 mod decode;
 mod demo;
+mod gateway;
 mod introspect;
 mod jwks;
 mod keygen;
@@ -34,6 +35,7 @@ pub(crate) fn run(cli: Cli) -> CliResult {
         Command::Demo(args) => demo::run(&args),
         Command::Call(args) => call::run(&args),
         Command::Proxy(args) => proxy::run(&args),
+        Command::Gateway(args) => gateway::run(&args),
         Command::Cache(args) => cache::run(&args),
         Command::Completions(args) => completions::completions(&args),
         Command::Man(args) => completions::man(&args),

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Extensions, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use m2m_client::source::{FetchToken, Token, TokenSource};
 use m2m_client::{BoxFuture, TokenClient, TokenResponse};
@@ -116,6 +116,7 @@ impl Hook for TokenHook {
         &self,
         method: &Method,
         url: &Url,
+        _extensions: &Extensions,
         headers: &mut HeaderMap,
     ) -> Result<Token, Response> {
         authorize::strip_incoming(headers);
@@ -167,8 +168,8 @@ impl FetchToken for CountingFetch {
     }
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop).
-async fn signal() {
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop); `m2m gateway` too.
+pub(super) async fn signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

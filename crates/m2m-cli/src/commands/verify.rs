@@ -14,7 +14,7 @@ use crate::keyfile;
 /// Runs `m2m verify`.
 pub(crate) fn run(args: &VerifyArgs) -> CliResult {
     let token = read_token(&args.token)?;
-    let issuer = trusted_issuer(args)?;
+    let issuer = trusted_issuer(&args.issuer, args.jwks.as_deref())?;
     let mut builder = Verifier::builder(args.audience.clone()).issuer(issuer);
     if args.dangerous_accept_jwt_typ {
         builder = builder.dangerous_accept_jwt_typ();
@@ -45,15 +45,17 @@ pub(crate) fn run(args: &VerifyArgs) -> CliResult {
     }
 }
 
-fn trusted_issuer(args: &VerifyArgs) -> CliResult<TrustedIssuer> {
-    let Some(jwks) = &args.jwks else {
-        return Ok(TrustedIssuer::discover(args.issuer.as_str()));
+/// The issuer to trust with its keys: by discovery, or from `--jwks` (a file, or a jwks_uri URL).
+/// Shared with `m2m gateway`.
+pub(super) fn trusted_issuer(issuer: &str, jwks: Option<&str>) -> CliResult<TrustedIssuer> {
+    let Some(jwks) = jwks else {
+        return Ok(TrustedIssuer::discover(issuer));
     };
     if jwks.starts_with("https://") || jwks.starts_with("http://") {
         let url = m2m_discovery::UrlPolicy::new()
             .parse(jwks)
             .map_err(|e| CliError::usage(format!("--jwks: {e}")))?;
-        return Ok(TrustedIssuer::with_jwks_uri(args.issuer.as_str(), url));
+        return Ok(TrustedIssuer::with_jwks_uri(issuer, url));
     }
     let bytes = keyfile::read_file(std::path::Path::new(jwks), "JWKS file")?;
     // A single JWK is accepted too, as `m2m jwks` does.
@@ -61,5 +63,5 @@ fn trusted_issuer(args: &VerifyArgs) -> CliResult<TrustedIssuer> {
         Jwks::from_jwk_or_jwks(&bytes).map_err(|e| CliError::usage(format!("{jwks}: {e}")))?;
     let doc = serde_json::to_vec(&set).map_err(|e| CliError::local(e.to_string()))?;
     let parsed = parse_jwks(&doc).map_err(|e| CliError::usage(format!("{jwks}: {e}")))?;
-    Ok(TrustedIssuer::with_keys(args.issuer.as_str(), parsed.keys))
+    Ok(TrustedIssuer::with_keys(issuer, parsed.keys))
 }

@@ -1,6 +1,6 @@
 //! The forwarding engine: a reverse proxy to one upstream, shared by `m2m proxy` (which injects
-//! a token) and, later, `m2m gateway` (which verifies one): what differs is a [`Hook`] that
-//! rewrites each outgoing request.
+//! a token) and `m2m gateway` (which verifies one): what differs is a [`Hook`] that rewrites
+//! each outgoing request.
 //!
 //! # Layout
 //!
@@ -28,7 +28,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use url::Url;
 
@@ -55,11 +55,14 @@ pub(crate) trait Hook: Send + Sync + 'static {
     type Ticket: Send;
 
     /// Rewrites the headers of the request about to go to `url` (hop-by-hop headers are already
-    /// gone). An `Err` is answered to the caller as is, and nothing is sent upstream.
+    /// gone, so nothing the caller names in `Connection` can remove what the hook adds). The
+    /// request's extensions carry what layers in front of the forwarder found (the gateway: the
+    /// verified caller). An `Err` is answered to the caller as is, and nothing is sent upstream.
     fn prepare(
         &self,
         method: &Method,
         url: &Url,
+        extensions: &Extensions,
         headers: &mut HeaderMap,
     ) -> impl Future<Output = Result<Self::Ticket, Response>> + Send;
 
@@ -179,7 +182,11 @@ async fn forward<H: Hook>(State(fwd): State<Arc<Forwarder<H>>>, request: Request
     loop {
         attempt += 1;
         let mut outgoing = headers.clone();
-        let ticket = match fwd.hook.prepare(&parts.method, &url, &mut outgoing).await {
+        let ticket = match fwd
+            .hook
+            .prepare(&parts.method, &url, &parts.extensions, &mut outgoing)
+            .await
+        {
             Ok(ticket) => ticket,
             Err(response) => return response,
         };

@@ -1,6 +1,8 @@
 //! A real API on 127.0.0.1 for the `m2m proxy` and `m2m call` tests: it verifies every bearer
 //! token's signature against `m2m serve`'s published JWKS (401 `invalid_token` otherwise) and
-//! records what arrived, so a test can see exactly what the upstream saw.
+//! records what arrived, so a test can see exactly what the upstream saw. The `m2m gateway`
+//! tests start it open ([`start_open`]: the gateway verifies, the API trusts its headers), and
+//! `/headers` echoes the request headers as JSON.
 
 #![allow(clippy::result_large_err)] // handlers answer with a whole Response either way
 
@@ -51,17 +53,14 @@ impl Upstream {
 
 #[derive(Clone)]
 struct Api {
-    jwks: Arc<Jwks>,
+    /// `None`: open, every request accepted (behind `m2m gateway`).
+    jwks: Option<Arc<Jwks>>,
     seen: Arc<Mutex<Seen>>,
 }
 
 /// Starts the API (its own runtime) trusting the JWKS served by `m2m serve` at `issuer`.
 pub fn start(issuer: &str) -> Upstream {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let jwks_url = format!("{issuer}/.well-known/jwks.json");
     let jwks = runtime.block_on(async {
         let body = reqwest::get(&jwks_url)
@@ -72,12 +71,31 @@ pub fn start(issuer: &str) -> Upstream {
             .unwrap();
         Jwks::from_slice(&body).unwrap()
     });
+    serve(runtime, Some(Arc::new(jwks)))
+}
+
+/// Starts the API accepting every request without a token (what sits behind `m2m gateway`).
+pub fn start_open() -> Upstream {
+    serve(runtime(), None)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn serve(runtime: tokio::runtime::Runtime, jwks: Option<Arc<Jwks>>) -> Upstream {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let api = Api {
-        jwks: Arc::new(jwks),
+        jwks,
         seen: Arc::clone(&seen),
     };
     let app = Router::new()
+        .route("/headers", any(headers))
+        .route("/public/headers", any(headers))
         .route("/echo", any(echo))
         .route("/reject-first", any(reject_first))
         .route("/sse", get(sse))
@@ -145,11 +163,14 @@ impl Api {
                 }
             }
         }
+        let Some(jwks) = &self.jwks else {
+            return Ok(String::new());
+        };
         let token = auth
             .as_deref()
             .and_then(|a| a.strip_prefix("Bearer "))
             .ok_or_else(invalid_token)?;
-        verify(token, &self.jwks).map_err(|_| invalid_token())?;
+        verify(token, jwks).map_err(|_| invalid_token())?;
         Ok(token.to_owned())
     }
 }
@@ -161,6 +182,31 @@ fn verify(token: &str, jwks: &Jwks) -> Result<(), String> {
     let alg = Algorithm::from_name(jws.alg().ok_or("no alg")?).ok_or("bad alg")?;
     let key = PublicKey::from_jwk(jwk).map_err(|e| e.to_string())?;
     jws.verify(&key, alg).map_err(|e| e.to_string())
+}
+
+/// The request's headers as a JSON object (name → value; repeated names joined with `, `).
+async fn headers(State(api): State<Api>, request: Request) -> Response {
+    if let Err(r) = api.check(request.headers()) {
+        return r;
+    }
+    let mut map = serde_json::Map::new();
+    for (name, value) in request.headers() {
+        let value = value.to_str().unwrap_or("<binary>").to_owned();
+        match map.get_mut(name.as_str()) {
+            Some(serde_json::Value::String(v)) => {
+                v.push_str(", ");
+                v.push_str(&value);
+            }
+            _ => {
+                map.insert(name.as_str().to_owned(), value.into());
+            }
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::Value::Object(map).to_string(),
+    )
+        .into_response()
 }
 
 async fn echo(

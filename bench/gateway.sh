@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Throughput and added latency of `m2m gateway` against nginx's own proxy_pass, to the same
+# trivial upstream (nginx answering 200 "ok"), with 1 KiB POST bodies and a Bearer token on every
+# request; and the gateway's RSS after a short and a long soak (flat memory under load).
+#
+# Three runs of wrk (on core 1) against servers pinned to core 0: direct to the upstream, through
+# nginx proxy_pass (keepalive to the upstream, no checking: the yardstick for the forwarding),
+# through m2m gateway (the token from a local m2m serve, verified on every request: signature
+# once, then the verified-token cache). Prints req/s, p50 and p99 for each, the gateway's rate as
+# a share of nginx's, the added p50 over direct for both, and the gateway's RSS after SOAK1 and
+# SOAK2 seconds of load with their ratio.
+#
+# Usage: bench/gateway.sh
+#   DURATION=10     seconds of load per run (use 1-2 for a smoke run)
+#   CONNECTIONS=32  wrk connections
+#   SOAK1=60 SOAK2=600   RSS sample points in seconds of continuous load through the gateway
+#                        (use 2 and 4 for a smoke run)
+#   M2M_BIN=PATH    the m2m binary (default: cargo build --release, target/release/m2m)
+#   NGINX=/usr/sbin/nginx
+# Needs: wrk, nginx, taskset, curl, python3 (free ports). Linux only (/proc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$PWD"
+
+DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-32}"
+SOAK1="${SOAK1:-60}"
+SOAK2="${SOAK2:-600}"
+NGINX="${NGINX:-/usr/sbin/nginx}"
+
+if [[ -z "${M2M_BIN:-}" ]]; then
+  cargo build --release -p m2m-cli >&2
+  M2M_BIN="${CARGO_TARGET_DIR:-$repo/target}/release/m2m"
+fi
+for tool in wrk taskset curl python3 "$NGINX"; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [[ -f "$work/nginx.pid" ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; echo "port $1 never answered" >&2; exit 1; }
+
+up_port=$(free_port); nginx_port=$(free_port); gw_port=$(free_port); as_port=$(free_port)
+
+# nginx: the trivial upstream and the proxy_pass reference, one worker pinned to core 0.
+mkdir -p "$work/nginx"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+worker_cpu_affinity 01;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  upstream trivial { server 127.0.0.1:$up_port; keepalive 64; }
+  server { listen 127.0.0.1:$up_port; location / { client_body_buffer_size 16k; return 200 "ok\n"; } }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://trivial;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+"$NGINX" -c "$work/nginx.conf" -p "$work/nginx" 2>/dev/null
+wait_port "$up_port"; wait_port "$nginx_port"
+
+# m2m serve (the issuer) and m2m gateway, both on core 0.
+gw="http://127.0.0.1:$gw_port"
+( cd "$work"
+  "$M2M_BIN" keygen --kid bench --alg ES256 --out keys >/dev/null 2>&1
+  "$M2M_BIN" clients add --clients clients.toml --id bench --jwks keys/bench.jwks.json \
+    --scope read --resource "$gw" >/dev/null 2>&1 )
+( cd "$work" && exec taskset -c 0 "$M2M_BIN" serve --clients clients.toml --listen "127.0.0.1:$as_port" \
+    --replay-store memory --data-dir data --rate-limit 0 >/dev/null 2>&1 ) &
+pids+=($!)
+for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$as_port/healthz" && break; sleep 0.05; done
+( cd "$work" && exec taskset -c 0 "$M2M_BIN" gateway --listen "127.0.0.1:$gw_port" \
+    --upstream "http://127.0.0.1:$up_port" --issuer "http://127.0.0.1:$as_port" --audience "$gw" \
+    --require-scope read >/dev/null 2>&1 ) &
+pids+=($!)
+wait_port "$gw_port"   # answered 401: no token yet
+gw_pid="${pids[1]}"  # the subshell execs taskset, which execs m2m: the same pid
+# The token, found the MCP way (discovery through the gateway); then one request warms the
+# issuer's keys and the verified-token cache.
+token=$(cd "$work" && "$M2M_BIN" token --for "$gw" --client-id bench --key keys/bench.pem --kid bench \
+  --scope read --no-cache)
+curl -sf -o /dev/null -H "Authorization: Bearer $token" "$gw/"
+
+cat > "$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 1024)
+wrk.headers["Content-Type"] = "application/octet-stream"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("M2M_BENCH_TOKEN")
+LUA
+export M2M_BENCH_TOKEN="$token"
+
+# run NAME PORT SECONDS -> "req/s p50_us p99_us non2xx"
+run() {
+  local out
+  out=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$3"s --latency -s "$work/post.lua" "http://127.0.0.1:$2/" 2>&1)
+  local rps p50 p99 non2xx
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); non2xx=${non2xx:-0}
+  echo "$rps $(to_us "$p50") $(to_us "$p99") $non2xx"
+}
+to_us() { python3 -c "import sys,re; v=sys.argv[1]; n,u=re.match(r'([0-9.]+)(us|ms|s)',v).groups(); print(round(float(n)*{'us':1,'ms':1e3,'s':1e6}[u]))" "$1"; }
+
+read -r d_rps d_p50 d_p99 d_bad <<<"$(run direct "$up_port" "$DURATION")"
+read -r n_rps n_p50 n_p99 n_bad <<<"$(run nginx "$nginx_port" "$DURATION")"
+read -r m_rps m_p50 m_p99 m_bad <<<"$(run m2m "$gw_port" "$DURATION")"
+
+printf '%-14s %10s %9s %9s %8s\n' run req/s p50_us p99_us non2xx
+printf '%-14s %10s %9s %9s %8s\n' direct "$d_rps" "$d_p50" "$d_p99" "$d_bad"
+printf '%-14s %10s %9s %9s %8s\n' nginx-proxy "$n_rps" "$n_p50" "$n_p99" "$n_bad"
+printf '%-14s %10s %9s %9s %8s\n' m2m-gateway "$m_rps" "$m_p50" "$m_p99" "$m_bad"
+python3 - "$m_rps" "$n_rps" "$m_p50" "$n_p50" "$d_p50" <<'PY'
+import sys
+m, n, mp, np_, dp = map(float, sys.argv[1:])
+print(f"m2m/nginx rate: {m / n * 100:.1f} %   added p50: m2m {mp - dp:.0f} us, nginx {np_ - dp:.0f} us")
+PY
+
+# Soak: continuous load through the gateway; RSS sampled at SOAK1 and SOAK2 seconds.
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$gw_pid/status"; }
+taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$SOAK2"s -s "$work/post.lua" "$gw/" >/dev/null 2>&1 &
+soak=$!
+sleep "$SOAK1"; rss1=$(rss)
+wait "$soak"; rss2=$(rss)
+python3 - "$rss1" "$rss2" "$SOAK1" "$SOAK2" <<'PY'
+import sys
+a, b, s1, s2 = map(int, sys.argv[1:])
+print(f"gateway RSS: {a} KiB after {s1} s, {b} KiB after {s2} s ({(b - a) / a * 100:+.1f} %)")
+PY

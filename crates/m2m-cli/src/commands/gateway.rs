@@ -1,0 +1,471 @@
+//! `m2m gateway`: a verifying reverse proxy, so an API in any language accepts only callers with
+//! a valid token for it. In front of the `forward` engine: m2m-resource's layer decides each
+//! request (per-route scopes, public prefixes), the RFC 9728 document is served for the
+//! upstream, and the engine's hook hands the verified identity to the upstream as `X-M2M-*`
+//! headers (the caller's own copies always removed).
+//!
+//! The path rules ([`Policy`]) are pure; everything else is wiring of the engine, the layer and
+//! the metadata handler.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::Request as HttpRequest;
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use m2m_resource::{Caller, Challenge, RequireBearerLayer, ResourceMetadata, Verifier};
+use m2m_server::ConnectionLimits;
+use url::Url;
+
+use crate::authorize;
+use crate::cli::GatewayArgs;
+use crate::commands::proxy::signal;
+use crate::commands::verify::trusted_issuer;
+use crate::exit::{CliError, CliResult};
+use crate::forward::{
+    self, Forwarder, Hook, ListenAddr, Metrics, Shutdown, admin_router, bind, plain,
+};
+
+/// The identity headers the upstream reads. Whatever the caller sent under these names is
+/// removed from every request, public routes included, so the upstream can trust them.
+const IDENTITY_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-m2m-client-id"),
+    HeaderName::from_static("x-m2m-sub"),
+    HeaderName::from_static("x-m2m-scope"),
+];
+
+/// Runs `m2m gateway` until SIGINT or SIGTERM.
+pub(crate) fn run(args: &GatewayArgs) -> CliResult {
+    // A gateway authenticates its callers, so any address is fine (unlike `m2m proxy`).
+    let listen = ListenAddr::parse(&args.listen, true)
+        .map_err(|e| CliError::usage(format!("--listen: {e}")))?;
+    let admin = args
+        .admin_listen
+        .as_deref()
+        .map(|a| ListenAddr::parse(a, true))
+        .transpose()
+        .map_err(|e| CliError::usage(format!("--admin-listen: {e}")))?;
+    // Plain http to a remote upstream is the usual private-network set-up; it is refused only
+    // when the caller's token would travel with the request (--keep-authorization).
+    let upstream = authorize::api_url(&args.upstream, !args.keep_authorization)
+        .map_err(|e| CliError::usage(format!("--upstream: {e}")))?;
+    if upstream.query().is_some() {
+        return Err(CliError::usage("--upstream: a base URL takes no ?query"));
+    }
+    let policy =
+        Policy::new(&args.require_scopes, &args.routes, &args.public).map_err(CliError::usage)?;
+    let metadata = ResourceMetadata::from_identifier(&args.audience, vec![args.issuer.clone()])
+        .map_err(|e| CliError::usage(format!("--audience: {:?} is not a URL: {e}", args.audience)))?
+        .scopes_supported(policy.scopes_supported());
+    let issuer = trusted_issuer(&args.issuer, args.jwks.as_deref())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::local(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async {
+        let verifier = Verifier::builder(args.audience.clone())
+            .issuer(issuer)
+            .build()
+            .map_err(|e| CliError::usage(e.to_string()))?;
+        let setup = Setup {
+            verifier,
+            policy,
+            metadata,
+            keep_authorization: args.keep_authorization,
+        };
+        serve(setup, upstream, &listen, admin.as_ref()).await
+    })
+}
+
+/// What the gateway's router is made of.
+struct Setup {
+    verifier: Verifier,
+    policy: Policy,
+    metadata: ResourceMetadata,
+    keep_authorization: bool,
+}
+
+async fn serve(
+    setup: Setup,
+    upstream: Url,
+    listen: &ListenAddr,
+    admin: Option<&ListenAddr>,
+) -> CliResult {
+    let metrics = Arc::new(Metrics::gateway());
+    let router = router(setup, upstream.clone(), Arc::clone(&metrics))?;
+    let bound = bind(listen).await.map_err(CliError::local)?;
+    let admin_bound = match admin {
+        Some(a) => Some(bind(a).await.map_err(CliError::local)?),
+        None => None,
+    };
+    // The defaults of `m2m serve`, per-address cap included: a gateway faces many callers.
+    let limits = ConnectionLimits::default();
+    let shutdown = Shutdown::new();
+    tracing::info!(listen = %bound.shown, %upstream, admin = admin_bound.as_ref().map(|b| b.shown.as_str()), "m2m gateway listening");
+    let main = tokio::spawn(forward::serve(bound, router, limits, shutdown.clone()));
+    let admin_task = admin_bound.map(|b| {
+        tokio::spawn(forward::serve(
+            b,
+            admin_router(Arc::clone(&metrics)),
+            limits,
+            shutdown.clone(),
+        ))
+    });
+    signal().await;
+    tracing::info!("signal received: shutting down gracefully");
+    shutdown.trigger();
+    let joined = main.await;
+    if let Some(admin) = admin_task {
+        let _ = admin.await;
+    }
+    match joined {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(CliError::local(format!("the listener failed: {e}"))),
+        Err(e) => Err(CliError::local(format!("the listener task failed: {e}"))),
+    }
+}
+
+/// The RFC 9728 document's routes (answered by the gateway itself, no token needed), then
+/// everything else through the check and the forwarder.
+fn router(setup: Setup, upstream: Url, metrics: Arc<Metrics>) -> CliResult<Router> {
+    let hook = IdentityHook {
+        keep_authorization: setup.keep_authorization,
+    };
+    let forwarder =
+        Forwarder::new(upstream, hook, Arc::clone(&metrics)).map_err(CliError::local)?;
+    let layers = setup
+        .policy
+        .requirements
+        .iter()
+        .map(|scopes| {
+            RequireBearerLayer::new(setup.verifier.clone()).require_scopes(scopes.iter().cloned())
+        })
+        .collect();
+    let gate = Arc::new(Gate {
+        policy: setup.policy,
+        layers,
+        challenge: setup.metadata.challenge(),
+        metrics,
+    });
+    let checked = forwarder
+        .router()
+        .layer(middleware::from_fn_with_state(gate, check));
+    Ok(setup.metadata.router().merge(checked))
+}
+
+/// The per-request decision: the policy, one layer per scope requirement, the challenge.
+struct Gate {
+    policy: Policy,
+    /// `layers[i]` requires `policy.requirements[i]`.
+    layers: Vec<RequireBearerLayer>,
+    challenge: Challenge,
+    metrics: Arc<Metrics>,
+}
+
+/// Verifies the request (unless its path is public) and puts the [`Caller`] in its extensions
+/// for the hook; a refusal is answered here with the RFC 6750 challenge, nothing sent upstream.
+async fn check(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if has_dot_segment(path) {
+        // The forwarder's URL join would resolve it, so the upstream would see another path than
+        // the one the rules were applied to.
+        gate.metrics.request();
+        return plain(StatusCode::BAD_REQUEST, "bad request target\n");
+    }
+    let index = match gate.policy.decide(path) {
+        Access::Public => {
+            gate.metrics.public();
+            return next.run(request).await;
+        }
+        Access::Token(index) => index,
+    };
+    let Some(layer) = gate.layers.get(index) else {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
+    };
+    // The layer reads only the target and the Authorization header; the request itself (its body
+    // is not `Sync`) cannot be borrowed across the await of a `Send` future.
+    let mut probe = HttpRequest::new(());
+    *probe.uri_mut() = request.uri().clone();
+    for value in request.headers().get_all(header::AUTHORIZATION) {
+        probe
+            .headers_mut()
+            .append(header::AUTHORIZATION, value.clone());
+    }
+    match layer.authorize(&probe).await {
+        Ok(caller) => {
+            gate.metrics.verified();
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(refusal) => {
+            gate.metrics.request();
+            gate.metrics.refused();
+            tracing::info!(
+                status = refusal.status(),
+                reason = refusal.reason().map(|r| r.as_str()),
+                "request refused"
+            );
+            let scopes: Vec<&str> = gate
+                .policy
+                .requirements
+                .get(index)
+                .map(|s| s.iter().map(String::as_str).collect())
+                .unwrap_or_default();
+            gate.challenge.response(&refusal, &scopes)
+        }
+    }
+}
+
+/// The engine's hook: identity headers from the verified caller (the caller's copies removed
+/// first), the caller's credentials removed unless `--keep-authorization`.
+#[derive(Debug)]
+struct IdentityHook {
+    keep_authorization: bool,
+}
+
+impl Hook for IdentityHook {
+    type Ticket = ();
+
+    async fn prepare(
+        &self,
+        _method: &Method,
+        _url: &Url,
+        extensions: &Extensions,
+        headers: &mut HeaderMap,
+    ) -> Result<(), Response> {
+        set_identity(headers, extensions.get::<Caller>(), self.keep_authorization).map_err(|e| {
+            tracing::warn!(error = %e, "cannot pass the caller's identity upstream");
+            plain(
+                StatusCode::FORBIDDEN,
+                "m2m gateway: the token's identity cannot be passed on\n",
+            )
+        })
+    }
+}
+
+/// Rewrites `headers` for the upstream: every incoming `X-M2M-*` identity header removed, then
+/// set from `caller` (none on a public route); `Authorization` and `DPoP` removed unless `keep`.
+fn set_identity(
+    headers: &mut HeaderMap,
+    caller: Option<&Caller>,
+    keep_authorization: bool,
+) -> Result<(), String> {
+    for name in &IDENTITY_HEADERS {
+        headers.remove(name);
+    }
+    if !keep_authorization {
+        headers.remove(header::AUTHORIZATION);
+        headers.remove("dpop");
+    }
+    let Some(caller) = caller else {
+        return Ok(());
+    };
+    let scope = caller.scopes().join(" ");
+    let [client_id, sub, scope_name] = IDENTITY_HEADERS;
+    for (name, value) in [
+        (client_id, caller.client_id()),
+        (sub, caller.sub()),
+        (scope_name, scope.as_str()),
+    ] {
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| format!("{name}: the claim is not a valid header value"))?;
+        headers.insert(name, value);
+    }
+    Ok(())
+}
+
+/// Whether `path` has a `.` or `..` segment, written plainly or percent-encoded (`%2e`).
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+/// What a request path needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Nothing: forwarded without a token.
+    Public,
+    /// A token with the scopes of `requirements[i]`.
+    Token(usize),
+}
+
+/// The path rules: `--require-scope` for every request, `--route PREFIX=SCOPE` adding scopes
+/// under a prefix, `--public PREFIX` needing no token. The longest matching prefix decides; a
+/// prefix matches whole segments (`/api` covers `/api` and `/api/x`, not `/apix`).
+#[derive(Debug, PartialEq, Eq)]
+struct Policy {
+    /// Prefixes and what they need, longest first.
+    prefixes: Vec<(String, Access)>,
+    /// Scope sets; `[0]` is the default (`--require-scope` only).
+    requirements: Vec<Vec<String>>,
+}
+
+impl Policy {
+    fn new(required: &[String], routes: &[String], public: &[String]) -> Result<Policy, String> {
+        let mut prefixes: Vec<(String, Access)> = Vec::new();
+        let mut requirements = vec![required.to_vec()];
+        let mut add = |prefix: &str, access: Access| -> Result<(), String> {
+            if !prefix.starts_with('/') {
+                return Err(format!("{prefix:?}: a path prefix starts with /"));
+            }
+            let prefix = prefix.trim_end_matches('/');
+            if prefixes.iter().any(|(p, _)| p == prefix) {
+                return Err(format!(
+                    "{prefix:?} is given twice (--route and --public prefixes must differ)"
+                ));
+            }
+            prefixes.push((prefix.to_owned(), access));
+            Ok(())
+        };
+        for route in routes {
+            let (prefix, scopes) = route
+                .split_once('=')
+                .ok_or_else(|| format!("--route {route:?}: expected PREFIX=SCOPE"))?;
+            let extra: Vec<&str> = scopes.split(' ').filter(|s| !s.is_empty()).collect();
+            if extra.is_empty() {
+                return Err(format!("--route {route:?}: no scope after ="));
+            }
+            let mut set = required.to_vec();
+            for s in extra {
+                if !set.iter().any(|have| have == s) {
+                    set.push(s.to_owned());
+                }
+            }
+            requirements.push(set);
+            add(prefix, Access::Token(requirements.len() - 1))
+                .map_err(|e| format!("--route: {e}"))?;
+        }
+        for prefix in public {
+            add(prefix, Access::Public).map_err(|e| format!("--public: {e}"))?;
+        }
+        prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        Ok(Policy {
+            prefixes,
+            requirements,
+        })
+    }
+
+    /// What `path` needs. A public prefix never matches a path with an encoded `/` or `\`
+    /// (`%2f`, `%5c`), which an upstream might decode into another path than the one matched.
+    fn decide(&self, path: &str) -> Access {
+        let lower = path.to_ascii_lowercase();
+        let ambiguous = lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\');
+        for (prefix, access) in &self.prefixes {
+            if *access == Access::Public && ambiguous {
+                continue;
+            }
+            let covers = match path.strip_prefix(prefix.as_str()) {
+                Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix.is_empty(),
+                None => false,
+            };
+            if covers {
+                return *access;
+            }
+        }
+        Access::Token(0)
+    }
+
+    /// Every scope any rule requires, for the RFC 9728 `scopes_supported`.
+    fn scopes_supported(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for s in self.requirements.iter().flatten() {
+            if !all.contains(s) {
+                all.push(s.clone());
+            }
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_longest_prefix_decides_on_whole_segments() {
+        let p = Policy::new(
+            &strings(&["read"]),
+            &strings(&["/admin=admin", "/admin/reports=reports audit"]),
+            &strings(&["/health", "/admin/public/"]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.requirements[0], ["read"]);
+        let needs = |path: &str| match p.decide(path) {
+            Access::Public => None,
+            Access::Token(i) => Some(p.requirements[i].clone()),
+        };
+        assert_eq!(needs("/"), Some(strings(&["read"])));
+        assert_eq!(needs("/health"), None);
+        assert_eq!(needs("/health/live"), None);
+        assert_eq!(
+            needs("/healthz"),
+            Some(strings(&["read"])),
+            "whole segments"
+        );
+        assert_eq!(needs("/admin"), Some(strings(&["read", "admin"])));
+        assert_eq!(needs("/admin/x"), Some(strings(&["read", "admin"])));
+        assert_eq!(
+            needs("/admin/reports/1"),
+            Some(strings(&["read", "reports", "audit"]))
+        );
+        assert_eq!(needs("/admin/public/doc"), None);
+        assert_eq!(
+            needs("/health%2F..%2Fadmin"),
+            Some(strings(&["read"])),
+            "no public match through an encoded slash"
+        );
+        assert_eq!(
+            p.scopes_supported(),
+            strings(&["read", "admin", "reports", "audit"])
+        );
+    }
+
+    #[test]
+    fn bad_rules_are_refused() {
+        for (routes, public) in [
+            (vec!["/a"], vec![]),
+            (vec!["/a="], vec![]),
+            (vec!["a=s"], vec![]),
+            (vec!["/a=s"], vec!["/a"]),
+            (vec![], vec!["/p", "/p/"]),
+        ] {
+            assert!(
+                Policy::new(&[], &strings(&routes), &strings(&public)).is_err(),
+                "{routes:?} {public:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dot_segments_are_found_plain_or_encoded() {
+        for p in ["/a/../b", "/..", "/a/./b", "/a/%2e%2E/b", "/a/.%2e"] {
+            assert!(has_dot_segment(p), "{p}");
+        }
+        for p in ["/a/b", "/a/.b", "/a..b/c", "/"] {
+            assert!(!has_dot_segment(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn identity_headers_come_only_from_the_verified_caller() {
+        let mut h = HeaderMap::new();
+        h.insert("x-m2m-client-id", HeaderValue::from_static("spoofed"));
+        h.insert("X-M2M-Scope", HeaderValue::from_static("admin"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        h.insert("dpop", HeaderValue::from_static("proof"));
+        set_identity(&mut h, None, false).unwrap_or_else(|e| panic!("{e}"));
+        assert!(h.is_empty(), "{h:?}");
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        set_identity(&mut h, None, true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.len(), 1, "kept with --keep-authorization");
+    }
+}
