@@ -92,7 +92,7 @@ pub(crate) enum Command {
 #[command(after_help = "Examples:
   m2m verify \"$TOKEN\" --issuer https://auth.example.com \\
     --audience https://api.example.com
-  m2m token --profile int | m2m verify --issuer $ISS --audience $AUD --scope read
+  m2m token --profile int | m2m verify --issuer $ISS --audience $AUD
   # no discovery, the issuer's keys from a file:
   m2m verify - --issuer $ISS --audience $AUD --jwks keys.jwks.json
 
