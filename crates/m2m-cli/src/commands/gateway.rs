@@ -21,12 +21,9 @@ use url::Url;
 
 use crate::authorize;
 use crate::cli::GatewayArgs;
-use crate::commands::proxy::signal;
 use crate::commands::verify::trusted_issuer;
 use crate::exit::{CliError, CliResult};
-use crate::forward::{
-    self, Forwarder, Hook, ListenAddr, Metrics, Shutdown, admin_router, bind, plain,
-};
+use crate::forward::{self, Forwarder, Hook, ListenAddr, Metrics, plain};
 
 /// The identity headers the upstream reads. Whatever the caller sent under these names is
 /// removed from every request, public routes included, so the upstream can trust them.
@@ -95,36 +92,18 @@ async fn serve(
 ) -> CliResult {
     let metrics = Arc::new(Metrics::gateway());
     let router = router(setup, upstream.clone(), Arc::clone(&metrics))?;
-    let bound = bind(listen).await.map_err(CliError::local)?;
-    let admin_bound = match admin {
-        Some(a) => Some(bind(a).await.map_err(CliError::local)?),
-        None => None,
-    };
     // The defaults of `m2m serve`, per-address cap included: a gateway faces many callers.
-    let limits = ConnectionLimits::default();
-    let shutdown = Shutdown::new();
-    tracing::info!(listen = %bound.shown, %upstream, admin = admin_bound.as_ref().map(|b| b.shown.as_str()), "m2m gateway listening");
-    let main = tokio::spawn(forward::serve(bound, router, limits, shutdown.clone()));
-    let admin_task = admin_bound.map(|b| {
-        tokio::spawn(forward::serve(
-            b,
-            admin_router(Arc::clone(&metrics)),
-            limits,
-            shutdown.clone(),
-        ))
-    });
-    signal().await;
-    tracing::info!("signal received: shutting down gracefully");
-    shutdown.trigger();
-    let joined = main.await;
-    if let Some(admin) = admin_task {
-        let _ = admin.await;
-    }
-    match joined {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(CliError::local(format!("the listener failed: {e}"))),
-        Err(e) => Err(CliError::local(format!("the listener task failed: {e}"))),
-    }
+    forward::serve_until_signal(
+        "m2m gateway",
+        listen,
+        admin,
+        router,
+        &metrics,
+        ConnectionLimits::default(),
+        &upstream,
+    )
+    .await
+    .map_err(CliError::local)
 }
 
 /// The RFC 9728 document's routes (answered by the gateway itself, no token needed), then

@@ -16,9 +16,7 @@ use crate::authorize;
 use crate::cli::ProxyArgs;
 use crate::commands::token::token_client;
 use crate::exit::{CliError, CliResult};
-use crate::forward::{
-    self, Forwarder, Hook, ListenAddr, Metrics, Shutdown, admin_router, bind, plain,
-};
+use crate::forward::{self, Forwarder, Hook, ListenAddr, Metrics, plain};
 use crate::settings;
 
 /// Runs `m2m proxy` until SIGINT or SIGTERM.
@@ -63,43 +61,21 @@ async fn serve(
     });
     let forwarder = Forwarder::new(upstream.clone(), TokenHook { source }, Arc::clone(&metrics))
         .map_err(CliError::local)?;
-    let bound = bind(listen).await.map_err(CliError::local)?;
-    let admin_bound = match admin {
-        Some(a) => Some(bind(a).await.map_err(CliError::local)?),
-        None => None,
-    };
     let mut limits = ConnectionLimits::default();
     // Every local caller has the same address (127.0.0.1, or none on a Unix socket): a per-address
     // cap would cap the proxy itself, and a caller's connection pool can be large.
     limits.max_connections_per_ip = 0;
-    let shutdown = Shutdown::new();
-    tracing::info!(listen = %bound.shown, %upstream, admin = admin_bound.as_ref().map(|b| b.shown.as_str()), "m2m proxy listening");
-    let main = tokio::spawn(forward::serve(
-        bound,
+    forward::serve_until_signal(
+        "m2m proxy",
+        listen,
+        admin,
         forwarder.router(),
+        &metrics,
         limits,
-        shutdown.clone(),
-    ));
-    let admin_task = admin_bound.map(|b| {
-        tokio::spawn(forward::serve(
-            b,
-            admin_router(Arc::clone(&metrics)),
-            limits,
-            shutdown.clone(),
-        ))
-    });
-    signal().await;
-    tracing::info!("signal received: shutting down gracefully");
-    shutdown.trigger();
-    let joined = main.await;
-    if let Some(admin) = admin_task {
-        let _ = admin.await;
-    }
-    match joined {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(CliError::local(format!("the listener failed: {e}"))),
-        Err(e) => Err(CliError::local(format!("the listener task failed: {e}"))),
-    }
+        &upstream,
+    )
+    .await
+    .map_err(CliError::local)
 }
 
 /// The proxy's hook: the caller's credentials out, this client's token in; a 401
@@ -165,27 +141,5 @@ impl FetchToken for CountingFetch {
             self.metrics.token_fetch(result.is_ok());
             result
         })
-    }
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop); `m2m gateway` too.
-pub(super) async fn signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }

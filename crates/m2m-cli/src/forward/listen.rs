@@ -178,3 +178,67 @@ mod tests {
         }
     }
 }
+
+/// Serves `router` on `listen` (and the admin routes on `admin`) until SIGINT or SIGTERM, then
+/// shuts down gracefully: what `m2m proxy` and `m2m gateway` run. `what` names the command in
+/// the log line that announces the listener.
+pub(crate) async fn serve_until_signal(
+    what: &str,
+    listen: &ListenAddr,
+    admin: Option<&ListenAddr>,
+    router: Router,
+    metrics: &std::sync::Arc<super::Metrics>,
+    limits: ConnectionLimits,
+    upstream: &url::Url,
+) -> Result<(), String> {
+    let bound = bind(listen).await?;
+    let admin_bound = match admin {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let shutdown = Shutdown::new();
+    tracing::info!(listen = %bound.shown, %upstream, admin = admin_bound.as_ref().map(|b| b.shown.as_str()), "{what} listening");
+    let main = tokio::spawn(serve(bound, router, limits, shutdown.clone()));
+    let admin_task = admin_bound.map(|b| {
+        tokio::spawn(serve(
+            b,
+            super::admin_router(std::sync::Arc::clone(metrics)),
+            limits,
+            shutdown.clone(),
+        ))
+    });
+    signal().await;
+    tracing::info!("signal received: shutting down gracefully");
+    shutdown.trigger();
+    let joined = main.await;
+    if let Some(admin) = admin_task {
+        let _ = admin.await;
+    }
+    match joined {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("the listener failed: {e}")),
+        Err(e) => Err(format!("the listener task failed: {e}")),
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop).
+async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -34,7 +34,7 @@ use url::Url;
 
 pub(crate) use admin::admin_router;
 pub(crate) use hop::strip_hop_by_hop;
-pub(crate) use listen::{ListenAddr, Shutdown, bind, serve};
+pub(crate) use listen::{ListenAddr, serve_until_signal};
 pub(crate) use metrics::Metrics;
 
 /// Bodies up to this size are kept in memory so the request can be sent a second time (a 401
