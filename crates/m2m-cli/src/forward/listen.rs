@@ -152,33 +152,6 @@ pub(crate) async fn serve(
     result
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_and_unix_only_unless_dangerous() {
-        assert_eq!(
-            ListenAddr::parse("127.0.0.1:8080", false),
-            Ok(ListenAddr::Tcp(
-                "127.0.0.1:8080".parse().unwrap_or_else(|_| unreachable!())
-            ))
-        );
-        assert!(ListenAddr::parse("[::1]:8080", false).is_ok());
-        assert_eq!(
-            ListenAddr::parse("unix:/run/p.sock", false),
-            Ok(ListenAddr::Unix(PathBuf::from("/run/p.sock")))
-        );
-        for refused in ["0.0.0.0:8080", "192.168.1.2:80", "[::]:80"] {
-            assert!(ListenAddr::parse(refused, false).is_err(), "{refused}");
-            assert!(ListenAddr::parse(refused, true).is_ok(), "{refused}");
-        }
-        for bad in ["localhost:80", "unix:", "8080"] {
-            assert!(ListenAddr::parse(bad, true).is_err(), "{bad}");
-        }
-    }
-}
-
 /// Serves `router` on `listen` (and the admin routes on `admin`) until SIGINT or SIGTERM, then
 /// shuts down gracefully: what `m2m proxy` and `m2m gateway` run. `what` names the command in
 /// the log line that announces the listener.
@@ -240,5 +213,32 @@ async fn signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_unix_only_unless_dangerous() {
+        assert_eq!(
+            ListenAddr::parse("127.0.0.1:8080", false),
+            Ok(ListenAddr::Tcp(
+                "127.0.0.1:8080".parse().unwrap_or_else(|_| unreachable!())
+            ))
+        );
+        assert!(ListenAddr::parse("[::1]:8080", false).is_ok());
+        assert_eq!(
+            ListenAddr::parse("unix:/run/p.sock", false),
+            Ok(ListenAddr::Unix(PathBuf::from("/run/p.sock")))
+        );
+        for refused in ["0.0.0.0:8080", "192.168.1.2:80", "[::]:80"] {
+            assert!(ListenAddr::parse(refused, false).is_err(), "{refused}");
+            assert!(ListenAddr::parse(refused, true).is_ok(), "{refused}");
+        }
+        for bad in ["localhost:80", "unix:", "8080"] {
+            assert!(ListenAddr::parse(bad, true).is_err(), "{bad}");
+        }
     }
 }
