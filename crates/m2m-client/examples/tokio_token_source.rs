@@ -1,16 +1,20 @@
 //! A plain tokio program sharing one `TokenSource` between many tasks: one token request,
 //! however many tasks ask at once.
 //!
-//! Configuration (environment variables): `TOKEN_URL`, `CLIENT_ID`, `PRIVATE_KEY` (path to a
-//! PEM or JWK), optional `KID` and `SCOPE`.
+//! Configuration (environment variables): `ISSUER` (the server's issuer identifier: the
+//! assertion's `aud`, and the token URL `ISSUER/oauth2/token` — what a default `m2m serve`
+//! wants) or `TOKEN_URL` alone (`aud` = the token URL, as NHS wants), `CLIENT_ID`, `PRIVATE_KEY`
+//! (path to a PEM or JWK), optional `KID`, `ALG` (default: the JWK's `alg`, else RS512 for an
+//! RSA key — what `m2m keygen` makes — else the key type's) and `SCOPE`.
 //!
-//! Run: `cargo run -p m2m-client --example tokio_token_source` (against e.g. `m2m serve`).
+//! Run against a default `m2m serve` (`m2m serve --clients clients.toml`):
+//! `ISSUER=http://127.0.0.1:8080 CLIENT_ID=my-service PRIVATE_KEY=keys/svc-1.pem KID=svc-1 cargo run -p m2m-client --example tokio_token_source`.
 #![allow(clippy::print_stdout)]
 
 use std::sync::Arc;
 
 use m2m_client::source::TokenSource;
-use m2m_client::{KeySigner, PrivateKey, Profile, TokenClient};
+use m2m_client::{Algorithm, KeySigner, PrivateKey, Profile, TokenClient};
 
 fn env(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("set {name} (see the top of this example)"))
@@ -20,12 +24,27 @@ fn env(name: &str) -> Result<String, String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kid = std::env::var("KID").ok();
     let key = PrivateKey::from_bytes(&std::fs::read(env("PRIVATE_KEY")?)?, kid.as_deref(), None)?;
-    let alg = Profile::Generic.choose_algorithm(&key);
+    let alg = match std::env::var("ALG") {
+        Ok(name) => name.parse::<Algorithm>()?,
+        Err(_) => key
+            .jwk_alg()
+            .or_else(|| {
+                key.kind()
+                    .fits(Algorithm::Rs512)
+                    .then_some(Algorithm::Rs512)
+            })
+            .unwrap_or_else(|| Profile::Generic.choose_algorithm(&key)),
+    };
     let signer = KeySigner::new(Arc::new(key), alg, kid)?;
     let mut builder = TokenClient::builder()
-        .token_url(env("TOKEN_URL")?)
         .client_id(env("CLIENT_ID")?)
         .signer(Arc::new(signer));
+    builder = match std::env::var("ISSUER") {
+        Ok(issuer) => builder
+            .token_url(std::env::var("TOKEN_URL").unwrap_or(format!("{issuer}/oauth2/token")))
+            .audience(issuer),
+        Err(_) => builder.token_url(env("TOKEN_URL")?),
+    };
     if let Ok(scope) = std::env::var("SCOPE") {
         builder = builder.scope(scope);
     }
