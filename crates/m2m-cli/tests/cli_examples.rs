@@ -33,7 +33,10 @@ fn client_examples_get_tokens_from_a_default_m2m_serve() {
     let stack = Stack::start();
     let issuer = format!("http://127.0.0.1:{}", stack.server_port);
     for (name, expect) in [
-        ("tokio_token_source", "100 tasks served by one token request"),
+        (
+            "tokio_token_source",
+            "100 tasks served by one token request",
+        ),
         ("blocking", "call 2: Authorization: Bearer ["),
     ] {
         let Some(path) = example(name) else { continue };
