@@ -5,6 +5,9 @@
 //! test runs them there. Run alone (`cargo test -p m2m-cli --test cli_examples`) they may be
 //! missing: then the test says so and passes, except under `CI=true`, where it fails.
 
+// The skip notice goes to the test's stderr, as the Redis tests' do.
+#![allow(clippy::print_stderr)]
+
 mod support;
 
 use std::path::PathBuf;
