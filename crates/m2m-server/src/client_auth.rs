@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, header};
 use m2m_core::clock::UnixTime;
 use m2m_core::secret::{ClientSecret, SecretVerifier};
 use m2m_core::validate::{
-    ClientKeys, ClientSecrets, Pending, Reason, Rejection, SecretJwtPending, TokenForm,
+    ClientKeys, ClientSecrets, Pending, Reason, Rejection, SecretJwtPending, TokenForm, Verified,
     assertion_is_hmac,
 };
 use zeroize::Zeroizing;
@@ -302,25 +302,8 @@ async fn private_key_jwt(
         allowed_algs: &client.algs,
         keys: keys.as_slice(),
     };
-    let verified = match state.rfc.verify(pending, &client_keys, now) {
-        Ok(verified) => verified,
-        Err(rejection) => {
-            // A failed authentication counts against the client's rate limit.
-            charge_rate_limit(state, client, now);
-            return Err(Refusal::from(rejection).for_client(&client.id));
-        }
-    };
-    rate_limit(state, client, now)?;
-    let until = verified.exp.add(state.rfc.config().leeway());
-    match state
-        .replay
-        .insert_if_absent(&client.id, &verified.jti, until, now)
-        .await
-    {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(Refusal::from(state.rfc.replayed()).for_client(&client.id)),
-        Err(e) => Err(store_unavailable(state, &e).for_client(&client.id)),
-    }
+    let verified = state.rfc.verify(pending, &client_keys, now);
+    record_assertion(state, client, verified, now).await
 }
 
 /// `client_secret_jwt` for a found client registered for it: the HMAC under one of its live
@@ -343,9 +326,23 @@ async fn client_secret_jwt(
         allowed_algs: &client.hmac_algs,
         secrets: &secrets,
     };
-    let verified = match state.rfc.verify_secret_jwt(pending, &client_secrets, now) {
+    let verified = state.rfc.verify_secret_jwt(pending, &client_secrets, now);
+    record_assertion(state, client, verified, now).await
+}
+
+/// What follows an assertion's verification, for both assertion methods: a failure is charged to
+/// the client's rate limit and refused; a success passes the rate limit, then its `jti` is
+/// recorded until `exp` + leeway (a replay is refused, a store failure is a 503).
+async fn record_assertion(
+    state: &AppState,
+    client: &Client,
+    verified: Result<Verified, Rejection>,
+    now: UnixTime,
+) -> Result<(), Refusal> {
+    let verified = match verified {
         Ok(verified) => verified,
         Err(rejection) => {
+            // A failed authentication counts against the client's rate limit.
             charge_rate_limit(state, client, now);
             return Err(Refusal::from(rejection).for_client(&client.id));
         }

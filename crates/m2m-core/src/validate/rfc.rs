@@ -289,18 +289,7 @@ impl RfcValidator {
         self.rule_typ(parsed.header())?;
         let key = self.rule_key(parsed.header(), client.keys)?;
         self.rule_signature(parsed, key, pending.alg)?;
-        self.rule_iss_sub(&parsed.claims, client.client_id)?;
-        self.rule_aud(&parsed.claims)?;
-        let exp = self.rule_exp(&parsed.claims, now)?;
-        self.rule_iat(&parsed.claims, now)?;
-        self.rule_nbf(&parsed.claims, now)?;
-        let jti = self.rule_jti(&parsed.claims)?;
-        Ok(Verified {
-            client_id: ClientId::from(client.client_id),
-            jti: jti.to_owned(),
-            exp: rules::to_unix_time(exp),
-            scope: pending.scope.clone(),
-        })
+        self.rule_claims(&parsed.claims, client.client_id, &pending.scope, now)
     }
 
     /// No registered client matches `sub`: 401 `invalid_client`.
@@ -532,6 +521,30 @@ impl RfcValidator {
                 Reason::BadSignature,
                 "assertion signature verification failed",
             )
+        })
+    }
+
+    /// The claim checks every signed or MACed client assertion gets once its signature holds, in
+    /// docs/protocol.md's order: iss=sub=client → aud → exp → iat/nbf → jti shape. Shared by
+    /// `private_key_jwt` ([`RfcValidator::verify`]) and `client_secret_jwt`.
+    pub(crate) fn rule_claims(
+        &self,
+        claims: &Map<String, Value>,
+        client_id: &str,
+        scope: &Option<String>,
+        now: UnixTime,
+    ) -> Result<Verified, Rejection> {
+        self.rule_iss_sub(claims, client_id)?;
+        self.rule_aud(claims)?;
+        let exp = self.rule_exp(claims, now)?;
+        self.rule_iat(claims, now)?;
+        self.rule_nbf(claims, now)?;
+        let jti = self.rule_jti(claims)?;
+        Ok(Verified {
+            client_id: ClientId::from(client_id),
+            jti: jti.to_owned(),
+            exp: rules::to_unix_time(exp),
+            scope: scope.clone(),
         })
     }
 

@@ -10,9 +10,8 @@ use super::Verified;
 use super::form::TokenForm;
 use super::rejection::{Reason, Rejection};
 use super::rfc::RfcValidator;
-use super::rules::{self, Parsed};
+use super::rules::Parsed;
 use crate::hmac::HmacAlg;
-use crate::ids::ClientId;
 use crate::secret::ClientSecret;
 
 /// Whether the request's `client_assertion` is HMAC-signed (`alg` HS256/384/512), i.e. presents
@@ -138,17 +137,6 @@ impl RfcValidator {
                 "assertion HMAC verification failed: it is not signed with the client's secret",
             ));
         }
-        self.rule_iss_sub(&parsed.claims, client.client_id)?;
-        self.rule_aud(&parsed.claims)?;
-        let exp = self.rule_exp(&parsed.claims, now)?;
-        self.rule_iat(&parsed.claims, now)?;
-        self.rule_nbf(&parsed.claims, now)?;
-        let jti = self.rule_jti(&parsed.claims)?;
-        Ok(Verified {
-            client_id: ClientId::from(client.client_id),
-            jti: jti.to_owned(),
-            exp: rules::to_unix_time(exp),
-            scope: pending.scope.clone(),
-        })
+        self.rule_claims(&parsed.claims, client.client_id, &pending.scope, now)
     }
 }
