@@ -22,64 +22,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
 
-DURATION="${DURATION:-10}"
-CONNECTIONS="${CONNECTIONS:-32}"
-SOAK1="${SOAK1:-60}"
-SOAK2="${SOAK2:-600}"
-NGINX="${NGINX:-/usr/sbin/nginx}"
-
-if [[ -z "${M2M_BIN:-}" ]]; then
-  cargo build --release -p m2m-cli >&2
-  M2M_BIN="${CARGO_TARGET_DIR:-$repo/target}/release/m2m"
-fi
-for tool in wrk taskset curl python3 "$NGINX"; do
-  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [[ -f "$work/nginx.pid" ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; echo "port $1 never answered" >&2; exit 1; }
-
-up_port=$(free_port); nginx_port=$(free_port); gw_port=$(free_port); as_port=$(free_port)
-
-# nginx: the trivial upstream and the proxy_pass reference, one worker pinned to core 0.
-mkdir -p "$work/nginx"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity 01;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  upstream trivial { server 127.0.0.1:$up_port; keepalive 64; }
-  server { listen 127.0.0.1:$up_port; location / { client_body_buffer_size 16k; return 200 "ok\n"; } }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      proxy_pass http://trivial;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-CONF
-"$NGINX" -c "$work/nginx.conf" -p "$work/nginx" 2>/dev/null
-wait_port "$up_port"; wait_port "$nginx_port"
+# shellcheck source=bench/lib/forwarding.sh
+source bench/lib/forwarding.sh
+gw_port=$m2m_port
 
 # m2m serve (the issuer) and m2m gateway, both on core 0.
 gw="http://127.0.0.1:$gw_port"
