@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use support::upstream::{self, Upstream};
 use support::{
-    Sandbox, ServerProcess, closed_port, http, metric_sum, stderr, stdout, wait_until_listening,
+    Sandbox, ServerProcess, assert_sse_event_by_event, closed_port, http, metric_sum, rss_kib,
+    stderr, stdout, wait_until_listening,
 };
 
 /// `m2m serve` with client `svc` (scopes read and admin, allowed the gateway's resource), the
@@ -384,45 +385,15 @@ fn sse_arrives_event_by_event() {
     let stack = start(&[]);
     let token = stack.token("read", true);
     let url = format!("{}/sse", stack.audience());
-    let arrivals = runtime().block_on(async {
-        let mut r = reqwest::Client::new()
+    runtime().block_on(async {
+        let r = reqwest::Client::new()
             .get(url)
             .bearer_auth(&token)
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 200);
-        let start = Instant::now();
-        let mut arrivals = Vec::new();
-        let mut text = String::new();
-        while let Some(chunk) = r.chunk().await.unwrap() {
-            text.push_str(std::str::from_utf8(&chunk).unwrap());
-            while let Some(end) = text.find("\n\n") {
-                arrivals.push((text[..end].to_owned(), start.elapsed()));
-                text.drain(..end + 2);
-            }
-        }
-        arrivals
+        assert_sse_event_by_event(r).await;
     });
-    let names: Vec<&str> = arrivals.iter().map(|(e, _)| e.as_str()).collect();
-    assert_eq!(names, ["data: event 0", "data: event 1", "data: event 2"]);
-    // The upstream sends them 400 ms apart: each must arrive on its own, not all at the end.
-    assert!(arrivals[0].1 < Duration::from_millis(300), "{arrivals:?}");
-    assert!(arrivals[1].1 >= Duration::from_millis(300), "{arrivals:?}");
-    assert!(
-        arrivals[2].1 - arrivals[1].1 >= Duration::from_millis(300),
-        "{arrivals:?}"
-    );
-}
-
-/// The gateway's resident memory in KiB, from /proc.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// 256 MiB each way (the gateway buffers nothing, so 1 GiB behaves the same): its RSS, sampled

@@ -9,7 +9,10 @@ use std::io::{Read as _, Write as _};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{ServerProcess, Stack, closed_port, http, metric_sum, stderr, wait_until_listening};
+use support::{
+    ServerProcess, Stack, assert_sse_event_by_event, closed_port, http, metric_sum, rss_kib,
+    stderr, wait_until_listening,
+};
 
 /// A running proxy: the child, its listener port and its admin port.
 struct Proxy {
@@ -202,40 +205,10 @@ fn tokens_never_appear_in_the_proxy_log() {
 fn sse_arrives_event_by_event() {
     let stack = Stack::start();
     let proxy = proxy(&stack);
-    let arrivals = runtime().block_on(async {
-        let mut r = reqwest::get(proxy.url("/sse")).await.unwrap();
-        assert_eq!(r.status(), 200);
-        let start = Instant::now();
-        let mut arrivals = Vec::new();
-        let mut text = String::new();
-        while let Some(chunk) = r.chunk().await.unwrap() {
-            text.push_str(std::str::from_utf8(&chunk).unwrap());
-            while let Some(end) = text.find("\n\n") {
-                arrivals.push((text[..end].to_owned(), start.elapsed()));
-                text.drain(..end + 2);
-            }
-        }
-        arrivals
+    runtime().block_on(async {
+        let r = reqwest::get(proxy.url("/sse")).await.unwrap();
+        assert_sse_event_by_event(r).await;
     });
-    let names: Vec<&str> = arrivals.iter().map(|(e, _)| e.as_str()).collect();
-    assert_eq!(names, ["data: event 0", "data: event 1", "data: event 2"]);
-    // The upstream sends them 400 ms apart: each must arrive on its own, not all at the end.
-    assert!(arrivals[0].1 < Duration::from_millis(300), "{arrivals:?}");
-    assert!(arrivals[1].1 >= Duration::from_millis(300), "{arrivals:?}");
-    assert!(
-        arrivals[2].1 - arrivals[1].1 >= Duration::from_millis(300),
-        "{arrivals:?}"
-    );
-}
-
-/// The proxy's resident memory in KiB, from /proc.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// 256 MiB each way (a size that keeps CI fast; the proxy buffers nothing, so 1 GiB behaves the

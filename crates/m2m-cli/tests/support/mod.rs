@@ -296,3 +296,39 @@ pub fn wait_until_listening(port: u16) {
     }
     panic!("nothing started listening on {port}");
 }
+
+/// A process's resident memory in KiB, from /proc (the streaming tests' flat-memory check).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Reads the test API's `/sse` answer (three events, sent 400 ms apart) as it arrives and checks
+/// that each event came on its own, not all at the end: what MCP's Streamable HTTP needs from
+/// anything between client and server.
+pub async fn assert_sse_event_by_event(mut r: reqwest::Response) {
+    use std::time::{Duration, Instant};
+    assert_eq!(r.status(), 200);
+    let start = Instant::now();
+    let mut arrivals = Vec::new();
+    let mut text = String::new();
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            arrivals.push((text[..end].to_owned(), start.elapsed()));
+            text.drain(..end + 2);
+        }
+    }
+    let names: Vec<&str> = arrivals.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(names, ["data: event 0", "data: event 1", "data: event 2"]);
+    assert!(arrivals[0].1 < Duration::from_millis(300), "{arrivals:?}");
+    assert!(arrivals[1].1 >= Duration::from_millis(300), "{arrivals:?}");
+    assert!(
+        arrivals[2].1 - arrivals[1].1 >= Duration::from_millis(300),
+        "{arrivals:?}"
+    );
+}
