@@ -24,6 +24,9 @@
 //!
 //! # Layout
 //!
+//! - [`authorization`]: the headers of an API request with a token (`Bearer`, or `DPoP` with a
+//!   fresh proof carrying `ath`), the per-origin DPoP nonces and the nonce-retry rule every
+//!   integration and the CLI follow.
 //! - [`TokenClient`] (`client`): the builder, one `fetch` call, retries with fresh credentials
 //!   per attempt.
 //! - [`ClientAuth`] (`client_auth`): how the client authenticates (`private_key_jwt`, the three
@@ -73,6 +76,7 @@
 // Unit tests may unwrap: a panic there is a test failure with a useful message.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod authorization;
 mod backoff;
 mod client;
 mod client_auth;
