@@ -40,6 +40,10 @@ pub(crate) struct ConfigProfile {
     pub(crate) client_secret_file: Option<String>,
     /// `private_key_jwt`, `client_secret_basic`, `client_secret_post` or `client_secret_jwt`.
     pub(crate) auth_method: Option<String>,
+    /// DPoP-bound tokens (`m2m token|call|proxy`), with an ephemeral key unless `dpop_key`.
+    pub(crate) dpop: Option<bool>,
+    /// The DPoP key file (implies `dpop = true`).
+    pub(crate) dpop_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
