@@ -158,8 +158,7 @@ mod tests {
 
         let key = DpopKey::ephemeral().unwrap_or_else(|_| unreachable!());
         let url = Url::parse("https://api.example/x?q=1").unwrap_or_else(|_| unreachable!());
-        let h = headers_for("tok", Some(&key), &Method::POST, &url, Some("n1"))
-            .unwrap_or_default();
+        let h = headers_for("tok", Some(&key), &Method::POST, &url, Some("n1")).unwrap_or_default();
         assert_eq!(h.len(), 2);
         assert_eq!(h[0].1.to_str().ok(), Some("DPoP tok"));
         assert!(h[1].0 == DPOP && h[1].1.is_sensitive());

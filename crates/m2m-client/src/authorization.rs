@@ -118,7 +118,10 @@ pub fn api_authorization(
 /// Whether an API's answer is RFC 9449 §9's request for a nonce: `401` with a `WWW-Authenticate`
 /// DPoP challenge whose `error` is `use_dpop_nonce`. (The nonce itself is the `DPoP-Nonce`
 /// header; without one there is nothing to retry with.)
-pub fn asks_for_nonce<'a>(status: u16, www_authenticate: impl IntoIterator<Item = &'a str>) -> bool {
+pub fn asks_for_nonce<'a>(
+    status: u16,
+    www_authenticate: impl IntoIterator<Item = &'a str>,
+) -> bool {
     status == 401
         && www_authenticate
             .into_iter()
@@ -222,7 +225,9 @@ impl DpopNonces {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.by_origin.lock().unwrap_or_else(PoisonError::into_inner)
+        self.by_origin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -309,7 +314,9 @@ mod calls {
                 return Retry::No;
             }
             if nonce_kept && asks_for_nonce(status, www_authenticate) {
-                tracing::debug!("the API asked for a DPoP nonce; sending the request again with it");
+                tracing::debug!(
+                    "the API asked for a DPoP nonce; sending the request again with it"
+                );
                 return Retry::WithNonce;
             }
             self.source.invalidate_token(token);

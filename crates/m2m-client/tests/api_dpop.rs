@@ -71,7 +71,11 @@ fn challenge(error: &str) -> HeaderValue {
 }
 
 /// The resource server: verifies the DPoP scheme, the proof and its jti; asks for a nonce.
-async fn verify(State(state): State<Arc<ApiState>>, method: Method, headers: HeaderMap) -> Response {
+async fn verify(
+    State(state): State<Arc<ApiState>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
     let record = |status: StatusCode, jti: Option<String>, nonce: bool| {
         state.seen.lock().unwrap().push(Seen {
             status: status.as_u16(),
@@ -112,7 +116,12 @@ async fn verify(State(state): State<Arc<ApiState>>, method: Method, headers: Hea
             record(StatusCode::OK, Some(verified.jti), !nonces.is_empty());
             (StatusCode::OK, format!("ok {method}")).into_response()
         }
-        Err(e) if matches!(e.reason, DpopReason::NonceMissing | DpopReason::NonceMismatch) => {
+        Err(e)
+            if matches!(
+                e.reason,
+                DpopReason::NonceMissing | DpopReason::NonceMismatch
+            ) =>
+        {
             record(StatusCode::UNAUTHORIZED, None, false);
             let mut r = refuse("use_dpop_nonce");
             r.headers_mut()
@@ -121,7 +130,11 @@ async fn verify(State(state): State<Arc<ApiState>>, method: Method, headers: Hea
         }
         Err(e) => {
             record(StatusCode::BAD_REQUEST, None, false);
-            (StatusCode::UNAUTHORIZED, format!("refused: {}", e.reason.as_str())).into_response()
+            (
+                StatusCode::UNAUTHORIZED,
+                format!("refused: {}", e.reason.as_str()),
+            )
+                .into_response()
         }
     }
 }
@@ -330,11 +343,7 @@ fn send_blocking(
     use std::io::{Read, Write};
 
     let parsed = url::Url::parse(url).unwrap();
-    let addr = format!(
-        "{}:{}",
-        parsed.host_str().unwrap(),
-        parsed.port().unwrap()
-    );
+    let addr = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap());
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     let mut request = format!(
         "{method} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n",
@@ -350,7 +359,14 @@ fn send_blocking(
     stream.read_to_string(&mut answer).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))

@@ -99,7 +99,9 @@ async fn call(args: &CallArgs, s: &Settings, request: &ApiRequest) -> CliResult 
             && let Some(asked) = authorize::nonce_asked(response.status(), response.headers())
         {
             nonce_retried = true;
-            tracing::info!("the API asked for a DPoP nonce (401 use_dpop_nonce): sending again with it");
+            tracing::info!(
+                "the API asked for a DPoP nonce (401 use_dpop_nonce): sending again with it"
+            );
             nonce = Some(asked);
             continue;
         }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use axum::http::{Extensions, HeaderMap, Method, StatusCode};
 use axum::response::Response;
-use m2m_client::source::{FetchToken, Token, TokenSource};
 use m2m_client::authorization::DpopNonces;
+use m2m_client::source::{FetchToken, Token, TokenSource};
 use m2m_client::{BoxFuture, DpopKey, TokenClient, TokenResponse};
 use m2m_server::ConnectionLimits;
 use url::Url;
@@ -144,7 +144,9 @@ impl Hook for TokenHook {
                 self.nonces.remember(self.upstream.as_str(), &nonce);
             }
             if authorize::nonce_asked(status, headers).is_some() {
-                tracing::info!("the API asked for a DPoP nonce (401 use_dpop_nonce): sending again with it");
+                tracing::info!(
+                    "the API asked for a DPoP nonce (401 use_dpop_nonce): sending again with it"
+                );
                 return true;
             }
         }

@@ -39,7 +39,16 @@ pub(crate) fn run(args: &TokenArgs) -> CliResult {
     let dpop = dpop_key::load(&s)?;
     let rt = runtime()?;
     let response = rt.block_on(async {
-        let built = build(&s, &endpoint, credential, timeout, args.attempts, None, dpop).await?;
+        let built = build(
+            &s,
+            &endpoint,
+            credential,
+            timeout,
+            args.attempts,
+            None,
+            dpop,
+        )
+        .await?;
         let result = fetch(args, &s, &built.client, kid.as_deref(), None).await;
         built.explain(result, alg.as_ref())
     })?;

@@ -145,7 +145,10 @@ impl Middleware for BearerMiddleware {
         self.calls.remember_nonce(
             &token,
             &url,
-            response.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()),
+            response
+                .headers()
+                .get("dpop-nonce")
+                .and_then(|v| v.to_str().ok()),
         );
         Ok(response)
     }

@@ -187,7 +187,13 @@ where
             authorize(&calls, &mut request, &token)?;
             let response = inner.call(request).await.map_err(Into::into)?;
             // No retry here; the answer still drops a refused token and keeps a nonce.
-            answered(&calls, &token, &url, response.status().as_u16(), response.headers());
+            answered(
+                &calls,
+                &token,
+                &url,
+                response.status().as_u16(),
+                response.headers(),
+            );
             Ok(response)
         })
     }
@@ -244,7 +250,10 @@ where
             calls.remember_nonce(
                 &token,
                 &url,
-                response.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()),
+                response
+                    .headers()
+                    .get("dpop-nonce")
+                    .and_then(|v| v.to_str().ok()),
             );
             Ok(response)
         })
