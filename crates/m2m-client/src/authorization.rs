@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use m2m_core::clock::UnixTime;
 use m2m_core::dpop::{Proof, ProofInput};
@@ -23,6 +23,7 @@ use m2m_core::wire::{DPOP, ERROR_USE_DPOP_NONCE};
 
 use crate::dpop::DpopKey;
 use crate::error::Error;
+use crate::source::{Token, TokenSource};
 
 /// Origins whose nonce [`DpopNonces`] keeps; beyond that the oldest half is forgotten (a client
 /// talks to a handful of APIs; this only bounds memory against a hostile redirect chain).
@@ -244,84 +245,72 @@ pub enum Retry {
     WithNewToken,
 }
 
-pub use calls::ApiCalls;
+/// A [`TokenSource`] and the API nonces: what each integration needs to authorise a request
+/// and to decide, from the answer, whether to send it once more. Clones share both.
+#[derive(Clone, Debug)]
+pub struct ApiCalls {
+    source: TokenSource,
+    nonces: Arc<DpopNonces>,
+}
 
-mod calls {
-    use std::sync::Arc;
-
-    use super::{ApiAuthorization, DpopNonces, Retry, asks_for_nonce};
-    use crate::error::Error;
-    use crate::source::{Token, TokenSource};
-
-    /// A [`TokenSource`] and the API nonces: what each integration needs to authorise a request
-    /// and to decide, from the answer, whether to send it once more. Clones share both.
-    #[derive(Clone, Debug)]
-    pub struct ApiCalls {
-        source: TokenSource,
-        nonces: Arc<DpopNonces>,
+impl ApiCalls {
+    /// Calls with tokens from `source`.
+    pub fn new(source: TokenSource) -> Self {
+        ApiCalls {
+            source,
+            nonces: Arc::new(DpopNonces::new()),
+        }
     }
 
-    impl ApiCalls {
-        /// Calls with tokens from `source`.
-        pub fn new(source: TokenSource) -> Self {
-            ApiCalls {
-                source,
-                nonces: Arc::new(DpopNonces::new()),
-            }
-        }
+    /// The token source.
+    pub fn source(&self) -> &TokenSource {
+        &self.source
+    }
 
-        /// The token source.
-        pub fn source(&self) -> &TokenSource {
-            &self.source
-        }
+    /// The headers for `method url` with `token` (a fresh proof with the origin's latest
+    /// nonce for a DPoP-bound token), dated by the source's clock.
+    pub fn authorize(
+        &self,
+        token: &Token,
+        method: &str,
+        url: &str,
+    ) -> Result<ApiAuthorization, Error> {
+        let nonce = token.dpop_key().and_then(|_| self.nonces.get(url));
+        token.authorization(method, url, nonce.as_deref(), self.source.now())
+    }
 
-        /// The headers for `method url` with `token` (a fresh proof with the origin's latest
-        /// nonce for a DPoP-bound token), dated by the source's clock.
-        pub fn authorize(
-            &self,
-            token: &Token,
-            method: &str,
-            url: &str,
-        ) -> Result<ApiAuthorization, Error> {
-            let nonce = token.dpop_key().and_then(|_| self.nonces.get(url));
-            token.authorization(method, url, nonce.as_deref(), self.source.now())
+    /// Remembers the `DPoP-Nonce` of an answer to a request made with a DPoP-bound `token`
+    /// (RFC 9449 §9: a resource server may send a new one on any answer), without deciding
+    /// anything else; `true` if it was kept.
+    pub fn remember_nonce(&self, token: &Token, url: &str, dpop_nonce: Option<&str>) -> bool {
+        match (token.dpop_key(), dpop_nonce) {
+            (Some(_), Some(nonce)) => self.nonces.remember(url, nonce),
+            _ => false,
         }
+    }
 
-        /// Remembers the `DPoP-Nonce` of an answer to a request made with a DPoP-bound `token`
-        /// (RFC 9449 §9: a resource server may send a new one on any answer), without deciding
-        /// anything else; `true` if it was kept.
-        pub fn remember_nonce(&self, token: &Token, url: &str, dpop_nonce: Option<&str>) -> bool {
-            match (token.dpop_key(), dpop_nonce) {
-                (Some(_), Some(nonce)) => self.nonces.remember(url, nonce),
-                _ => false,
-            }
+    /// Reads the answer to a request made with `token`: remembers a `DPoP-Nonce` it carries,
+    /// and on a 401 says whether to retry with the nonce (the API asked for one) or with a
+    /// new token (any other 401; `token` is dropped from the cache, so the next request
+    /// fetches a new one even when this one cannot be resent).
+    pub fn answered<'a>(
+        &self,
+        token: &Token,
+        url: &str,
+        status: u16,
+        www_authenticate: impl IntoIterator<Item = &'a str>,
+        dpop_nonce: Option<&str>,
+    ) -> Retry {
+        let nonce_kept = self.remember_nonce(token, url, dpop_nonce);
+        if status != 401 {
+            return Retry::No;
         }
-
-        /// Reads the answer to a request made with `token`: remembers a `DPoP-Nonce` it carries,
-        /// and on a 401 says whether to retry with the nonce (the API asked for one) or with a
-        /// new token (any other 401; `token` is dropped from the cache, so the next request
-        /// fetches a new one even when this one cannot be resent).
-        pub fn answered<'a>(
-            &self,
-            token: &Token,
-            url: &str,
-            status: u16,
-            www_authenticate: impl IntoIterator<Item = &'a str>,
-            dpop_nonce: Option<&str>,
-        ) -> Retry {
-            let nonce_kept = self.remember_nonce(token, url, dpop_nonce);
-            if status != 401 {
-                return Retry::No;
-            }
-            if nonce_kept && asks_for_nonce(status, www_authenticate) {
-                tracing::debug!(
-                    "the API asked for a DPoP nonce; sending the request again with it"
-                );
-                return Retry::WithNonce;
-            }
-            self.source.invalidate_token(token);
-            Retry::WithNewToken
+        if nonce_kept && asks_for_nonce(status, www_authenticate) {
+            tracing::debug!("the API asked for a DPoP nonce; sending the request again with it");
+            return Retry::WithNonce;
         }
+        self.source.invalidate_token(token);
+        Retry::WithNewToken
     }
 }
 
