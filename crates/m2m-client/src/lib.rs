@@ -125,6 +125,8 @@ pub use m2m_core::{
 
 /// The DPoP guide (`docs/dpop.md`), here so its examples are compiled by `cargo test --doc`.
 #[doc = include_str!("../../../docs/dpop.md")]
+// Its ```sh no-run blocks are for the docs test (crates/m2m-cli/tests/docs_recipes.rs), not Rust.
+#[allow(rustdoc::invalid_codeblock_attributes)]
 pub mod dpop_guide {}
 
 pub use client::{TokenClient, TokenClientBuilder};
