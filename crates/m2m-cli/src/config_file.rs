@@ -10,6 +10,8 @@
 //! key = "~/.config/m2m/int-1.pem"
 //! kid = "int-1"
 //! scope = "…"
+//! dpop = true                      # optional: DPoP-bound tokens (m2m token|call|proxy)
+//! dpop_key = "~/.config/m2m/dpop.pem"  # optional: a persistent DPoP key (implies dpop)
 //! ```
 //!
 //! The file lives at `$M2M_CONFIG`, else `$XDG_CONFIG_HOME/m2m/config.toml`, else

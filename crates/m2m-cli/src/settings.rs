@@ -494,6 +494,45 @@ mod tests {
     }
 
     #[test]
+    fn dpop_flags_over_the_profile() {
+        let resolve = |p: &ConfigProfile, flags: DpopArgs| {
+            let mut s = resolve_with(&args(), None, p).unwrap();
+            s.apply_dpop_flags(&flags);
+            s.dpop.map(|c| c.key_file)
+        };
+        let none = ConfigProfile::default();
+        let key = |f: &str| Some(Some(PathBuf::from(f)));
+        assert_eq!(resolve(&none, DpopArgs::default()), None);
+        let dpop = DpopArgs {
+            dpop: true,
+            dpop_key: None,
+        };
+        assert_eq!(resolve(&none, dpop.clone()), Some(None));
+        let with_key = ConfigProfile {
+            dpop_key: Some("/p/dpop.pem".into()),
+            ..ConfigProfile::default()
+        };
+        assert_eq!(resolve(&with_key, DpopArgs::default()), key("/p/dpop.pem"));
+        assert_eq!(resolve(&with_key, dpop), key("/p/dpop.pem"));
+        let flag_key = DpopArgs {
+            dpop: false,
+            dpop_key: Some("/f/dpop.pem".into()),
+        };
+        assert_eq!(resolve(&with_key, flag_key), key("/f/dpop.pem"));
+        let off = ConfigProfile {
+            dpop: Some(false),
+            dpop_key: Some("/p/dpop.pem".into()),
+            ..ConfigProfile::default()
+        };
+        assert_eq!(resolve(&off, DpopArgs::default()), None);
+        let on = ConfigProfile {
+            dpop: Some(true),
+            ..ConfigProfile::default()
+        };
+        assert_eq!(resolve(&on, DpopArgs::default()), Some(None));
+    }
+
+    #[test]
     fn env_and_url_must_agree() {
         let mut a = args();
         a.env = Some("int".into());
