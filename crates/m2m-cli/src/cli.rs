@@ -230,10 +230,12 @@ pub(crate) struct AssertionArgs {
   curl -H \"$(m2m token --profile int --header)\" \\
     https://int.api.service.nhs.uk/hello-world/hello/application
   m2m token --issuer http://127.0.0.1:8080 --client-id c --key c.pem --json
+  m2m token --profile api --dpop-key dpop.pem --json
 
 Tokens are cached per token URL + client id + kid + scope in
 $XDG_CACHE_HOME/m2m (0600), so scripts calling this in a loop stay under rate
-limits; --no-cache skips it.")]
+limits; --no-cache skips it. A DPoP-bound token is cached only with --dpop-key
+(keyed by its thumbprint); with --dpop alone the key dies with the process.")]
 pub(crate) struct TokenArgs {
     #[command(flatten)]
     pub(crate) client: ClientArgs,
@@ -259,6 +261,21 @@ pub(crate) struct TokenArgs {
     /// Attempts for retryable failures (network, timeout, 5xx, 429), the first included.
     #[arg(long, env = "M2M_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub(crate) attempts: u32,
+    #[command(flatten)]
+    pub(crate) dpop: DpopArgs,
+}
+
+/// DPoP (RFC 9449) for the commands that get tokens to use them (`token`, `call`, `proxy`).
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct DpopArgs {
+    /// Bind the token to a DPoP key (a P-256 key made for this run unless --dpop-key); API
+    /// requests then carry a fresh proof.
+    #[arg(long, env = "M2M_DPOP")]
+    pub(crate) dpop: bool,
+    /// The DPoP key (PEM, PKCS#8, SEC1 or JWK; mode 0600): implies --dpop and lets the token
+    /// cache keep DPoP-bound tokens.
+    #[arg(long, env = "M2M_DPOP_KEY", value_name = "FILE")]
+    pub(crate) dpop_key: Option<PathBuf>,
 }
 
 /// The token settings of the commands that call APIs (`call`, `proxy`): the client, scope and
@@ -276,6 +293,8 @@ pub(crate) struct ApiTokenArgs {
     /// Attempts for retryable token-request failures (network, timeout, 5xx, 429).
     #[arg(long, env = "M2M_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub(crate) attempts: u32,
+    #[command(flatten)]
+    pub(crate) dpop: DpopArgs,
 }
 
 /// `m2m call`.
@@ -285,10 +304,12 @@ pub(crate) struct ApiTokenArgs {
     https://int.api.service.nhs.uk/hello-world/hello/application
   m2m call -i POST https://api.example/items --data @item.json
   echo '{}' | m2m call PUT https://api.example/items/1 --data - --profile prod
+  m2m call --profile api --dpop-key dpop.pem https://api.example/items
 
 The body goes to stdout; -i adds the status line and headers on stderr. Exit 0 for 2xx, 6 for
 any other status (redirects are not followed). A 401 invalid_token drops the cached token and
-retries once with a new one.")]
+retries once with a new one. With --dpop the token goes as DPoP with a fresh proof; a
+401 use_dpop_nonce is retried once with the API's nonce.")]
 pub(crate) struct CallArgs {
     /// The method (GET, POST, …) followed by the URL, or the URL alone (GET; POST with --data).
     #[arg(value_name = "[METHOD] URL", num_args = 1..=2, required = true)]
@@ -319,10 +340,13 @@ pub(crate) struct CallArgs {
     --listen 127.0.0.1:8787
   m2m proxy --profile mcp --upstream https://mcp.example/ \\
     --listen unix:/run/user/1000/mcp.sock --admin-listen 127.0.0.1:9787
+  m2m proxy --profile api --dpop --upstream https://api.example \\
+    --listen 127.0.0.1:8787
 
 Every request to the listener goes to the upstream with the token added (incoming Authorization
 and DPoP removed). Whoever reaches the listener borrows this client's authority: loopback or a
-0600 Unix socket only, unless --dangerous-listen-any. See docs/proxy.md.")]
+0600 Unix socket only, unless --dangerous-listen-any. With --dpop every request gets a fresh
+proof. See docs/proxy.md and docs/dpop.md.")]
 pub(crate) struct ProxyArgs {
     /// Where to listen: 127.0.0.1:PORT (loopback) or unix:PATH (created 0600).
     #[arg(long, env = "M2M_PROXY_LISTEN", value_name = "ADDR|unix:PATH")]

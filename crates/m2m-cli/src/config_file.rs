@@ -10,6 +10,8 @@
 //! key = "~/.config/m2m/int-1.pem"
 //! kid = "int-1"
 //! scope = "…"
+//! dpop = true                      # optional: DPoP-bound tokens (m2m token|call|proxy)
+//! dpop_key = "~/.config/m2m/dpop.pem"  # optional: a persistent DPoP key (implies dpop)
 //! ```
 //!
 //! The file lives at `$M2M_CONFIG`, else `$XDG_CONFIG_HOME/m2m/config.toml`, else
@@ -40,6 +42,10 @@ pub(crate) struct ConfigProfile {
     pub(crate) client_secret_file: Option<String>,
     /// `private_key_jwt`, `client_secret_basic`, `client_secret_post` or `client_secret_jwt`.
     pub(crate) auth_method: Option<String>,
+    /// DPoP-bound tokens (`m2m token|call|proxy`), with an ephemeral key unless `dpop_key`.
+    pub(crate) dpop: Option<bool>,
+    /// The DPoP key file (implies `dpop = true`).
+    pub(crate) dpop_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

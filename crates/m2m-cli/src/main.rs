@@ -11,11 +11,12 @@
 //!   `completions`); `commands::run` dispatches.
 //! - `forward`: the forwarding engine (reverse proxy to one upstream with a per-request hook,
 //!   admin listener, listen addresses) behind `m2m proxy` and `m2m gateway`.
-//! - `authorize`: the authorization headers of an API request (the DPoP seam) and the 401
-//!   `invalid_token` test.
+//! - `authorize`: the authorization headers of an API request (`Bearer`, or `DPoP` with a fresh
+//!   proof, by m2m-client's rule) and the 401 `invalid_token` / `use_dpop_nonce` tests.
 //! - `config_file`: the config file (`config.toml`) and its named profiles (`ConfigProfile`).
 //! - `settings`: flag > env > config-file profile precedence, resolved into the endpoint, signer
 //!   and audience the client commands use.
+//! - `dpop_key`: the DPoP key of `--dpop` / `--dpop-key` (ephemeral, or a 0600 key file).
 //! - `keyfile`: reading private key files (precise messages, passphrase prompt).
 //! - `exit`: the CLI's error type and its documented exit codes.
 //! - `server_hint`: hints on a server's refusal from what only the command line knows (how the
@@ -29,6 +30,7 @@ mod authorize;
 mod cli;
 mod commands;
 mod config_file;
+mod dpop_key;
 mod exit;
 mod forward;
 mod keyfile;

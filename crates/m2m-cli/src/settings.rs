@@ -13,7 +13,7 @@ use m2m_core::nhs::Environment;
 use m2m_core::secret::ClientSecret;
 use m2m_core::signer::KeySigner;
 
-use crate::cli::{AlgArg, ClientArgs};
+use crate::cli::{AlgArg, ClientArgs, DpopArgs};
 use crate::config_file::{ConfigProfile, expand_tilde, load_profile};
 use crate::exit::{CliError, CliResult};
 use crate::keyfile;
@@ -57,6 +57,15 @@ pub(crate) struct Settings {
     pub(crate) lifetime: Option<Duration>,
     pub(crate) scope: Option<String>,
     pub(crate) allow_insecure_http: bool,
+    /// DPoP as the profile asks (`dpop`, `dpop_key`); the commands that use it apply their
+    /// flags over it ([`Settings::apply_dpop_flags`]).
+    pub(crate) dpop: Option<DpopChoice>,
+}
+
+/// A DPoP key to bind tokens to: from a file, or (`None`) made for this run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DpopChoice {
+    pub(crate) key_file: Option<PathBuf>,
 }
 
 /// The endpoint-related values of one precedence level.
@@ -140,6 +149,12 @@ fn resolve_with(args: &ClientArgs, scope: Option<&str>, p: &ConfigProfile) -> Cl
         lifetime,
         scope: scope.map(str::to_owned).or_else(|| p.scope.clone()),
         allow_insecure_http,
+        dpop: match (p.dpop, p.dpop_key.as_deref()) {
+            (Some(false), _) | (None, None) => None,
+            (_, key) => Some(DpopChoice {
+                key_file: key.map(expand_tilde),
+            }),
+        },
     })
 }
 
@@ -223,6 +238,18 @@ fn check_issuer(issuer: &str, allow_insecure_http: bool) -> CliResult {
 pub(crate) const CLIENT_SECRET_ENV: &str = "M2M_CLIENT_SECRET";
 
 impl Settings {
+    /// `--dpop` / `--dpop-key` (and their `M2M_*` variables) over the profile's DPoP setting:
+    /// a key file given on the command line wins; `--dpop` alone keeps the profile's key file.
+    pub(crate) fn apply_dpop_flags(&mut self, flags: &DpopArgs) {
+        if let Some(file) = &flags.dpop_key {
+            self.dpop = Some(DpopChoice {
+                key_file: Some(file.clone()),
+            });
+        } else if flags.dpop && self.dpop.is_none() {
+            self.dpop = Some(DpopChoice { key_file: None });
+        }
+    }
+
     /// The client secret, if one is given: `--client-secret-file` (or the profile's), else
     /// `--client-secret-stdin`, else `M2M_CLIENT_SECRET`. A file readable by group or others
     /// gets a warning.
@@ -464,6 +491,45 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn dpop_flags_over_the_profile() {
+        let resolve = |p: &ConfigProfile, flags: DpopArgs| {
+            let mut s = resolve_with(&args(), None, p).unwrap();
+            s.apply_dpop_flags(&flags);
+            s.dpop.map(|c| c.key_file)
+        };
+        let none = ConfigProfile::default();
+        let key = |f: &str| Some(Some(PathBuf::from(f)));
+        assert_eq!(resolve(&none, DpopArgs::default()), None);
+        let dpop = DpopArgs {
+            dpop: true,
+            dpop_key: None,
+        };
+        assert_eq!(resolve(&none, dpop.clone()), Some(None));
+        let with_key = ConfigProfile {
+            dpop_key: Some("/p/dpop.pem".into()),
+            ..ConfigProfile::default()
+        };
+        assert_eq!(resolve(&with_key, DpopArgs::default()), key("/p/dpop.pem"));
+        assert_eq!(resolve(&with_key, dpop), key("/p/dpop.pem"));
+        let flag_key = DpopArgs {
+            dpop: false,
+            dpop_key: Some("/f/dpop.pem".into()),
+        };
+        assert_eq!(resolve(&with_key, flag_key), key("/f/dpop.pem"));
+        let off = ConfigProfile {
+            dpop: Some(false),
+            dpop_key: Some("/p/dpop.pem".into()),
+            ..ConfigProfile::default()
+        };
+        assert_eq!(resolve(&off, DpopArgs::default()), None);
+        let on = ConfigProfile {
+            dpop: Some(true),
+            ..ConfigProfile::default()
+        };
+        assert_eq!(resolve(&on, DpopArgs::default()), Some(None));
     }
 
     #[test]

@@ -93,6 +93,22 @@ impl CacheKey {
         CacheKey(hex::encode(digest.as_ref()))
     }
 
+    /// The same key for tokens bound to the DPoP key whose RFC 7638 thumbprint is `jkt`: a
+    /// DPoP-bound token is useless with another key, so it is never handed out for one. Only a
+    /// persistent key's tokens belong on disk (an ephemeral key dies with the process). Keys
+    /// without DPoP are unchanged.
+    pub fn for_dpop_key(self, jkt: &str) -> Self {
+        let mut input = Vec::with_capacity(128);
+        input.extend_from_slice(KEY_DOMAIN);
+        input.extend_from_slice(b" dpop jkt");
+        for value in [self.0.as_str(), jkt] {
+            input.extend_from_slice(&(value.len() as u64).to_be_bytes());
+            input.extend_from_slice(value.as_bytes());
+        }
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+        CacheKey(hex::encode(digest.as_ref()))
+    }
+
     /// The hex digest (also the file name stem).
     pub fn as_str(&self) -> &str {
         &self.0
@@ -430,6 +446,17 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dpop_keys_get_their_own_entries() {
+        let base = CacheKey::new("https://x/token", "c", "private_key_jwt", Some("k"), None);
+        let one = base.clone().for_dpop_key("jkt-1");
+        let two = base.clone().for_dpop_key("jkt-2");
+        assert_ne!(one, base);
+        assert_ne!(one, two);
+        assert_eq!(one, base.clone().for_dpop_key("jkt-1"));
+        assert_ne!(one, base.for_resource("jkt-1"));
+    }
 
     #[test]
     fn key_is_length_prefixed_hex_sha256() {

@@ -24,6 +24,9 @@
 //!
 //! # Layout
 //!
+//! - [`authorization`]: the headers of an API request with a token (`Bearer`, or `DPoP` with a
+//!   fresh proof carrying `ath`), the per-origin DPoP nonces and the nonce-retry rule every
+//!   integration and the CLI follow.
 //! - [`TokenClient`] (`client`): the builder, one `fetch` call, retries with fresh credentials
 //!   per attempt.
 //! - [`ClientAuth`] (`client_auth`): how the client authenticates (`private_key_jwt`, the three
@@ -73,6 +76,7 @@
 // Unit tests may unwrap: a panic there is a test failure with a useful message.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod authorization;
 mod backoff;
 mod client;
 mod client_auth;
@@ -121,6 +125,8 @@ pub use m2m_core::{
 
 /// The DPoP guide (`docs/dpop.md`), here so its examples are compiled by `cargo test --doc`.
 #[doc = include_str!("../../../docs/dpop.md")]
+// Its ```sh no-run blocks are for the docs test (crates/m2m-cli/tests/docs_recipes.rs), not Rust.
+#[allow(rustdoc::invalid_codeblock_attributes)]
 pub mod dpop_guide {}
 
 pub use client::{TokenClient, TokenClientBuilder};

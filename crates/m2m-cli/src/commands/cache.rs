@@ -1,6 +1,7 @@
 //! `m2m cache clear|path` and the file cache behind `m2m token` (m2m_client::file_cache):
-//! one 0600 file per token URL + client id + kid + scope under `$XDG_CACHE_HOME/m2m`, so scripts
-//! calling `m2m token` in a loop stay under the token endpoint's rate limit.
+//! one 0600 file per token URL + client id + kid + scope (+ DPoP key thumbprint) under
+//! `$XDG_CACHE_HOME/m2m`, so scripts calling `m2m token` in a loop stay under the token
+//! endpoint's rate limit. Tokens bound to an ephemeral DPoP key are never cached.
 
 use m2m_client::file_cache::{CacheKey, FileCache};
 use m2m_client::{TokenClient, TokenResponse};
@@ -23,7 +24,12 @@ pub(crate) async fn fetch_cached(
         tracing::warn!("no cache directory on this platform; fetching without the cache");
         return Ok(client.fetch().await?);
     };
-    let key = cache_key(client, kid, scope, resource);
+    let Some(key) = cache_key(client, kid, scope, resource) else {
+        eprintln!(
+            "note: the DPoP key was made for this run, so the token is not cached (it dies with the key); pass --dpop-key FILE to cache it"
+        );
+        return Ok(client.fetch().await?);
+    };
     Ok(cache
         .get_or_fetch(&key, client, &SystemClock)
         .await?
@@ -36,19 +42,24 @@ pub(crate) fn drop_cached(client: &TokenClient, kid: Option<&str>, scope: Option
     let Some(cache) = FileCache::user_default() else {
         return;
     };
-    if let Err(e) = cache.remove(&cache_key(client, kid, scope, None))
+    let Some(key) = cache_key(client, kid, scope, None) else {
+        return;
+    };
+    if let Err(e) = cache.remove(&key)
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(error = %e, "cannot remove the refused token from the cache");
     }
 }
 
+/// The file-cache key of `client`'s tokens; `None` for tokens bound to an ephemeral DPoP key,
+/// which must not outlive the process (a persistent key's tokens are keyed by its thumbprint).
 fn cache_key(
     client: &TokenClient,
     kid: Option<&str>,
     scope: Option<&str>,
     resource: Option<&str>,
-) -> CacheKey {
+) -> Option<CacheKey> {
     let key = CacheKey::new(
         client.token_url().as_str(),
         client.client_id(),
@@ -56,9 +67,14 @@ fn cache_key(
         kid,
         scope,
     );
-    match resource {
+    let key = match resource {
         Some(resource) => key.for_resource(resource),
         None => key,
+    };
+    match client.dpop_key() {
+        None => Some(key),
+        Some(dpop) if dpop.is_persistent() => Some(key.for_dpop_key(dpop.thumbprint())),
+        Some(_) => None,
     }
 }
 

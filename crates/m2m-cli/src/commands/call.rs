@@ -1,13 +1,14 @@
 //! `m2m call`: one request to an API with this client's token (through the file cache of
 //! `m2m token`), the body on stdout, status and headers on stderr with `-i`; exit 0 for 2xx and
-//! 6 for any other status. A 401 `invalid_token` drops the cached token and retries once.
+//! 6 for any other status. A 401 `invalid_token` drops the cached token and retries once; with
+//! `--dpop`, a 401 `use_dpop_nonce` is retried once with the API's nonce in a fresh proof.
 
 use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
-use m2m_client::TokenClient;
+use m2m_client::{DpopKey, TokenClient};
 use url::Url;
 
 use crate::authorize;
@@ -25,7 +26,8 @@ pub(crate) fn run(args: &CallArgs) -> CliResult {
         .map_err(CliError::usage)?;
     let headers = parse_headers(&args.headers)?;
     let body = args.data.as_deref().map(read_data).transpose()?;
-    let s = settings::resolve(&args.token.client, args.token.scope.as_deref())?;
+    let mut s = settings::resolve(&args.token.client, args.token.scope.as_deref())?;
+    s.apply_dpop_flags(&args.token.dpop);
     let request = ApiRequest {
         method,
         url,
@@ -60,11 +62,19 @@ async fn call(args: &CallArgs, s: &Settings, request: &ApiRequest) -> CliResult 
         .map_err(|e| CliError::local(format!("cannot build the HTTP client: {e}")))?;
     let mut token = tokens.get().await?;
     let mut retried = false;
+    let mut nonce: Option<String> = None;
+    let mut nonce_retried = false;
     let response = loop {
         let mut headers = request.headers.clone();
         authorize::strip_incoming(&mut headers);
-        for (name, value) in authorize::headers_for(&token, &request.method, &request.url)
-            .map_err(CliError::local)?
+        for (name, value) in authorize::headers_for(
+            &token.secret,
+            token.dpop.as_ref(),
+            &request.method,
+            &request.url,
+            nonce.as_deref(),
+        )
+        .map_err(CliError::local)?
         {
             headers.insert(name, value);
         }
@@ -84,6 +94,17 @@ async fn call(args: &CallArgs, s: &Settings, request: &ApiRequest) -> CliResult 
                 ),
             )
         })?;
+        if token.dpop.is_some()
+            && !nonce_retried
+            && let Some(asked) = authorize::nonce_asked(response.status(), response.headers())
+        {
+            nonce_retried = true;
+            tracing::info!(
+                "the API asked for a DPoP nonce (401 use_dpop_nonce): sending again with it"
+            );
+            nonce = Some(asked);
+            continue;
+        }
         if !retried && authorize::is_invalid_token(response.status(), response.headers()) {
             retried = true;
             tracing::info!("the API refused the token (401 invalid_token): fetching a new one");
@@ -103,18 +124,33 @@ struct Tokens<'a> {
     no_cache: bool,
 }
 
+/// A token to call the API with, and the DPoP key when it is bound to one.
+struct ApiToken {
+    secret: String,
+    dpop: Option<DpopKey>,
+}
+
 impl Tokens<'_> {
-    async fn get(&self) -> CliResult<String> {
+    async fn get(&self) -> CliResult<ApiToken> {
         let response = if self.no_cache {
             self.client.fetch().await?
         } else {
             fetch_cached(self.client, self.kid, self.scope, None).await?
         };
-        Ok(response.access_token().secret().to_owned())
+        // A Bearer answer to a DPoP request (logged by the client) is sent as Bearer.
+        let dpop = if response.token_type_is(m2m_core::wire::DPOP) {
+            self.client.dpop_key().cloned()
+        } else {
+            None
+        };
+        Ok(ApiToken {
+            secret: response.access_token().secret().to_owned(),
+            dpop,
+        })
     }
 
     /// A new token after the API refused the cached one.
-    async fn renew(&self) -> CliResult<String> {
+    async fn renew(&self) -> CliResult<ApiToken> {
         if !self.no_cache {
             drop_cached(self.client, self.kid, self.scope);
         }

@@ -1,14 +1,17 @@
 //! `m2m proxy`: a local reverse proxy that adds this client's access token to every request, so
 //! programs in any language call the API without handling tokens. One `TokenSource` behind it
 //! (refresh-ahead, single flight); incoming credentials removed; 401 `invalid_token` → a new
-//! token and one retry. The forwarding itself is the `forward` engine.
+//! token and one retry. With `--dpop`, a fresh proof per request (and per retry), the upstream's
+//! latest `DPoP-Nonce` in the next proofs, and one retry on `401 use_dpop_nonce`. The
+//! forwarding itself is the `forward` engine.
 
 use std::sync::Arc;
 
 use axum::http::{Extensions, HeaderMap, Method, StatusCode};
 use axum::response::Response;
+use m2m_client::authorization::DpopNonces;
 use m2m_client::source::{FetchToken, Token, TokenSource};
-use m2m_client::{BoxFuture, TokenClient, TokenResponse};
+use m2m_client::{BoxFuture, DpopKey, TokenClient, TokenResponse};
 use m2m_server::ConnectionLimits;
 use url::Url;
 
@@ -36,7 +39,8 @@ pub(crate) fn run(args: &ProxyArgs) -> CliResult {
     if upstream.query().is_some() {
         return Err(CliError::usage("--upstream: a base URL takes no ?query"));
     }
-    let s = settings::resolve(&args.token.client, args.token.scope.as_deref())?;
+    let mut s = settings::resolve(&args.token.client, args.token.scope.as_deref())?;
+    s.apply_dpop_flags(&args.token.dpop);
     // Several threads: the proxy serves many callers at once.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -59,8 +63,13 @@ async fn serve(
         client,
         metrics: Arc::clone(&metrics),
     });
-    let forwarder = Forwarder::new(upstream.clone(), TokenHook { source }, Arc::clone(&metrics))
-        .map_err(CliError::local)?;
+    let hook = TokenHook {
+        source,
+        nonces: DpopNonces::new(),
+        upstream: upstream.clone(),
+    };
+    let forwarder =
+        Forwarder::new(upstream.clone(), hook, Arc::clone(&metrics)).map_err(CliError::local)?;
     let mut limits = ConnectionLimits::default();
     // Every local caller has the same address (127.0.0.1, or none on a Unix socket): a per-address
     // cap would cap the proxy itself, and a caller's connection pool can be large.
@@ -78,11 +87,16 @@ async fn serve(
     .map_err(CliError::local)
 }
 
-/// The proxy's hook: the caller's credentials out, this client's token in; a 401
+/// The proxy's hook: the caller's credentials out, this client's token in (with a fresh DPoP
+/// proof for a bound token); a 401 `use_dpop_nonce` asks for one retry with the nonce, a 401
 /// `invalid_token` throws the token away and asks for one retry.
 #[derive(Debug)]
 struct TokenHook {
     source: TokenSource,
+    /// The upstream's latest `DPoP-Nonce` (checked and kept per origin by m2m-client).
+    nonces: DpopNonces,
+    /// Where every request goes (the origin its nonces belong to).
+    upstream: Url,
 }
 
 impl Hook for TokenHook {
@@ -103,7 +117,15 @@ impl Hook for TokenHook {
                 "m2m proxy: no access token (see the proxy's log)\n",
             )
         })?;
-        let auth = authorize::headers_for(token.secret(), method, url).map_err(|e| {
+        let nonce = token.dpop_key().and_then(|_| self.nonces.get(url.as_str()));
+        let auth = authorize::headers_for(
+            token.secret(),
+            token.dpop_key(),
+            method,
+            url,
+            nonce.as_deref(),
+        )
+        .map_err(|e| {
             tracing::warn!(error = %e, "cannot use the access token");
             plain(
                 StatusCode::BAD_GATEWAY,
@@ -117,6 +139,17 @@ impl Hook for TokenHook {
     }
 
     fn retry(&self, token: &Token, status: StatusCode, headers: &HeaderMap) -> bool {
+        if token.is_dpop() {
+            if let Some(nonce) = authorize::dpop_nonce(headers) {
+                self.nonces.remember(self.upstream.as_str(), &nonce);
+            }
+            if authorize::nonce_asked(status, headers).is_some() {
+                tracing::info!(
+                    "the API asked for a DPoP nonce (401 use_dpop_nonce): sending again with it"
+                );
+                return true;
+            }
+        }
         if !authorize::is_invalid_token(status, headers) {
             return false;
         }
@@ -141,5 +174,9 @@ impl FetchToken for CountingFetch {
             self.metrics.token_fetch(result.is_ok());
             result
         })
+    }
+
+    fn dpop_key(&self) -> Option<DpopKey> {
+        self.client.dpop_key().cloned()
     }
 }

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::cli::TokenArgs;
 use crate::commands::{print_result, runtime};
+use crate::dpop_key;
 use crate::exit::{CliError, CliResult};
 use crate::server_hint::{self, AudRule};
 use crate::settings::{self, AlgChoice, Settings, Target};
@@ -24,7 +25,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `m2m token`.
 pub(crate) fn run(args: &TokenArgs) -> CliResult {
-    let s = settings::resolve(&args.client, args.scope.as_deref())?;
+    let mut s = settings::resolve(&args.client, args.scope.as_deref())?;
+    s.apply_dpop_flags(&args.dpop);
+    let s = s;
     if let Some(url) = &args.for_url {
         return run_for(args, &s, url);
     }
@@ -33,9 +36,19 @@ pub(crate) fn run(args: &TokenArgs) -> CliResult {
     let (credential, alg) = credential(&s, endpoint.implied_profile())?;
     let kid = credential.kid();
     let timeout = Duration::from_secs(args.timeout.max(1));
+    let dpop = dpop_key::load(&s)?;
     let rt = runtime()?;
     let response = rt.block_on(async {
-        let built = build(&s, &endpoint, credential, timeout, args.attempts, None).await?;
+        let built = build(
+            &s,
+            &endpoint,
+            credential,
+            timeout,
+            args.attempts,
+            None,
+            dpop,
+        )
+        .await?;
         let result = fetch(args, &s, &built.client, kid.as_deref(), None).await;
         built.explain(result, alg.as_ref())
     })?;
@@ -62,6 +75,7 @@ fn run_for(args: &TokenArgs, s: &Settings, url: &str) -> CliResult {
         policy = policy.dangerous_allow_insecure_http();
     }
     let timeout = Duration::from_secs(args.timeout.max(1));
+    let dpop = dpop_key::load(s)?;
     let rt = runtime()?;
     let response = rt.block_on(async {
         let found = m2m_client::discover_from_resource_with(url, pin.as_deref(), policy).await?;
@@ -72,7 +86,16 @@ fn run_for(args: &TokenArgs, s: &Settings, url: &str) -> CliResult {
         );
         let resource = found.resource.clone();
         let target = Target::Issuer(found.auth_server.issuer().to_owned());
-        let built = build(s, &target, credential, timeout, args.attempts, Some(found)).await?;
+        let built = build(
+            s,
+            &target,
+            credential,
+            timeout,
+            args.attempts,
+            Some(found),
+            dpop,
+        )
+        .await?;
         let result = fetch(args, s, &built.client, kid.as_deref(), Some(&resource)).await;
         built.explain(result, alg.as_ref())
     })?;
@@ -94,8 +117,8 @@ async fn fetch(
 }
 
 /// The token client every command that needs a token uses (`token`, `call`, `proxy`), built
-/// from the resolved settings, so that whatever `m2m token` accepts works for all of them; with
-/// the signing key's kid (part of the file-cache key).
+/// from the resolved settings, so that whatever `m2m token` accepts works for all of them (DPoP
+/// included); with the signing key's kid (part of the file-cache key).
 pub(crate) async fn token_client(
     s: &Settings,
     timeout_secs: u64,
@@ -106,12 +129,14 @@ pub(crate) async fn token_client(
     let (credential, _) = credential(s, endpoint.implied_profile())?;
     let kid = credential.kid();
     let timeout = Duration::from_secs(timeout_secs.max(1));
-    let built = build(s, &endpoint, credential, timeout, attempts, None).await?;
+    let dpop = dpop_key::load(s)?;
+    let built = build(s, &endpoint, credential, timeout, attempts, None, dpop).await?;
     Ok((built.client, kid))
 }
 
 /// The token client for these settings, authenticated as `m2m token` is (also used by
-/// `m2m introspect`); with the discovered metadata when the target was only an issuer.
+/// `m2m introspect`, without DPoP); with the discovered metadata when the target was only an
+/// issuer.
 pub(crate) async fn build_client(
     s: &Settings,
     endpoint: &Target,
@@ -119,7 +144,7 @@ pub(crate) async fn build_client(
     attempts: u32,
 ) -> CliResult<(TokenClient, Option<AuthServerMetadata>)> {
     let (credential, _) = credential(s, endpoint.implied_profile())?;
-    let built = build(s, endpoint, credential, timeout, attempts, None).await?;
+    let built = build(s, endpoint, credential, timeout, attempts, None, None).await?;
     Ok((built.client, built.discovered))
 }
 
@@ -215,7 +240,7 @@ impl Built {
 }
 
 /// `found`: what `--for` discovered from the resource (its authorization server, and the
-/// `resource=` to send).
+/// `resource=` to send); `dpop`: the key token requests carry proofs of.
 async fn build(
     s: &Settings,
     endpoint: &Target,
@@ -223,6 +248,7 @@ async fn build(
     timeout: Duration,
     attempts: u32,
     found: Option<m2m_client::ResourceDiscovery>,
+    dpop: Option<m2m_client::DpopKey>,
 ) -> CliResult<Built> {
     let mut builder = TokenClient::builder()
         .timeout(Some(timeout))
@@ -330,6 +356,9 @@ async fn build(
     }
     if let Some(scope) = &s.scope {
         builder = builder.scope(scope.clone());
+    }
+    if let Some(dpop) = dpop {
+        builder = builder.dpop(dpop);
     }
     Ok(Built {
         client: builder.build()?,

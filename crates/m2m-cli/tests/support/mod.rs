@@ -39,6 +39,8 @@ const ISOLATE: &[&str] = &[
     "M2M_BITS",
     "M2M_LINT",
     "M2M_DANGEROUS_ALLOW_INSECURE_HTTP",
+    "M2M_DPOP",
+    "M2M_DPOP_KEY",
     "RUST_LOG",
 ];
 

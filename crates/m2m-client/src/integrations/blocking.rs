@@ -1,12 +1,16 @@
 //! [`BlockingTokenSource`]: a [`TokenSource`] for programs without an async runtime. It owns a
 //! small current-thread tokio runtime driven by one background thread; a cached token is
-//! returned without touching it.
+//! returned without touching it. With whatever blocking HTTP client the program uses,
+//! [`BlockingTokenSource::authorize`] gives a request's headers (a fresh DPoP proof for a
+//! DPoP-bound token) and [`BlockingTokenSource::answered`] reads the API's answer (a nonce to
+//! retry with once, a refused token to replace), by the rule every integration follows.
 
 use std::fmt;
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
+use crate::authorization::{ApiAuthorization, ApiCalls, Retry};
 use crate::error::{Error, TransportKind};
 use crate::source::{FetchToken, Token, TokenSource, TokenSourceBuilder, TokenSourceError};
 
@@ -19,10 +23,21 @@ use crate::source::{FetchToken, Token, TokenSource, TokenSourceBuilder, TokenSou
 ///
 /// let tokens = BlockingTokenSource::new(client)?;
 /// let token = tokens.token()?;
-/// # let _ = token; Ok(()) }
+/// let url = "https://api.example/v1/things";
+/// let auth = tokens.authorize(&token, "GET", url)?;
+/// // Send the request with `Authorization: {auth.authorization()}` and, when
+/// // `auth.dpop()` is Some, that proof in the `DPoP` header; then, with the answer:
+/// use m2m_client::authorization::Retry;
+/// match tokens.answered(&token, url, 401, ["DPoP error=\"use_dpop_nonce\""], Some("n-1")) {
+///     Retry::No => {}                 // done
+///     Retry::WithNonce => {}          // authorize(&token, …) again and resend once
+///     Retry::WithNewToken => {}       // token()?, authorize(…) and resend once
+/// }
+/// # Ok(()) }
 /// ```
 pub struct BlockingTokenSource {
     source: TokenSource,
+    calls: ApiCalls,
     runtime: tokio::runtime::Handle,
     /// Dropping it lets the runtime thread finish.
     shutdown: Option<oneshot::Sender<()>>,
@@ -62,6 +77,7 @@ impl BlockingTokenSource {
             builder.build()
         };
         Ok(BlockingTokenSource {
+            calls: ApiCalls::new(source.clone()),
             source,
             runtime: handle,
             shutdown: Some(shutdown),
@@ -85,6 +101,32 @@ impl BlockingTokenSource {
                 message: "the token source's runtime thread has stopped".to_owned(),
             }))
         })
+    }
+
+    /// The headers of one API request `method url` with `token`: `Bearer`, or `DPoP` with a
+    /// fresh proof carrying the API's latest nonce (see [`crate::authorization`]).
+    pub fn authorize(
+        &self,
+        token: &Token,
+        method: &str,
+        url: &str,
+    ) -> Result<ApiAuthorization, Error> {
+        self.calls.authorize(token, method, url)
+    }
+
+    /// Reads the API's answer to a request made with `token` (its status, `WWW-Authenticate`
+    /// values and `DPoP-Nonce`): keeps a nonce, drops a refused token, and says whether the
+    /// request is worth one more try (after a first attempt only).
+    pub fn answered<'a>(
+        &self,
+        token: &Token,
+        url: &str,
+        status: u16,
+        www_authenticate: impl IntoIterator<Item = &'a str>,
+        dpop_nonce: Option<&str>,
+    ) -> Retry {
+        self.calls
+            .answered(token, url, status, www_authenticate, dpop_nonce)
     }
 
     /// Drops the cached token (after a 401 from the API).

@@ -46,7 +46,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use m2m_core::clock::{Clock, SystemClock, UnixTime};
 use tokio::sync::watch;
 
+use crate::authorization::{ApiAuthorization, api_authorization};
 use crate::client::TokenClient;
+use crate::dpop::DpopKey;
 use crate::error::{ConfigError, Error};
 use crate::response::TokenResponse;
 
@@ -58,12 +60,17 @@ pub use state::{RefreshPolicy, Schedule, jwt_lifetime};
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// An access token handed out by a [`TokenSource`]: cheap to clone (an `Arc` inside). `Debug`
-/// prints `[redacted]`; use [`Token::secret`] for the `Authorization` header.
+/// prints `[redacted]`; [`Token::authorization`] gives the headers of an API request.
+///
+/// A token the endpoint issued as `token_type: DPoP` to a client with a [`DpopKey`] knows that
+/// key ([`Token::dpop_key`]): it is sent as `DPoP <token>` with a fresh proof per request. Any
+/// other token (including a `Bearer` answer to a DPoP request) is a bearer token.
 #[derive(Clone)]
 pub struct Token {
     secret: Arc<str>,
     expires_at: UnixTime,
     id: u64,
+    dpop: Option<DpopKey>,
 }
 
 impl Token {
@@ -77,15 +84,40 @@ impl Token {
         self.expires_at
     }
 
-    /// The `Authorization` header value: `Bearer <token>`.
+    /// The `Authorization` header value `Bearer <token>`, whatever the token's type; for a
+    /// DPoP-bound token use [`Token::authorization`], which adds the proof.
     pub fn bearer(&self) -> String {
         format!("Bearer {}", self.secret)
+    }
+
+    /// The DPoP key the token is bound to (`token_type: DPoP`), if it is.
+    pub fn dpop_key(&self) -> Option<&DpopKey> {
+        self.dpop.as_ref()
+    }
+
+    /// Whether the token is DPoP-bound (and so useless without a proof from its key).
+    pub fn is_dpop(&self) -> bool {
+        self.dpop.is_some()
+    }
+
+    /// The headers of one API request `method url` with this token: `DPoP <token>` and a fresh
+    /// proof (with `ath`, and `nonce` when the API gave one) for a DPoP-bound token, else
+    /// `Bearer <token>` (the rule is [`crate::authorization::api_authorization`]).
+    pub fn authorization(
+        &self,
+        method: &str,
+        url: &str,
+        nonce: Option<&str>,
+        now: UnixTime,
+    ) -> Result<ApiAuthorization, Error> {
+        api_authorization(&self.secret, self.dpop.as_ref(), method, url, nonce, now)
     }
 
     /// A copy with its own allocation (for per-thread copies).
     fn deep_copy(&self) -> Token {
         Token {
             secret: Arc::from(&*self.secret),
+            dpop: self.dpop.clone(),
             ..*self
         }
     }
@@ -96,6 +128,7 @@ impl fmt::Debug for Token {
         f.debug_struct("Token")
             .field("secret", &"[redacted]")
             .field("expires_at", &self.expires_at)
+            .field("dpop", &self.dpop)
             .finish()
     }
 }
@@ -282,6 +315,11 @@ impl TokenSource {
         &self.shared.policy
     }
 
+    /// The time on the source's clock (what DPoP proofs for its tokens are dated with).
+    pub fn now(&self) -> UnixTime {
+        self.shared.clock.now()
+    }
+
     /// The hot path: this thread's copy of the current token, if before its refresh point.
     fn fresh(&self, now: UnixTime) -> Option<Token> {
         let id = self.shared.current_id.load(Ordering::Acquire);
@@ -427,6 +465,23 @@ impl Shared {
         tx.send_replace(Some(reply));
     }
 
+    /// The key a fresh token is bound to: the fetcher's DPoP key when the endpoint answered
+    /// `token_type: DPoP`. A `Bearer` answer to a DPoP request was already logged by the token
+    /// client; the token is sent as a bearer token.
+    fn bound_key(&self, response: &TokenResponse) -> Option<DpopKey> {
+        if !response.token_type_is(m2m_core::wire::DPOP) {
+            return None;
+        }
+        let key = self.fetcher.dpop_key();
+        if key.is_none() {
+            tracing::warn!(
+                "the token endpoint issued a DPoP-bound token, but the fetcher has no DPoP key: \
+                 the token is sent as a bearer token and the API will likely refuse it"
+            );
+        }
+        key
+    }
+
     /// Schedules a fresh response, refusing one that is not servable even now.
     fn accept(&self, response: &TokenResponse, now: UnixTime) -> Result<Cached, Error> {
         let secret = response.access_token().secret();
@@ -451,6 +506,7 @@ impl Shared {
                 secret: Arc::from(secret),
                 expires_at: schedule.expires_at,
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                dpop: self.bound_key(response),
             },
             schedule,
         })
