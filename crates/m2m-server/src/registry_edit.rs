@@ -414,7 +414,7 @@ fn client_ids(doc: &DocumentMut) -> Vec<String> {
 
 /// `[client.jwks]` with one `[[client.jwks.keys]]` table per key, members as plain key = value
 /// lines (an RSA-4096 modulus does not fit an inline table a human could read).
-fn jwks_item(jwks: &Jwks) -> Result<Item, String> {
+pub(crate) fn jwks_item(jwks: &Jwks) -> Result<Item, String> {
     let mut keys = ArrayOfTables::new();
     for jwk in &jwks.keys {
         let json = serde_json::to_value(jwk.to_public())

@@ -3,22 +3,24 @@
 //! [`Registry::parse`] before it is written (atomically), so the command cannot leave a file the
 //! server would refuse.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use m2m_core::jwk::Jwks;
 
 use toml_edit::{Array, InlineTable, Item, Table};
 
 use super::{SubjectRule, Trust};
 use crate::registry::{Registry, RegistryError};
-use crate::registry_edit::{parse_doc, read_or_empty, write_atomically};
+use crate::registry_edit::{jwks_item, parse_doc, read_or_empty, write_atomically};
 
 /// A `[[trust]]` entry to add with [`add_trust`].
 #[derive(Clone, Debug)]
 pub struct NewTrust {
     /// The issuer identifier.
     pub issuer: String,
-    /// A JWKS file (relative to the registry's directory, or absolute); `None` with no
+    /// The issuer's public keys, written inline as a `[trust.jwks]` table; `None` with no
     /// `jwks_uri` either: OIDC discovery.
-    pub jwks_file: Option<PathBuf>,
+    pub jwks: Option<Jwks>,
     /// The issuer's JWKS URL.
     pub jwks_uri: Option<String>,
     /// Which subjects match.
@@ -45,7 +47,7 @@ impl NewTrust {
     pub fn new(issuer: impl Into<String>, subject: SubjectRule) -> Self {
         NewTrust {
             issuer: issuer.into(),
-            jwks_file: None,
+            jwks: None,
             jwks_uri: None,
             subject,
             claims: Vec::new(),
@@ -70,12 +72,14 @@ fn add_trust_to_str(text: &str, trust: &NewTrust, path: &Path) -> Result<String,
     let mut doc = parse_doc(text, path)?;
     let mut table = Table::new();
     table.insert("issuer", toml_edit::value(trust.issuer.as_str()));
-    if let Some(file) = &trust.jwks_file {
-        let file = file.to_str().ok_or_else(|| RegistryError::Edit {
+    if let Some(jwks) = &trust.jwks {
+        let edit_err = |message: String| RegistryError::Edit {
             path: path.to_path_buf(),
-            message: "the jwks file path is not UTF-8".to_owned(),
-        })?;
-        table.insert("jwks_file", toml_edit::value(file));
+            message,
+        };
+        jwks.ensure_public()
+            .map_err(|e| edit_err(format!("refusing to register that JWKS: {e}")))?;
+        table.insert("jwks", jwks_item(jwks).map_err(edit_err)?);
     }
     if let Some(uri) = &trust.jwks_uri {
         table.insert("jwks_uri", toml_edit::value(uri.as_str()));
