@@ -33,59 +33,7 @@ pub(crate) enum TrustCommand {
     --claim kubernetes.io/namespace=prod --scope read
   m2m trust add --clients clients.toml --issuer https://spire.example \\
     --subject-prefix spiffe://example.org/ --scope read --allow-reuse")]
-    Add {
-        /// Client registry (TOML); created if missing.
-        #[arg(long, env = "M2M_CLIENTS", value_name = "FILE")]
-        clients: PathBuf,
-        /// The issuer identifier (the tokens' exact `iss`).
-        #[arg(long, value_name = "URL")]
-        issuer: String,
-        /// The issuer's public JWKS file, written into the registry (no fetching).
-        #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
-        jwks: Option<PathBuf>,
-        /// The issuer's JWKS URL (skips discovery).
-        #[arg(long, value_name = "URL")]
-        jwks_uri: Option<String>,
-        /// The exact `sub` admitted.
-        #[arg(
-            long,
-            value_name = "S",
-            conflicts_with = "subject_prefix",
-            required_unless_present = "subject_prefix"
-        )]
-        subject: Option<String>,
-        /// Admit every `sub` starting with this.
-        #[arg(long, value_name = "P")]
-        subject_prefix: Option<String>,
-        /// A claim that must match too (repeatable); `a/b` reads nested objects.
-        #[arg(long, value_name = "NAME=VALUE")]
-        claim: Vec<String>,
-        /// The registered client a matching token acts as.
-        #[arg(
-            long,
-            value_name = "ID",
-            conflicts_with = "scope",
-            required_unless_present = "scope"
-        )]
-        client_id: Option<String>,
-        /// Or: scopes granted to the token's subject (repeat or comma-separate).
-        #[arg(long, value_delimiter = ',', value_name = "S")]
-        scope: Vec<String>,
-        /// An `aud` the workload's tokens may carry (repeatable; default: this server's issuer
-        /// and token URL).
-        #[arg(long, value_name = "URI")]
-        audience: Vec<String>,
-        /// With --scope: the access tokens' `aud` (default: the issuer).
-        #[arg(long, value_name = "URI", requires = "scope")]
-        token_audience: Option<String>,
-        /// Longest accepted token lifetime (exp - iat), seconds; default 3600.
-        #[arg(long, value_name = "SECONDS")]
-        max_lifetime: Option<u64>,
-        /// Accept the same token again until it expires (SPIRE reuses JWT-SVIDs); default:
-        /// each token once, `jti` required.
-        #[arg(long)]
-        allow_reuse: bool,
-    },
+    Add(Box<TrustAddArgs>),
     /// List the trusted issuers' entries.
     #[command(after_help = "Examples:\n  m2m trust list --clients clients.toml")]
     List {
@@ -109,24 +57,81 @@ pub(crate) enum TrustCommand {
     },
 }
 
+/// `m2m trust add` (boxed in [`TrustCommand`]: far larger than the other variants).
+#[derive(Debug, Args)]
+pub(crate) struct TrustAddArgs {
+    /// Client registry (TOML); created if missing.
+    #[arg(long, env = "M2M_CLIENTS", value_name = "FILE")]
+    pub(crate) clients: PathBuf,
+    /// The issuer identifier (the tokens' exact `iss`).
+    #[arg(long, value_name = "URL")]
+    pub(crate) issuer: String,
+    /// The issuer's public JWKS file, written into the registry (no fetching).
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
+    pub(crate) jwks: Option<PathBuf>,
+    /// The issuer's JWKS URL (skips discovery).
+    #[arg(long, value_name = "URL")]
+    pub(crate) jwks_uri: Option<String>,
+    /// The exact `sub` admitted.
+    #[arg(
+        long,
+        value_name = "S",
+        conflicts_with = "subject_prefix",
+        required_unless_present = "subject_prefix"
+    )]
+    pub(crate) subject: Option<String>,
+    /// Admit every `sub` starting with this.
+    #[arg(long, value_name = "P")]
+    pub(crate) subject_prefix: Option<String>,
+    /// A claim that must match too (repeatable); `a/b` reads nested objects.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub(crate) claim: Vec<String>,
+    /// The registered client a matching token acts as.
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with = "scope",
+        required_unless_present = "scope"
+    )]
+    pub(crate) client_id: Option<String>,
+    /// Or: scopes granted to the token's subject (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',', value_name = "S")]
+    pub(crate) scope: Vec<String>,
+    /// An `aud` the workload's tokens may carry (repeatable; default: this server's issuer
+    /// and token URL).
+    #[arg(long, value_name = "URI")]
+    pub(crate) audience: Vec<String>,
+    /// With --scope: the access tokens' `aud` (default: the issuer).
+    #[arg(long, value_name = "URI", requires = "scope")]
+    pub(crate) token_audience: Option<String>,
+    /// Longest accepted token lifetime (exp - iat), seconds; default 3600.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) max_lifetime: Option<u64>,
+    /// Accept the same token again until it expires (SPIRE reuses JWT-SVIDs); default:
+    /// each token once, `jti` required.
+    #[arg(long)]
+    pub(crate) allow_reuse: bool,
+}
+
 /// Runs `m2m trust …`.
 pub(crate) fn run(args: &TrustArgs) -> CliResult {
     match &args.command {
-        TrustCommand::Add {
-            clients,
-            issuer,
-            jwks: jwks_file,
-            jwks_uri,
-            subject,
-            subject_prefix,
-            claim,
-            client_id,
-            scope,
-            audience,
-            token_audience,
-            max_lifetime,
-            allow_reuse,
-        } => {
+        TrustCommand::Add(add) => {
+            let TrustAddArgs {
+                clients,
+                issuer,
+                jwks: jwks_file,
+                jwks_uri,
+                subject,
+                subject_prefix,
+                claim,
+                client_id,
+                scope,
+                audience,
+                token_audience,
+                max_lifetime,
+                allow_reuse,
+            } = &**add;
             let rule = match (subject, subject_prefix) {
                 (Some(s), _) => SubjectRule::Exact(s.clone()),
                 (None, Some(p)) => SubjectRule::Prefix(p.clone()),
