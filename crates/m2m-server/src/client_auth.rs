@@ -6,6 +6,10 @@
 //! [`AuthMethod`](crate::registry::AuthMethod), a line in [`presented_methods`] and an arm in
 //! [`authenticate`]'s dispatch. The NHS profile does not come through here: NHS fixes its own
 //! check order, with the replay check before the JWKS and the signature (see `token/nhs.rs`).
+//!
+//! A client assertion whose `iss` is a trusted workload issuer (`[[trust]]`, not a registered
+//! client) is a federated client assertion: `trust/verify.rs` checks it and its rule names the
+//! client ([`federated_client`]).
 
 use std::sync::Arc;
 

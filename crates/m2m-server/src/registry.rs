@@ -35,6 +35,10 @@
 //! expires = 1767225600   # optional
 //! ```
 //!
+//! The same file holds the `[[trust]]` entries of trusted workload issuers (Kubernetes, SPIFFE,
+//! GitHub Actions), parsed by `trust/config.rs` and checked here against the clients they map to
+//! (docs/server.md, `## Trusted workload issuers`).
+//!
 //! Unknown fields are refused (a typo such as `scope =` must not silently grant nothing), and so
 //! are JWKS holding private members: a registry is public configuration and a private key there
 //! means it has leaked.

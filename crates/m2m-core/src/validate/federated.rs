@@ -4,7 +4,7 @@
 //! issuer's policy ([`TrustPolicy`]). Pure: the server finds the issuer's keys and the rule that
 //! matches the subject, and records the `jti`.
 //!
-//! The order (docs/federation.md, `## Server: what is checked`): size and shape → `alg`
+//! The order (docs/federation.md, `### Server: what is checked`): size and shape → `alg`
 //! (asymmetric only: `none` and HMAC refused) → `crit` refused → `iss` and `sub` present
 //! ([`RfcValidator::precheck_federated`]) → the server looks the issuer up and fetches its keys →
 //! key by `kid` → signature ([`RfcValidator::verify_federated_signature`]) → the server picks the
