@@ -655,3 +655,28 @@ proptest::proptest! {
 }
 
 use proptest::strategy::Strategy as _;
+
+#[tokio::test]
+async fn client_authentication_beside_the_grant_must_succeed() {
+    let w = world().await;
+    let token = mint(
+        &key_b(),
+        "gh-1",
+        jsonwebtoken::Algorithm::RS256,
+        &github_claims(&w.github.base, "org/repo"),
+    );
+    let mut form = grant(&token);
+    // A client assertion of a client this registry does not have.
+    form.push(("client_assertion_type".into(), ASSERTION_TYPE.into()));
+    form.push(("client_assertion".into(), good("svc")));
+    let reply = w.server.post_form("/oauth2/token", &form).await;
+    assert_eq!(
+        (reply.status, reply.error().as_str()),
+        (401, "invalid_client"),
+        "{}",
+        reply.text
+    );
+    // The grant itself was not consumed: the same token works without the failed authentication.
+    let reply = exchange(&w, &token).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
