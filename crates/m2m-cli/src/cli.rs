@@ -71,6 +71,8 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Add, list or remove clients in the server's registry file.
     Clients(ClientsArgs),
+    /// Trust a workload issuer (Kubernetes, SPIFFE, GitHub Actions) in the server's registry.
+    Trust(crate::commands::trust::TrustArgs),
     /// The whole flow end to end on this machine, with no setup.
     Demo(DemoArgs),
     /// One authenticated request to an API: body on stdout (-i: status and headers on stderr).

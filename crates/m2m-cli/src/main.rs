@@ -7,7 +7,7 @@
 //!
 //! - `cli`: the command line declared with clap (flags, `M2M_*` variables, `--help` examples).
 //! - `commands`: one module per command (`token`, `assertion`, `decode`, `introspect`, `verify`,
-//!   `keygen`, `jwks`, `clients`, `cache`, `serve`, `call`, `proxy`, `gateway`, `demo`,
+//!   `keygen`, `jwks`, `clients`, `trust`, `cache`, `serve`, `call`, `proxy`, `gateway`, `demo`,
 //!   `completions`); `commands::run` dispatches.
 //! - `forward`: the forwarding engine (reverse proxy to one upstream with a per-request hook,
 //!   admin listener, listen addresses) behind `m2m proxy` and `m2m gateway`.

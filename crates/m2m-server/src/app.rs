@@ -75,6 +75,7 @@ impl Server {
             concat!("m2m-server/", env!("CARGO_PKG_VERSION")),
         )
         .map_err(|e| Error::Config(format!("cannot build the JWKS HTTP client: {e}")))?;
+        let trust_keys = crate::trust::keys::TrustKeys::new(http.clone());
         let fetcher = JwksFetcher::with_http(http, policy, Arc::clone(&config.clock));
 
         let mut rfc_config = RfcConfig::new(issuer.clone(), token_url.clone());
@@ -89,6 +90,7 @@ impl Server {
             token_url,
             registry,
             fetcher,
+            trust_keys,
             replay,
             limiter: RateLimiter::new(),
             refusal_log: crate::log_limit::LogLimiter::new(

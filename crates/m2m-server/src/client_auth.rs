@@ -6,6 +6,10 @@
 //! [`AuthMethod`](crate::registry::AuthMethod), a line in [`presented_methods`] and an arm in
 //! [`authenticate`]'s dispatch. The NHS profile does not come through here: NHS fixes its own
 //! check order, with the replay check before the JWKS and the signature (see `token/nhs.rs`).
+//!
+//! A client assertion whose `iss` is a trusted workload issuer (`[[trust]]`, not a registered
+//! client) is a federated client assertion: `trust/verify.rs` checks it and its rule names the
+//! client ([`federated_client`]).
 
 use std::sync::Arc;
 
@@ -21,7 +25,10 @@ use zeroize::Zeroizing;
 use crate::refusal::{Refusal, charge_rate_limit, rate_limit, store_unavailable};
 use crate::registry::{AuthMethod, Client, ClientKeySource, live};
 use crate::state::AppState;
+use crate::trust::TrustGrant;
+use crate::trust::verify::{record_jti, trusted_issuer_of, verify_token};
 use m2m_core::ids::KeySet;
+use m2m_core::wire::CLIENT_ASSERTION_TYPE;
 
 /// What RFC 6749 §2.3 forbids: a request authenticating in more than one way at once.
 pub(crate) const MORE_THAN_ONE_METHOD: &str = "more than one client authentication method: \
@@ -131,6 +138,14 @@ pub(crate) async fn authenticate(
             client_secret_jwt(state, &client, &pending, now).await?;
             Ok(AuthenticatedClient { client })
         }
+        _ if form.client_assertion_type.as_deref() == Some(CLIENT_ASSERTION_TYPE)
+            && form
+                .client_assertion
+                .as_deref()
+                .is_some_and(|a| trusted_issuer_of(state, &state.registry.current(), a)) =>
+        {
+            federated_client(state, form, now).await
+        }
         _ => {
             // The assertion names its client inside (`sub`).
             let pending = state.rfc.authenticate_client(form)?;
@@ -146,6 +161,41 @@ pub(crate) async fn authenticate(
             Ok(AuthenticatedClient { client })
         }
     }
+}
+
+/// A federated client assertion (RFC 7523 §2.2 with another issuer's token: Kubernetes, SPIFFE,
+/// GitHub Actions): the token's checks (`trust/verify.rs`) → its rule must map to a registered
+/// client (equal to the `client_id` parameter when sent) → that client's rate limit → the `jti`
+/// record. Refusals are 401 `invalid_client`.
+async fn federated_client(
+    state: &AppState,
+    form: &TokenForm,
+    now: UnixTime,
+) -> Result<AuthenticatedClient, Refusal> {
+    let registry = state.registry.current();
+    let token = form.client_assertion.as_deref().unwrap_or_default();
+    let matched = verify_token(state, &registry, token, now).await?;
+    let TrustGrant::Client(id) = &matched.trust.grant else {
+        return Err(Refusal::from(Rejection::invalid_client(
+            Reason::NoTrustRule,
+            "the matching [[trust]] rule grants scopes, not a client: present this token with \
+             the jwt-bearer grant, or map the rule to a client_id",
+        )));
+    };
+    if form.client_id.as_deref().is_some_and(|c| c != id) {
+        return Err(Refusal::from(Rejection::invalid_client(
+            Reason::ClientIdMismatch,
+            "the client_id parameter is not the client the assertion's trust rule maps to",
+        )));
+    }
+    let Some(client) = registry.get(id) else {
+        return Err(Refusal::from(state.rfc.unknown_client()).for_client(id));
+    };
+    rate_limit(state, &client, now)?;
+    record_jti(state, &matched, now)
+        .await
+        .map_err(|r| r.for_client(id))?;
+    Ok(AuthenticatedClient { client })
 }
 
 /// What both secret methods answer for a wrong secret and for an unknown client alike (only the

@@ -40,6 +40,9 @@
 //! - `registry`: the client registry file (TOML) — [`Registry`], loading with precise errors.
 //! - `live_registry`: the registry a running server answers from, swapped whole on reload
 //!   (SIGHUP); a file that does not load keeps the old one.
+//! - `trust`: the registry's `[[trust]]` entries (workload issuers whose tokens are accepted as
+//!   the jwt-bearer grant or a federated client assertion), their keys, the checks and the edits
+//!   behind `m2m trust` ([`add_trust`], [`list_trusts`], [`remove_trust`]).
 //! - `registry_edit`: comment-preserving edits of that file, for `m2m clients` ([`add_client`],
 //!   secret rotation: [`add_secret_verifier`], [`retire_secret_verifiers`]).
 //! - `secrets_file`: the `client_secret_jwt` secrets file (0600, refused when others can read
@@ -100,6 +103,7 @@ mod secrets_file;
 mod serve;
 mod state;
 mod token;
+mod trust;
 mod write_stall;
 
 pub use app::{CheckReport, RunningServer, Server, run_until_signal};
@@ -123,3 +127,8 @@ pub use registry_edit::{
 };
 pub use secrets_file::{add_jwt_secret, remove_jwt_secrets, retire_jwt_secrets};
 pub use serve::{ConnectionLimits, Listener, serve_with_limits};
+pub use trust::edit::{NewTrust, add_trust, list_trusts, remove_trust};
+pub use trust::keys::TRUST_KEYS_WAIT;
+pub use trust::{
+    DEFAULT_TRUST_MAX_LIFETIME, Reuse, SubjectRule, Trust, TrustGrant, TrustKeySource,
+};

@@ -45,7 +45,7 @@ pub(crate) async fn authorization_server(State(state): State<Arc<AppState>>) -> 
             "introspection_endpoint",
             json!(format!("{issuer}{INTROSPECT_PATH}")),
         ),
-        ("grant_types_supported", json!(["client_credentials"])),
+        ("grant_types_supported", json!(grant_types(&registry))),
         ("token_endpoint_auth_methods_supported", json!(methods)),
         (
             "token_endpoint_auth_signing_alg_values_supported",
@@ -64,6 +64,15 @@ pub(crate) async fn authorization_server(State(state): State<Arc<AppState>>) -> 
         ("response_types_supported", json!([])),
     ]);
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response()
+}
+
+/// The grants: client credentials, and the RFC 7523 jwt-bearer grant once an issuer is trusted.
+fn grant_types(registry: &Registry) -> Vec<&'static str> {
+    let mut grants = vec![m2m_core::wire::GRANT_CLIENT_CREDENTIALS];
+    if !registry.trusts().is_empty() {
+        grants.push(m2m_core::wire::GRANT_JWT_BEARER);
+    }
+    grants
 }
 
 /// RFC 8414 §3.1: for an issuer with a path (`https://host/tenant`), the metadata also lives at

@@ -35,6 +35,10 @@
 //! expires = 1767225600   # optional
 //! ```
 //!
+//! The same file holds the `[[trust]]` entries of trusted workload issuers (Kubernetes, SPIFFE,
+//! GitHub Actions), parsed by `trust/config.rs` and checked here against the clients they map to
+//! (docs/server.md, `## Trusted workload issuers`).
+//!
 //! Unknown fields are refused (a typo such as `scope =` must not silently grant nothing), and so
 //! are JWKS holding private members: a registry is public configuration and a private key there
 //! means it has leaked.
@@ -93,6 +97,18 @@ pub enum RegistryError {
         line: usize,
         /// The client id.
         client: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `[[trust]]` entry is inconsistent.
+    #[error("{path}:{line}: trust {issuer:?}: {message}")]
+    InvalidTrust {
+        /// The registry file.
+        path: PathBuf,
+        /// 1-based line of the entry's `[[trust]]` table.
+        line: usize,
+        /// The issuer as written.
+        issuer: String,
         /// What is wrong.
         message: String,
     },
@@ -243,6 +259,8 @@ pub struct Client {
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
     clients: HashMap<String, Arc<Client>>,
+    /// The `[[trust]]` entries, in file order (the first matching entry of an issuer wins).
+    trusts: Vec<Arc<crate::trust::Trust>>,
 }
 
 impl Registry {
@@ -335,7 +353,22 @@ impl Registry {
             }
             clients.insert(client.id.clone(), Arc::new(client));
         }
-        Ok(Registry { clients })
+        let trusts = parse_trusts(text, path, raw.trust, &clients)?;
+        Ok(Registry { clients, trusts })
+    }
+
+    /// The `[[trust]]` entries, in file order.
+    pub fn trusts(&self) -> &[Arc<crate::trust::Trust>] {
+        &self.trusts
+    }
+
+    /// The `[[trust]]` entries of this issuer (exact string), in file order.
+    pub(crate) fn trusts_of(&self, issuer: &str) -> Vec<Arc<crate::trust::Trust>> {
+        self.trusts
+            .iter()
+            .filter(|t| t.issuer == issuer)
+            .cloned()
+            .collect()
     }
 
     /// The client with this id.
@@ -359,6 +392,43 @@ impl Registry {
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
     }
+}
+
+/// Validates the `[[trust]]` tables (`trust/config.rs`) against the clients they map to.
+fn parse_trusts(
+    text: &str,
+    path: &Path,
+    raw: Vec<toml::Spanned<crate::trust::config::RawTrust>>,
+    clients: &HashMap<String, Arc<Client>>,
+) -> Result<Vec<Arc<crate::trust::Trust>>, RegistryError> {
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    let invalid = |line, issuer: &str, message| RegistryError::InvalidTrust {
+        path: path.to_path_buf(),
+        line,
+        issuer: issuer.to_owned(),
+        message,
+    };
+    let mut trusts = Vec::new();
+    for spanned in raw {
+        let line = line_of(text, spanned.span().start);
+        let raw = spanned.into_inner();
+        let trust = raw
+            .validate(base, line)
+            .map_err(|m| invalid(line, raw.issuer(), m))?;
+        if let crate::trust::TrustGrant::Client(id) = &trust.grant
+            && !clients.contains_key(id)
+        {
+            return Err(invalid(
+                line,
+                raw.issuer(),
+                format!("`client_id` {id:?} is not a registered client"),
+            ));
+        }
+        trusts.push(trust);
+    }
+    crate::trust::config::check_same_keys(&trusts)
+        .map_err(|(line, issuer, m)| invalid(line, &issuer, m))?;
+    Ok(trusts.into_iter().map(Arc::new).collect())
 }
 
 /// Where `client_secret_jwt` secrets live unless configured: `secrets.toml` beside the registry.
@@ -397,6 +467,8 @@ pub(crate) fn line_of(text: &str, offset: usize) -> usize {
 struct RawFile {
     #[serde(default)]
     client: Vec<toml::Spanned<RawClient>>,
+    #[serde(default)]
+    trust: Vec<toml::Spanned<crate::trust::config::RawTrust>>,
 }
 
 #[derive(Deserialize)]

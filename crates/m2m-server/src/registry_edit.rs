@@ -393,7 +393,7 @@ fn edit_verifiers(
     write_atomically(path, &edited)
 }
 
-fn parse_doc(text: &str, path: &Path) -> Result<DocumentMut, RegistryError> {
+pub(crate) fn parse_doc(text: &str, path: &Path) -> Result<DocumentMut, RegistryError> {
     text.parse::<DocumentMut>()
         .map_err(|e| RegistryError::Parse {
             path: path.to_path_buf(),
@@ -414,7 +414,7 @@ fn client_ids(doc: &DocumentMut) -> Vec<String> {
 
 /// `[client.jwks]` with one `[[client.jwks.keys]]` table per key, members as plain key = value
 /// lines (an RSA-4096 modulus does not fit an inline table a human could read).
-fn jwks_item(jwks: &Jwks) -> Result<Item, String> {
+pub(crate) fn jwks_item(jwks: &Jwks) -> Result<Item, String> {
     let mut keys = ArrayOfTables::new();
     for jwk in &jwks.keys {
         let json = serde_json::to_value(jwk.to_public())
@@ -459,7 +459,7 @@ fn json_to_toml(value: &Value) -> Option<toml_edit::Value> {
     })
 }
 
-fn read_or_empty(path: &Path) -> Result<String, RegistryError> {
+pub(crate) fn read_or_empty(path: &Path) -> Result<String, RegistryError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
@@ -471,7 +471,7 @@ fn read_or_empty(path: &Path) -> Result<String, RegistryError> {
 }
 
 /// Writes to a sibling temp file then renames, so a crash never leaves half a registry.
-fn write_atomically(path: &Path, text: &str) -> Result<(), RegistryError> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<(), RegistryError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);

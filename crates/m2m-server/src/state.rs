@@ -23,6 +23,8 @@ pub(crate) struct AppState {
     /// The client registry, swapped whole on reload (SIGHUP).
     pub(crate) registry: LiveRegistry,
     pub(crate) fetcher: JwksFetcher,
+    /// The trusted workload issuers' discovered `jwks_uri`s (`[[trust]]`).
+    pub(crate) trust_keys: crate::trust::keys::TrustKeys,
     pub(crate) tokens: AccessTokenIssuer,
     pub(crate) replay: Arc<dyn ReplayStore>,
     pub(crate) limiter: RateLimiter,

@@ -15,6 +15,7 @@ mod keygen;
 mod proxy;
 mod serve;
 pub(crate) mod token;
+pub(crate) mod trust;
 mod verify;
 
 use crate::cli::{Cli, Command};
@@ -32,6 +33,7 @@ pub(crate) fn run(cli: Cli) -> CliResult {
         Command::Jwks(args) => jwks::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Clients(args) => clients::run(&args),
+        Command::Trust(args) => trust::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Call(args) => call::run(&args),
         Command::Proxy(args) => proxy::run(&args),

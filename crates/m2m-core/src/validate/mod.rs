@@ -14,6 +14,9 @@
 //! - [`access_token`]: the RFC 9068 access-token validator for resource servers and introspection.
 //! - [`dpop`]: the RFC 9449 DPoP proof validator (token endpoint and resource servers), with
 //!   `htu` compared after RFC 3986 normalisation (`htu`).
+//! - [`federated`](RfcValidator::precheck_federated): another issuer's workload token (Kubernetes,
+//!   SPIFFE, GitHub Actions) as the jwt-bearer grant or a federated client assertion, under one
+//!   trusted issuer's [`TrustPolicy`].
 //! - [`Verified`]: what both client-assertion profiles hand back.
 //! - [`lint`]: all findings of either profile at once.
 //! - [`Rejection`] / [`Reason`]: what a refusal sends and what logs and metrics record.
@@ -34,6 +37,7 @@
 
 pub mod access_token;
 pub mod dpop;
+mod federated;
 mod form;
 mod htu;
 mod lint;
@@ -49,6 +53,7 @@ pub use access_token::{
     AccessTokenValidator, BearerError, Presentation, UnsignedAccessToken,
 };
 pub use dpop::{DpopConfig, DpopReason, DpopRejection, DpopRequest, DpopValidator, VerifiedProof};
+pub use federated::{FederatedPending, FederatedSigned, FederatedVerified, TrustPolicy};
 pub use form::{FORM_MEDIA_TYPE, TokenForm, parse_token_form};
 pub use lint::{Finding, LintContext, LintProfile, lint};
 pub use nhs::{

@@ -166,6 +166,10 @@ pub enum Reason {
     MethodNotRegistered,
     /// An `Authorization: Basic` header that does not decode to `id:secret` (RFC 6749 §2.3.1).
     BasicMalformed,
+    /// A federated token's `iss` is no trusted issuer (`[[trust]]`).
+    UntrustedIssuer,
+    /// No `[[trust]]` rule of the token's issuer matches its subject and claims.
+    NoTrustRule,
 }
 
 impl Reason {
@@ -216,6 +220,8 @@ impl Reason {
             Reason::SecretMismatch => "secret_mismatch",
             Reason::MethodNotRegistered => "method_not_registered",
             Reason::BasicMalformed => "basic_malformed",
+            Reason::UntrustedIssuer => "untrusted_issuer",
+            Reason::NoTrustRule => "no_trust_rule",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `POST /oauth2/token`: the handler, the profile it dispatches to (`rfc`, `nhs`), and what both
 //! flows share — scope granting, token issuance and the success bodies.
 
+mod jwt_bearer;
 mod nhs;
 mod rfc;
 

@@ -4,6 +4,7 @@
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use m2m_core::validate::parse_token_form;
+use m2m_core::wire::GRANT_JWT_BEARER;
 
 use super::{SuccessBody, granted_scopes, issue, requested_resource, space_separated};
 use crate::client_auth;
@@ -20,6 +21,12 @@ pub(super) async fn rfc_flow(
     body: &[u8],
 ) -> Result<(Response, String), Refusal> {
     let form = parse_token_form(content_type, query, body, false)?;
+    // The jwt-bearer grant exists once an issuer is trusted; until then it is unsupported.
+    if form.grant_type.as_deref() == Some(GRANT_JWT_BEARER)
+        && !state.registry.current().trusts().is_empty()
+    {
+        return super::jwt_bearer::jwt_bearer_flow(state, headers, &form).await;
+    }
     state.rfc.check_grant(&form)?;
     let now = state.config.clock.now();
     let client = client_auth::authenticate(state, headers, &form, now)
