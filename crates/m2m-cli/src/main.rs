@@ -16,6 +16,8 @@
 //! - `config_file`: the config file (`config.toml`) and its named profiles (`ConfigProfile`).
 //! - `settings`: flag > env > config-file profile precedence, resolved into the endpoint, signer
 //!   and audience the client commands use.
+//! - `federation`: federated assertion sources (file, command, variable, GitHub Actions) and the
+//!   jwt-bearer grant, from flags or the profile.
 //! - `keyfile`: reading private key files (precise messages, passphrase prompt).
 //! - `exit`: the CLI's error type and its documented exit codes.
 //! - `server_hint`: hints on a server's refusal from what only the command line knows (how the
@@ -30,6 +32,7 @@ mod cli;
 mod commands;
 mod config_file;
 mod exit;
+mod federation;
 mod forward;
 mod keyfile;
 mod server_hint;
