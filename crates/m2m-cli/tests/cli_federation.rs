@@ -359,3 +359,46 @@ fn clap_refuses_a_key_or_secret_beside_an_assertion_source() {
     let o = token(&sb, &[&base[..], &["--grant", "jwt-bearer"]].concat());
     assert_fails(&o, 2, "--grant jwt-bearer needs the workload's JWT");
 }
+
+#[test]
+fn introspection_takes_the_federated_client_assertion_but_not_the_grant() {
+    let sb = Sandbox::new();
+    let ep = endpoint(FederatedForm::ClientAssertion, Reply::token());
+    ep.serve(
+        "/introspect",
+        Reply::json(200, json!({"active": false}).to_string()),
+    );
+    let file = write(&sb, "token", JWT_A);
+    let introspection_url = format!("{}/introspect", ep.base());
+    let args = [
+        "introspect",
+        "some-token",
+        "--token-url",
+        ep.url(),
+        "--introspection-url",
+        &introspection_url,
+        "--assertion-file",
+        file.to_str().unwrap(),
+    ];
+    let o = sb
+        .cmd()
+        .args(args)
+        .env_remove("M2M_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.code() != Some(2) && o.status.code() != Some(3),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(ep.hits("/introspect"), 1);
+    let o = sb
+        .cmd()
+        .args(args)
+        .args(["--grant", "jwt-bearer"])
+        .env_remove("M2M_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert_fails(&o, 2, "introspection needs client authentication");
+    assert_eq!(ep.hits("/introspect"), 1);
+}
