@@ -2,8 +2,9 @@
 //! token endpoint (which compares the presented JWT byte for byte with what the test wrote):
 //! `--assertion-file` re-read between calls (with and without the cache), `--assertion-cmd`
 //! killed at its timeout, `--assertion-env`, `--assertion-github` against a loopback fake of the
-//! Actions service, the client-assertion and grant forms, profiles, clap's conflicts, and errors
-//! that are specific and never contain the JWT.
+//! Actions service, the client-assertion and grant forms, profiles, clap's conflicts, `m2m call`
+//! and `m2m introspect` with the same flags, and errors that are specific and never contain the
+//! JWT.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
@@ -401,4 +402,24 @@ fn introspection_takes_the_federated_client_assertion_but_not_the_grant() {
         .unwrap();
     assert_fails(&o, 2, "introspection needs client authentication");
     assert_eq!(ep.hits("/introspect"), 1);
+}
+
+#[test]
+fn m2m_call_takes_the_same_flags() {
+    let sb = Sandbox::new();
+    let ep = endpoint(FederatedForm::Grant, Reply::token());
+    ep.expect_assertion(JWT_A);
+    let api = support::upstream::start_open();
+    let file = write(&sb, "token", JWT_A);
+    let o = sb
+        .cmd()
+        .args(["call", &format!("{}/headers", api.url())])
+        .args(["--token-url", ep.url(), "--grant", "jwt-bearer"])
+        .args(["--assertion-file", file.to_str().unwrap(), "--no-cache"])
+        .env_remove("M2M_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    ep.assert_all_valid();
+    assert_eq!(api.seen.lock().unwrap().authorizations, ["Bearer token-1"]);
 }
