@@ -281,9 +281,10 @@ pub(crate) struct AssertionArgs {
   m2m token --token-url $URL --grant jwt-bearer \\
     --assertion-file /var/run/secrets/tokens/m2m
 
-Tokens are cached per token URL + client id + kid + scope in
-$XDG_CACHE_HOME/m2m (0600), so scripts calling this in a loop stay under rate
-limits; --no-cache skips it.")]
+Tokens are cached per token URL + client id + kid + scope (+ assertion source
+and grant) in $XDG_CACHE_HOME/m2m (0600), so scripts calling this in a loop
+stay under rate limits; --no-cache skips it. Federated credentials
+(--assertion-*): see docs/federation.md.")]
 pub(crate) struct TokenArgs {
     #[command(flatten)]
     pub(crate) client: ClientArgs,

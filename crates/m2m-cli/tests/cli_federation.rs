@@ -423,3 +423,20 @@ fn m2m_call_takes_the_same_flags() {
     ep.assert_all_valid();
     assert_eq!(api.seen.lock().unwrap().authorizations, ["Bearer token-1"]);
 }
+
+#[test]
+fn m2m_assertion_says_a_federated_jwt_is_not_signed_here() {
+    let sb = Sandbox::new();
+    let o = sb
+        .cmd()
+        .args(["assertion", "--token-url", "http://127.0.0.1:9/token"])
+        .args(["--assertion-file", "token"])
+        .env_remove("M2M_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert_fails(
+        &o,
+        2,
+        "a federated JWT (--assertion-*) is sent as its source gives it",
+    );
+}
