@@ -331,36 +331,96 @@ async fn run_command(
     command: &str,
     timeout: Duration,
 ) -> Result<FederatedAssertion, AssertionSourceError> {
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
         .arg(command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // Dropping the future at the timeout kills the shell, not a process it left behind; the
-        // output pipes are closed either way, so nothing waits on them.
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    // Its own process group, so that at the timeout the whole pipeline (`spire-agent … | jq`)
+    // is killed, not only the shell: its children would otherwise live on as orphans.
+    #[cfg(unix)]
+    cmd.process_group(0);
+    let mut child = cmd
         .spawn()
         .map_err(|e| AssertionSourceError::CommandSpawn {
             reason: e.to_string(),
         })?;
-    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(output)) => output,
+    let pid = child.id();
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let mut out = Zeroizing::new(Vec::new());
+    let mut err = Vec::new();
+    let run = async {
+        let (read_out, read_err, status) = tokio::join!(
+            read_limited(stdout.as_mut(), &mut out),
+            read_limited(stderr.as_mut(), &mut err),
+            child.wait()
+        );
+        read_out?;
+        read_err?;
+        status
+    };
+    let status = match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(status)) => status,
         Ok(Err(e)) => {
             return Err(AssertionSourceError::CommandSpawn {
                 reason: e.to_string(),
             });
         }
-        Err(_) => return Err(AssertionSourceError::CommandTimeout { timeout }),
+        Err(_) => {
+            kill_group(pid);
+            let _ = child.start_kill();
+            return Err(AssertionSourceError::CommandTimeout { timeout });
+        }
     };
-    let stdout = Zeroizing::new(output.stdout);
-    if !output.status.success() {
+    if !status.success() {
         return Err(AssertionSourceError::CommandFailed {
-            status: output.status.to_string(),
-            stderr: first_line(&output.stderr),
+            status: status.to_string(),
+            stderr: first_line(&err),
         });
     }
-    parse_bytes(&stdout, "the assertion command")
+    parse_bytes(&out, "the assertion command")
+}
+
+/// Reads a pipe to its end, keeping at most one byte over [`MAX_ASSERTION`] (the rest is
+/// drained, so the command never blocks on a full pipe).
+async fn read_limited(
+    pipe: Option<&mut (impl tokio::io::AsyncRead + Unpin)>,
+    into: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let Some(pipe) = pipe else {
+        return Ok(());
+    };
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = pipe.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let room = usize::try_from(MAX_ASSERTION + 1)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(into.len());
+        into.extend_from_slice(buf.get(..n.min(room)).unwrap_or_default());
+    }
+}
+
+/// Kills the command's process group (see `run_command`) with the system's `kill`: the crate
+/// forbids the unsafe `kill(2)` call and takes no new dependency for it. Best effort: the shell
+/// itself is killed through its handle in any case.
+fn kill_group(pid: Option<u32>) {
+    #[cfg(unix)]
+    if let Some(pid) = pid {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    #[cfg(not(unix))]
+    let _ = pid;
 }
 
 /// The first non-empty stderr line, shortened, with JWT-shaped words replaced: a helper that
@@ -657,6 +717,21 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, AssertionSourceError::CommandTimeout { .. }));
         assert!(start.elapsed() < Duration::from_secs(5));
+        // The whole process group dies at the timeout, not only the shell: the pipeline's
+        // later step never runs.
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("still-running");
+        let e = CommandSource::new(format!("sleep 1 && touch '{}'", marker.display()))
+            .timeout(Duration::from_millis(200))
+            .assertion()
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AssertionSourceError::CommandTimeout { .. }));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            !marker.exists(),
+            "a child of the command outlived the timeout"
+        );
         let e = CommandSource::new(format!("echo {JWT}; echo 'no agent' >&2; exit 1"))
             .assertion()
             .await
