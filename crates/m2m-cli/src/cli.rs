@@ -207,6 +207,54 @@ pub(crate) struct ClientArgs {
     /// text. Closed test networks only.
     #[arg(long, env = "M2M_DANGEROUS_ALLOW_INSECURE_HTTP")]
     pub(crate) dangerous_allow_insecure_http: bool,
+    #[command(flatten)]
+    pub(crate) federation: FederationArgs,
+}
+
+/// The key and secret flags a federated assertion source replaces (clap says so).
+const NOT_WITH_ASSERTION: [&str; 3] = ["key", "client_secret_file", "client_secret_stdin"];
+
+/// Federated workload credentials: a JWT the platform issued (Kubernetes, SPIFFE, GitHub
+/// Actions) instead of a key or a secret, as the client assertion or, with `--grant
+/// jwt-bearer`, as the grant. See docs/federation.md.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct FederationArgs {
+    /// A file holding the workload's JWT, re-read for every token request (Kubernetes
+    /// projected service-account token, SPIFFE JWT-SVID file).
+    #[arg(long, env = "M2M_ASSERTION_FILE", value_name = "FILE",
+          conflicts_with_all = NOT_WITH_ASSERTION,
+          conflicts_with_all = ["assertion_cmd", "assertion_env", "assertion_github"])]
+    pub(crate) assertion_file: Option<PathBuf>,
+    /// A command (run by `sh -c` for every token request) whose stdout is the JWT.
+    #[arg(long, env = "M2M_ASSERTION_CMD", value_name = "CMD",
+          conflicts_with_all = NOT_WITH_ASSERTION,
+          conflicts_with_all = ["assertion_env", "assertion_github"])]
+    pub(crate) assertion_cmd: Option<String>,
+    /// Seconds --assertion-cmd may run before it is killed (default 10).
+    #[arg(long, env = "M2M_ASSERTION_TIMEOUT", value_name = "SECS", requires = "assertion_cmd",
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub(crate) assertion_timeout: Option<u64>,
+    /// An environment variable holding the JWT.
+    #[arg(long, env = "M2M_ASSERTION_ENV", value_name = "VAR",
+          conflicts_with_all = NOT_WITH_ASSERTION, conflicts_with = "assertion_github")]
+    pub(crate) assertion_env: Option<String>,
+    /// Ask GitHub Actions for an OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN; the job
+    /// needs `permissions: id-token: write`).
+    #[arg(long, env = "M2M_ASSERTION_GITHUB", conflicts_with_all = NOT_WITH_ASSERTION)]
+    pub(crate) assertion_github: bool,
+    /// The audience asked of GitHub Actions; default: --aud, else the issuer, else the token URL.
+    #[arg(
+        long,
+        env = "M2M_ASSERTION_AUDIENCE",
+        value_name = "AUD",
+        requires = "assertion_github"
+    )]
+    pub(crate) assertion_audience: Option<String>,
+    /// The grant: client_credentials (default; the JWT is the client assertion) or jwt-bearer
+    /// (the JWT is the grant, RFC 7523 §2.1).
+    #[arg(long, env = "M2M_GRANT", value_name = "GRANT",
+          value_parser = ["client_credentials", "jwt-bearer"])]
+    pub(crate) grant: Option<String>,
 }
 
 /// `m2m assertion`.
@@ -233,11 +281,14 @@ pub(crate) struct AssertionArgs {
     https://int.api.service.nhs.uk/hello-world/hello/application
   m2m token --issuer http://127.0.0.1:8080 --client-id c --key c.pem --json
   m2m token --profile api --dpop-key dpop.pem --json
+  m2m token --token-url $URL --grant jwt-bearer \\
+    --assertion-file /var/run/secrets/tokens/m2m
 
-Tokens are cached per token URL + client id + kid + scope in
-$XDG_CACHE_HOME/m2m (0600), so scripts calling this in a loop stay under rate
-limits; --no-cache skips it. A DPoP-bound token is cached only with --dpop-key
-(keyed by its thumbprint); with --dpop alone the key dies with the process.")]
+Tokens are cached per token URL + client id + kid + scope (+ assertion source
+and grant) in $XDG_CACHE_HOME/m2m (0600), so scripts calling this in a loop
+stay under rate limits; --no-cache skips it. A DPoP-bound token is cached only
+with --dpop-key (keyed by its thumbprint); with --dpop alone the key dies with
+the process. Federated credentials (--assertion-*): see docs/federation.md.")]
 pub(crate) struct TokenArgs {
     #[command(flatten)]
     pub(crate) client: ClientArgs,

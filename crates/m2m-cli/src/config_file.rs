@@ -46,6 +46,15 @@ pub(crate) struct ConfigProfile {
     pub(crate) dpop: Option<bool>,
     /// The DPoP key file (implies `dpop = true`).
     pub(crate) dpop_key: Option<String>,
+    /// Federated assertion sources and grant (docs/federation.md): one source at most.
+    pub(crate) assertion_file: Option<String>,
+    pub(crate) assertion_cmd: Option<String>,
+    pub(crate) assertion_timeout: Option<u64>,
+    pub(crate) assertion_env: Option<String>,
+    pub(crate) assertion_github: Option<bool>,
+    pub(crate) assertion_audience: Option<String>,
+    /// `client_credentials` (default) or `jwt-bearer`.
+    pub(crate) grant: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -89,7 +89,7 @@ impl From<m2m_client::Error> for CliError {
         use m2m_client::Error as E;
         let exit = match &e {
             E::ServerRejected(_) => Exit::Rejected,
-            E::Config(_) | E::Assertion(_) => Exit::Local,
+            E::Config(_) | E::Assertion(_) | E::AssertionSource(_) => Exit::Local,
             _ => Exit::Transport,
         };
         // The message is the error's own one-line Display (for a rejection: the server's fields,
@@ -103,6 +103,13 @@ impl From<m2m_client::Error> for CliError {
         } = &e
         {
             err.hint = Some("raise the limit with --timeout SECS, or check the network".to_owned());
+        } else if let E::AssertionSource(m2m_client::AssertionSourceError::CommandTimeout {
+            ..
+        }) = &e
+        {
+            err.hint = Some(
+                "raise the limit with --assertion-timeout SECS, or check the command".to_owned(),
+            );
         } else if let E::Config(m2m_client::ConfigError::InsecureHttp { .. }) = &e {
             err.hint = Some(
                 "use https; for a closed test network only, pass --dangerous-allow-insecure-http"

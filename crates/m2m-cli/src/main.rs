@@ -17,6 +17,8 @@
 //! - `settings`: flag > env > config-file profile precedence, resolved into the endpoint, signer
 //!   and audience the client commands use.
 //! - `dpop_key`: the DPoP key of `--dpop` / `--dpop-key` (ephemeral, or a 0600 key file).
+//! - `federation`: federated assertion sources (file, command, variable, GitHub Actions) and the
+//!   jwt-bearer grant, from flags or the profile.
 //! - `keyfile`: reading private key files (precise messages, passphrase prompt).
 //! - `exit`: the CLI's error type and its documented exit codes.
 //! - `server_hint`: hints on a server's refusal from what only the command line knows (how the
@@ -32,6 +34,7 @@ mod commands;
 mod config_file;
 mod dpop_key;
 mod exit;
+mod federation;
 mod forward;
 mod keyfile;
 mod server_hint;

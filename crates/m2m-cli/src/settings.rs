@@ -57,6 +57,8 @@ pub(crate) struct Settings {
     pub(crate) lifetime: Option<Duration>,
     pub(crate) scope: Option<String>,
     pub(crate) allow_insecure_http: bool,
+    /// A federated assertion source and grant (docs/federation.md), instead of a key or secret.
+    pub(crate) federation: crate::federation::Federation,
     /// DPoP as the profile asks (`dpop`, `dpop_key`); the commands that use it apply their
     /// flags over it ([`Settings::apply_dpop_flags`]).
     pub(crate) dpop: Option<DpopChoice>,
@@ -149,6 +151,7 @@ fn resolve_with(args: &ClientArgs, scope: Option<&str>, p: &ConfigProfile) -> Cl
         lifetime,
         scope: scope.map(str::to_owned).or_else(|| p.scope.clone()),
         allow_insecure_http,
+        federation: crate::federation::resolve(&args.federation, p)?,
         dpop: match (p.dpop, p.dpop_key.as_deref()) {
             (Some(false), _) | (None, None) => None,
             (_, key) => Some(DpopChoice {
@@ -288,8 +291,12 @@ impl Settings {
         })
     }
 
-    /// The client id, or a usage error.
+    /// The client id, or a usage error. With a federated assertion it is optional (the JWT names
+    /// the workload): empty when not given.
     pub(crate) fn require_client_id(&self) -> CliResult<&str> {
+        if self.federation.source.is_some() {
+            return Ok(self.client_id.as_deref().unwrap_or_default());
+        }
         self.client_id
             .as_deref()
             .filter(|c| !c.is_empty())

@@ -9,7 +9,7 @@ use m2m_core::assertion::{AssertionBuilder, Audience};
 use m2m_core::clock::{Clock, SystemClock};
 use m2m_core::nhs::Environment;
 use m2m_core::signer::Signer;
-use m2m_core::wire::{DPOP, ERROR_USE_DPOP_NONCE, GRANT_CLIENT_CREDENTIALS};
+use m2m_core::wire::{DPOP, ERROR_USE_DPOP_NONCE};
 
 use crate::client_auth::ClientAuth;
 use crate::discovery::AuthServerMetadata;
@@ -153,7 +153,7 @@ impl TokenClient {
     async fn post_once(&self) -> Result<(Result<TokenResponse, Error>, Option<String>), Error> {
         let inner = &self.inner;
         let now = inner.clock.now();
-        let auth = inner.auth.apply(now)?;
+        let auth = inner.auth.credentials(now).await?;
         let mut headers = auth.headers;
         let mut proof_jti = None;
         if let Some(dpop) = &inner.dpop {
@@ -163,7 +163,7 @@ impl TokenClient {
         }
         let request = FormPost {
             url: inner.token_url.url().clone(),
-            body: form_body(&auth.form, &inner.params),
+            body: form_body(inner.auth.grant_type(), &auth.form, &inner.params),
             headers,
         };
         tracing::debug!(
@@ -256,11 +256,15 @@ fn asks_for_nonce(result: &Result<TokenResponse, Error>) -> bool {
 }
 
 /// The urlencoded token request (RFC 6749 §4.4.2, with the authentication's fields, e.g. RFC 7523
-/// §2.2). A plain function, so the serializer (which is not `Send`) never lives across an
-/// `.await`.
-fn form_body(auth: &[(&'static str, String)], params: &[(String, String)]) -> String {
+/// §2.2; or the RFC 7523 §2.1 grant). A plain function, so the serializer (which is not `Send`)
+/// never lives across an `.await`.
+fn form_body(
+    grant_type: &str,
+    auth: &[(&'static str, String)],
+    params: &[(String, String)],
+) -> String {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
-    form.append_pair(GRANT_TYPE, GRANT_CLIENT_CREDENTIALS);
+    form.append_pair(GRANT_TYPE, grant_type);
     for (name, value) in auth {
         form.append_pair(name, value);
     }
@@ -524,7 +528,7 @@ impl TokenClientBuilder {
                 ClientAuth::PrivateKeyJwt(assertions)
             }
         };
-        if auth.client_id().is_empty() {
+        if auth.client_id().is_empty() && !auth.client_id_optional() {
             return Err(ConfigError::Missing("client id").into());
         }
         if auth.uses_secret() && profile == Profile::Nhs {
@@ -536,7 +540,9 @@ impl TokenClientBuilder {
             ))
             .into());
         }
+        // The jwt-bearer grant authenticates no client: the methods list does not apply.
         if let Endpoint::Discovered(metadata) = &endpoint
+            && auth.grant_type() == m2m_core::wire::GRANT_CLIENT_CREDENTIALS
             && let Some(methods) = metadata.token_endpoint_auth_methods()
             && !methods.iter().any(|m| m == auth.method_name())
         {

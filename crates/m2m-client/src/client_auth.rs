@@ -6,15 +6,23 @@
 //! contributes form fields and/or headers (`Authorization: Basic`), and the token client neither
 //! knows nor cares which. Secrets are held in core's redacted, zeroized
 //! [`ClientSecret`](m2m_core::secret::ClientSecret); no `Debug`, log or error shows them.
+//!
+//! Federated workload credentials (a platform's JWT from an [`AssertionSource`]) are two more
+//! variants: [`ClientAuth::FederatedAssertion`] presents the JWT as the client assertion, and
+//! [`ClientAuth::JwtBearerGrant`] presents it as the RFC 7523 §2.1 grant itself, which changes
+//! `grant_type` too ([`ClientAuth::grant_type`]). Their sources are asynchronous, so the token
+//! client asks [`ClientAuth::credentials`]; [`ClientAuth::apply`] serves the other methods.
 
 use std::fmt;
+use std::sync::Arc;
 
 use m2m_core::assertion::{AssertionBuilder, Audience};
 use m2m_core::clock::UnixTime;
 use m2m_core::hmac::SecretJwtBuilder;
 use m2m_core::secret::ClientSecret;
-use m2m_core::wire::CLIENT_ASSERTION_TYPE;
+use m2m_core::wire::{CLIENT_ASSERTION_TYPE, GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER};
 
+use crate::assertion_source::AssertionSource;
 use crate::error::Error;
 
 /// How the client authenticates at the token endpoint.
@@ -42,6 +50,23 @@ pub enum ClientAuth {
     },
     /// An assertion MACed with the secret (OIDC Core §9; HS256/384/512, fresh `jti` per attempt).
     ClientSecretJwt(SecretJwtBuilder),
+    /// A platform's JWT (Kubernetes, SPIFFE, GitHub Actions) as the client assertion in the
+    /// client-credentials grant (RFC 7523 §2.2; Entra ID's and Keycloak's "federated client
+    /// authentication"). The source is asked again for every attempt.
+    FederatedAssertion {
+        /// Sent as `client_id` when set (Entra ID wants it; RFC 7521 §4.2 makes it optional).
+        client_id: Option<String>,
+        /// Where the JWT comes from.
+        source: Arc<dyn AssertionSource>,
+    },
+    /// A platform's JWT as the authorization grant itself: `grant_type=urn:ietf:params:oauth:
+    /// grant-type:jwt-bearer&assertion=…` (RFC 7523 §2.1), with no client authentication.
+    JwtBearerGrant {
+        /// Sent as `client_id` when set (optional, RFC 7521 §4.1).
+        client_id: Option<String>,
+        /// Where the JWT comes from.
+        source: Arc<dyn AssertionSource>,
+    },
 }
 
 impl ClientAuth {
@@ -52,7 +77,36 @@ impl ClientAuth {
             ClientAuth::ClientSecretBasic { .. } => "client_secret_basic",
             ClientAuth::ClientSecretPost { .. } => "client_secret_post",
             ClientAuth::ClientSecretJwt(_) => "client_secret_jwt",
+            // On the wire a federated client assertion is a jwt-bearer client assertion like any
+            // signed by the client (servers list it as private_key_jwt).
+            ClientAuth::FederatedAssertion { .. } => "private_key_jwt",
+            // The grant carries no client authentication (RFC 7591 "none").
+            ClientAuth::JwtBearerGrant { .. } => "none",
         }
+    }
+
+    /// The `grant_type` of the token request: the jwt-bearer grant for
+    /// [`ClientAuth::JwtBearerGrant`], client credentials otherwise.
+    pub fn grant_type(&self) -> &'static str {
+        match self {
+            ClientAuth::JwtBearerGrant { .. } => GRANT_JWT_BEARER,
+            _ => GRANT_CLIENT_CREDENTIALS,
+        }
+    }
+
+    /// The assertion source of the federated variants.
+    pub fn assertion_source(&self) -> Option<&Arc<dyn AssertionSource>> {
+        match self {
+            ClientAuth::FederatedAssertion { source, .. }
+            | ClientAuth::JwtBearerGrant { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// Whether the method may go without a client id (the federated ones: the JWT names the
+    /// workload).
+    pub fn client_id_optional(&self) -> bool {
+        self.assertion_source().is_some()
     }
 
     /// The client id the method authenticates (for `private_key_jwt`: the assertion's `iss` and
@@ -63,6 +117,8 @@ impl ClientAuth {
             ClientAuth::ClientSecretBasic { client_id, .. }
             | ClientAuth::ClientSecretPost { client_id, .. } => client_id,
             ClientAuth::ClientSecretJwt(b) => b.client_id(),
+            ClientAuth::FederatedAssertion { client_id, .. }
+            | ClientAuth::JwtBearerGrant { client_id, .. } => client_id.as_deref().unwrap_or(""),
         }
     }
 
@@ -71,7 +127,7 @@ impl ClientAuth {
         match self {
             ClientAuth::PrivateKeyJwt(b) => Some(b.audience()),
             ClientAuth::ClientSecretJwt(b) => Some(b.audience()),
-            ClientAuth::ClientSecretBasic { .. } | ClientAuth::ClientSecretPost { .. } => None,
+            _ => None,
         }
     }
 
@@ -91,18 +147,66 @@ impl ClientAuth {
             }
             ClientAuth::ClientSecretBasic { .. } => &[],
             ClientAuth::ClientSecretPost { .. } => &["client_id", "client_secret"],
+            ClientAuth::FederatedAssertion { .. } => {
+                &["client_assertion_type", "client_assertion", "client_id"]
+            }
+            ClientAuth::JwtBearerGrant { .. } => &["assertion", "client_id"],
         }
     }
 
     /// Whether the method sends a client secret (NHS refuses these).
     pub fn uses_secret(&self) -> bool {
-        !matches!(self, ClientAuth::PrivateKeyJwt(_))
+        matches!(
+            self,
+            ClientAuth::ClientSecretBasic { .. }
+                | ClientAuth::ClientSecretPost { .. }
+                | ClientAuth::ClientSecretJwt(_)
+        )
+    }
+
+    /// What ONE attempt carries, for every method: the federated ones ask their source now (a
+    /// file re-read, a command run, a GitHub request), the others are [`ClientAuth::apply`].
+    pub async fn credentials(&self, now: UnixTime) -> Result<AuthParts, Error> {
+        let (client_id, source, fields): (_, _, [&'static str; 2]) = match self {
+            ClientAuth::FederatedAssertion { client_id, source } => (
+                client_id,
+                source,
+                ["client_assertion_type", "client_assertion"],
+            ),
+            ClientAuth::JwtBearerGrant { client_id, source } => {
+                (client_id, source, ["", "assertion"])
+            }
+            _ => return self.apply(now),
+        };
+        let assertion = source.assertion().await.map_err(Error::AssertionSource)?;
+        let mut form = Vec::with_capacity(3);
+        if !fields[0].is_empty() {
+            form.push((fields[0], CLIENT_ASSERTION_TYPE.to_owned()));
+        }
+        form.push((fields[1], assertion.as_str().to_owned()));
+        if let Some(id) = client_id {
+            form.push(("client_id", id.clone()));
+        }
+        Ok(AuthParts {
+            form,
+            headers: Vec::new(),
+            jti: None,
+        })
     }
 
     /// What ONE attempt carries: called again for every retry, so each attempt gets a fresh
-    /// assertion (a replayed `jti` would be refused).
+    /// assertion (a replayed `jti` would be refused). The federated variants read their source
+    /// asynchronously: use [`ClientAuth::credentials`] for them (here they are an error).
     pub fn apply(&self, now: UnixTime) -> Result<AuthParts, Error> {
         match self {
+            ClientAuth::FederatedAssertion { .. } | ClientAuth::JwtBearerGrant { .. } => {
+                Err(crate::error::ConfigError::Invalid(
+                    "a federated assertion comes from an asynchronous source: use \
+                     ClientAuth::credentials"
+                        .to_owned(),
+                )
+                .into())
+            }
             ClientAuth::PrivateKeyJwt(builder) => {
                 let assertion = builder.build(now).map_err(Error::Assertion)?;
                 Ok(AuthParts {

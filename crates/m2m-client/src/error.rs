@@ -101,6 +101,10 @@ pub enum Error {
     /// The DPoP key could not be made or could not sign a proof; nothing was sent.
     #[error("could not create the DPoP proof: {0}")]
     DpopProof(#[source] m2m_core::Error),
+    /// The federated assertion could not be read, run or fetched (file, command, variable,
+    /// GitHub Actions); nothing was sent to the token endpoint.
+    #[error("no federated assertion: {0}")]
+    AssertionSource(#[source] crate::assertion_source::AssertionSourceError),
 }
 
 /// An RFC 6749 §5.2 error response, as the token endpoint sent it (plus NHS's `message_id`).

@@ -1,4 +1,5 @@
-//! A token cache on disk (used by `m2m token`): one small JSON file per (token URL, client id, kid, scope) in
+//! A token cache on disk (used by `m2m token`): one small JSON file per (token URL, client id, kid, scope, and
+//! for federated credentials the assertion source and grant) in
 //! `$XDG_CACHE_HOME/m2m`, so scripts that run `m2m token` in a loop do not hit the token
 //! endpoint's rate limit (NHS: 300 token requests a minute per application).
 //!
@@ -102,6 +103,24 @@ impl CacheKey {
         input.extend_from_slice(KEY_DOMAIN);
         input.extend_from_slice(b" dpop jkt");
         for value in [self.0.as_str(), jkt] {
+            input.extend_from_slice(&(value.len() as u64).to_be_bytes());
+            input.extend_from_slice(value.as_bytes());
+        }
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+        CacheKey(hex::encode(digest.as_ref()))
+    }
+
+    /// The same key for tokens got with a federated assertion
+    /// ([`crate::AssertionSource::identity`]: the file path, the command's hash, the variable
+    /// name, the GitHub audience) presented with `grant_type`: two workloads on one machine, or
+    /// one workload's client assertion and its jwt-bearer grant, never share a token. The
+    /// assertion itself is not part of the key (it rotates while the access token stays valid;
+    /// see the `assertion_source` module docs).
+    pub fn for_assertion_source(self, identity: &str, grant_type: &str) -> Self {
+        let mut input = Vec::with_capacity(160);
+        input.extend_from_slice(KEY_DOMAIN);
+        input.extend_from_slice(b" assertion source");
+        for value in [self.0.as_str(), identity, grant_type] {
             input.extend_from_slice(&(value.len() as u64).to_be_bytes());
             input.extend_from_slice(value.as_bytes());
         }
@@ -485,6 +504,20 @@ mod tests {
             a,
             CacheKey::new("https://x/token", "ab", "private_key_jwt", Some("c"), None)
         );
+    }
+
+    #[test]
+    fn key_names_the_assertion_source_and_grant() {
+        let base = || CacheKey::new("https://x/token", "", "none", None, None);
+        let grant = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+        let file_a = base().for_assertion_source("file:/run/a", grant);
+        let file_b = base().for_assertion_source("file:/run/b", grant);
+        let as_client = base().for_assertion_source("file:/run/a", "client_credentials");
+        assert_ne!(file_a, file_b);
+        assert_ne!(file_a, as_client);
+        assert_ne!(file_a, base());
+        assert_ne!(file_a, base().for_resource("file:/run/a"));
+        assert_eq!(file_a, base().for_assertion_source("file:/run/a", grant));
     }
 
     /// A key built directly, so these tests do not depend on `CacheKey::new`'s inputs.

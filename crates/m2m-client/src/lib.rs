@@ -31,6 +31,10 @@
 //!   per attempt.
 //! - [`ClientAuth`] (`client_auth`): how the client authenticates (`private_key_jwt`, the three
 //!   client-secret methods): the form fields and headers of one attempt.
+//! - [`assertion_source`]: federated workload credentials — the [`AssertionSource`] trait and
+//!   its file, command, environment and GitHub Actions sources, whose JWT goes out as the client
+//!   assertion or as the jwt-bearer grant ([`ClientAuth::FederatedAssertion`],
+//!   [`ClientAuth::JwtBearerGrant`]).
 //! - [`DpopKey`] (`dpop`): the DPoP key (ephemeral or from a file) whose proofs go on every token
 //!   request, and the token endpoint's latest nonce (RFC 9449).
 //! - [`Endpoint`] (`endpoint`): a token URL, an NHS environment or discovered metadata, and
@@ -76,6 +80,7 @@
 // Unit tests may unwrap: a panic there is a test failure with a useful message.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod assertion_source;
 pub mod authorization;
 mod backoff;
 mod client;
@@ -129,6 +134,7 @@ pub use m2m_core::{
 #[allow(rustdoc::invalid_codeblock_attributes)]
 pub mod dpop_guide {}
 
+pub use assertion_source::{AssertionSource, AssertionSourceError, FederatedAssertion};
 pub use client::{TokenClient, TokenClientBuilder};
 pub use client_auth::{AuthParts, ClientAuth};
 pub use discovery::{AuthServerMetadata, discover, discover_with, metadata_urls, parse_metadata};

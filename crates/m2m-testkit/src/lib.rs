@@ -7,7 +7,10 @@
 //!   binary, because RSA generation is the slow part of most test binaries.
 //! - [`token_endpoint`]: a real token endpoint on 127.0.0.1 that verifies every client assertion
 //!   (signature, iss/sub/aud/exp/jti), answers from a scripted queue of [`token_endpoint::Reply`]s
-//!   and records what it received.
+//!   and records what it received; it can expect a federated credential (the JWT a test wrote, as
+//!   client assertion or jwt-bearer grant) instead.
+//! - [`actions_token`]: a loopback fake of the GitHub Actions ID-token service that checks the
+//!   bearer and the audience, for the client's GitHub Actions assertion source.
 //! - [`redis`]: a `redis-server` of the test's own; a test that needs it fails (never skips) under
 //!   `CI=true`.
 //! - [`net`]: loopback ports.
@@ -15,6 +18,7 @@
 //! Depends on m2m-core only, so every crate (core included) can use it in its tests.
 #![forbid(unsafe_code)]
 
+pub mod actions_token;
 pub mod keys;
 pub mod net;
 pub mod redis;

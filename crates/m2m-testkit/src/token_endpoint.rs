@@ -22,6 +22,13 @@
 //! use_dpop_nonce` with a `DPoP-Nonce` header, as RFC 9449 §8 has it, before the script is
 //! consulted.
 //!
+//! With [`EndpointBuilder::federated`] the endpoint expects a federated workload credential
+//! instead of a signed assertion: the JWT the test wrote (set with
+//! [`TokenEndpoint::expect_assertion`], compared byte for byte) as the client assertion of a
+//! client-credentials request, or as the `assertion` of the RFC 7523 §2.1 jwt-bearer grant (with
+//! no client assertion, and `client_id`, if sent, the builder's). A mismatch is a problem like
+//! any other (answered `invalid_grant` for the grant form), and its text never holds the JWT.
+//!
 //! Replies are taken from the front of the queue; the last one repeats. Numbered tokens
 //! (`token-<n>`, `nhs-token-<n>`) use the 1-based count of token requests received.
 
@@ -44,7 +51,8 @@ use m2m_core::jws::UnverifiedJws;
 use m2m_core::key::PublicKey;
 use m2m_core::validate::{DpopReason, DpopRequest, DpopValidator};
 use m2m_core::wire::{
-    CLIENT_ASSERTION_TYPE, FORM_MEDIA_TYPE, GRANT_CLIENT_CREDENTIALS, MAX_ASSERTION_LIFETIME,
+    CLIENT_ASSERTION_TYPE, FORM_MEDIA_TYPE, GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER,
+    MAX_ASSERTION_LIFETIME,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
@@ -279,6 +287,15 @@ impl Request {
     }
 }
 
+/// How a federated workload credential is presented (see [`EndpointBuilder::federated`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FederatedForm {
+    /// As the client assertion of a client-credentials request (RFC 7523 §2.2).
+    ClientAssertion,
+    /// As the jwt-bearer grant (RFC 7523 §2.1).
+    Grant,
+}
+
 /// How to start a [`TokenEndpoint`].
 #[derive(Debug)]
 pub struct EndpointBuilder {
@@ -290,9 +307,17 @@ pub struct EndpointBuilder {
     replies: Vec<Reply>,
     dpop: bool,
     dpop_nonce: Option<String>,
+    federated: Option<FederatedForm>,
 }
 
 impl EndpointBuilder {
+    /// Expects a federated credential in `form` instead of a signed client assertion: the JWT
+    /// set with [`TokenEndpoint::expect_assertion`], byte for byte.
+    pub fn federated(mut self, form: FederatedForm) -> Self {
+        self.federated = Some(form);
+        self
+    }
+
     /// Requires a valid DPoP proof on every token request (see the module docs).
     pub fn dpop(mut self) -> Self {
         self.dpop = true;
@@ -416,6 +441,8 @@ impl EndpointBuilder {
             dpop_nonce: Mutex::new(self.dpop_nonce),
             dpop_jtis: Mutex::default(),
             url: url.clone(),
+            federated: self.federated,
+            expected_assertion: Mutex::default(),
         });
         let app = Router::new()
             .route(&self.path, any(token))
@@ -461,6 +488,10 @@ struct Shared {
     dpop_jtis: Mutex<HashSet<String>>,
     /// The token URL, the `htu` proofs must name.
     url: String,
+    /// Whether (and how) a federated credential is expected instead of a signed assertion.
+    federated: Option<FederatedForm>,
+    /// The federated JWT the test wrote.
+    expected_assertion: Mutex<Option<String>>,
 }
 
 /// A running token endpoint. See the module docs for what it checks.
@@ -487,7 +518,14 @@ impl TokenEndpoint {
             replies: Vec::new(),
             dpop: false,
             dpop_nonce: None,
+            federated: None,
         }
+    }
+
+    /// The federated JWT the next requests must present (byte for byte), for an endpoint built
+    /// with [`EndpointBuilder::federated`].
+    pub fn expect_assertion(&self, jwt: &str) {
+        *lock(&self.shared.expected_assertion) = Some(jwt.to_owned());
     }
 
     /// Requires `nonce` in DPoP proofs from now on (the next proof without it is answered `400
@@ -638,7 +676,13 @@ async fn token(
     if problems.is_empty() {
         shared.verified.fetch_add(1, Ordering::SeqCst);
     } else if !shared.answer_invalid {
-        let body = json!({"error": "invalid_client", "error_description": problems});
+        // RFC 7523 §3.1: a refused grant is invalid_grant; a refused client, invalid_client.
+        let error = if shared.federated == Some(FederatedForm::Grant) {
+            "invalid_grant"
+        } else {
+            "invalid_client"
+        };
+        let body = json!({"error": error, "error_description": problems});
         return Reply::json(401, body.to_string()).render(n);
     }
     let reply = {
@@ -714,7 +758,60 @@ fn single<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     }
 }
 
+/// A federated credential in the expected form, equal to the JWT the test wrote.
+fn check_federated(
+    shared: &Shared,
+    form_wanted: FederatedForm,
+    request: &Request,
+    problems: &mut Vec<String>,
+) {
+    let form = &request.form;
+    let presented = match form_wanted {
+        FederatedForm::Grant => {
+            if single(form, "grant_type") != Some(GRANT_JWT_BEARER) {
+                problems.push("grant_type (expected the jwt-bearer grant)".to_owned());
+            }
+            if form.iter().any(|(k, _)| k.starts_with("client_assertion")) {
+                problems.push("client_assertion sent with the jwt-bearer grant".to_owned());
+            }
+            single(form, "assertion")
+        }
+        FederatedForm::ClientAssertion => {
+            if single(form, "grant_type") != Some(GRANT_CLIENT_CREDENTIALS) {
+                problems.push("grant_type".to_owned());
+            }
+            if single(form, "client_assertion_type") != Some(CLIENT_ASSERTION_TYPE) {
+                problems.push("client_assertion_type".to_owned());
+            }
+            if form.iter().any(|(k, _)| k == "assertion") {
+                problems.push("assertion sent with a client assertion".to_owned());
+            }
+            single(form, "client_assertion")
+        }
+    };
+    if let Some(id) = single(form, "client_id")
+        && id != shared.client_id
+    {
+        problems.push(format!("client_id {id:?}"));
+    }
+    let expected = lock(&shared.expected_assertion).clone();
+    match (presented, expected) {
+        (None, _) => problems.push("assertion missing (or repeated)".to_owned()),
+        (Some(_), None) => problems.push("no assertion expected yet".to_owned()),
+        (Some(p), Some(e)) if p.as_bytes() != e.as_bytes() => problems.push(format!(
+            "assertion differs from the one the test wrote ({} bytes, expected {})",
+            p.len(),
+            e.len()
+        )),
+        _ => {}
+    }
+}
+
 fn check_assertion(shared: &Shared, request: &mut Request, problems: &mut Vec<String>) {
+    if let Some(form_wanted) = shared.federated {
+        check_federated(shared, form_wanted, request, problems);
+        return;
+    }
     let form = request.form.clone();
     if single(&form, "grant_type") != Some(GRANT_CLIENT_CREDENTIALS) {
         problems.push("grant_type".to_owned());

@@ -14,6 +14,11 @@ use crate::settings;
 /// Runs `m2m assertion`.
 pub(crate) fn run(args: &AssertionArgs) -> CliResult {
     let s = settings::resolve(&args.client, None)?;
+    if s.federation.source.is_some() {
+        return Err(crate::exit::CliError::usage(
+            "m2m assertion signs a client assertion with --key; a federated JWT (--assertion-*) is sent as its source gives it: read the file or run the command to see it",
+        ));
+    }
     let audience = s.audience()?;
     let client_id = s.require_client_id()?.to_owned();
     let profile = s

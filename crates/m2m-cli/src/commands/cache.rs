@@ -67,6 +67,14 @@ fn cache_key(
         kid,
         scope,
     );
+    // A federated credential: the token belongs to the source (file, command, variable, GitHub
+    // audience) and the grant it was presented with.
+    let key = match client.client_auth().assertion_source() {
+        Some(source) => {
+            key.for_assertion_source(&source.identity(), client.client_auth().grant_type())
+        }
+        None => key,
+    };
     let key = match resource {
         Some(resource) => key.for_resource(resource),
         None => key,

@@ -29,12 +29,18 @@ pub(crate) fn run(args: &IntrospectArgs) -> CliResult {
         let timeout = Duration::from_secs(args.timeout.max(1));
         let (client, metadata) = build_client(&s, &endpoint, timeout, 1).await?;
         let url = introspection_url(args, &s, &endpoint, metadata.as_ref())?;
+        if client.client_auth().grant_type() != m2m_core::wire::GRANT_CLIENT_CREDENTIALS {
+            return Err(CliError::usage(
+                "introspection needs client authentication, and --grant jwt-bearer authenticates no client: drop --grant to present the assertion as the client assertion",
+            ));
+        }
+        // A federated assertion is read (file, command, GitHub) here, as for a token request.
+        let parts = client.client_auth().credentials(SystemClock.now()).await?;
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("token", &token);
         if let Some(hint) = &args.token_type_hint {
             form.append_pair("token_type_hint", hint);
         }
-        let parts = client.client_auth().apply(SystemClock.now())?;
         for (name, value) in &parts.form {
             form.append_pair(name, value);
         }

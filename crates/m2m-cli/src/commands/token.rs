@@ -154,6 +154,9 @@ enum Credential {
     Key(m2m_core::signer::KeySigner),
     /// A client secret, with the method asked for (`None`: chosen from metadata, else Basic).
     Secret(ClientSecret, Option<String>),
+    /// A federated workload credential (docs/federation.md): its source, and whether it is the
+    /// jwt-bearer grant rather than the client assertion.
+    Federated(crate::federation::SourceSpec, bool),
 }
 
 /// The secret method: the one asked for, else `client_secret_basic` unless the metadata lists
@@ -177,6 +180,17 @@ fn secret_method(asked: Option<&str>, metadata: Option<&[String]>) -> String {
 /// algorithm came from. A key and a secret together need `--auth-method` to choose.
 fn credential(s: &Settings, profile: Profile) -> CliResult<(Credential, Option<AlgChoice>)> {
     let secret = s.client_secret()?;
+    if let Some(source) = &s.federation.source {
+        // Flags conflict in clap already; this catches a key or secret from the profile or the
+        // environment.
+        if s.key.is_some() || secret.is_some() || s.auth_method.is_some() {
+            return Err(CliError::usage(
+                "a federated assertion (--assertion-*) replaces the key, the client secret and --auth-method: drop them",
+            ));
+        }
+        let grant = s.federation.grant_jwt_bearer;
+        return Ok((Credential::Federated(source.clone(), grant), None));
+    }
     Ok(match (secret, s.key.is_some(), s.auth_method.as_deref()) {
         (_, _, Some("private_key_jwt")) | (None, _, None) => {
             let (signer, alg) = s.signer_explained(profile)?;
@@ -204,7 +218,7 @@ impl Credential {
     fn kid(&self) -> Option<String> {
         match self {
             Credential::Key(signer) => m2m_core::signer::Signer::key_id(signer).map(str::to_owned),
-            Credential::Secret(..) => None,
+            Credential::Secret(..) | Credential::Federated(..) => None,
         }
     }
 }
@@ -350,6 +364,30 @@ async fn build(
                     ClientAuth::ClientSecretJwt(b)
                 }
                 _ => ClientAuth::ClientSecretBasic { client_id, secret },
+            };
+            builder = builder.client_auth(auth);
+        }
+        Credential::Federated(spec, grant) => {
+            // GitHub Actions asks for a token for an audience: the same aud rule as a signed
+            // assertion (--aud, else the issuer, else the token URL).
+            let source = spec.build(
+                || {
+                    Ok(match (&audience_given, &discovered) {
+                        (Some(aud), _) => aud.clone(),
+                        (None, Some(metadata)) => metadata.issuer().to_owned(),
+                        (None, None) => s.audience()?.value().to_owned(),
+                    })
+                },
+                s.allow_insecure_http,
+            )?;
+            if !spec.uses_audience() {
+                aud_note = None;
+            }
+            let client_id = Some(client_id).filter(|c| !c.is_empty());
+            let auth = if grant {
+                ClientAuth::JwtBearerGrant { client_id, source }
+            } else {
+                ClientAuth::FederatedAssertion { client_id, source }
             };
             builder = builder.client_auth(auth);
         }
