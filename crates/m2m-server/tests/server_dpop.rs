@@ -430,7 +430,16 @@ async fn nonce_round_through_the_real_client_retries_once() {
     // The next request carries the nonce from the start: no retry, still bound.
     let again = client.fetch().await.unwrap();
     assert!(again.token_type_is("DPoP"));
-    let _ = server;
+    // Exactly one refusal (the first request's use_dpop_nonce) and two tokens.
+    let metrics = server.get("/metrics").await.text;
+    assert!(
+        metrics.contains("m2m_token_requests_total{outcome=\"rejected\",reason=\"other\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("m2m_token_requests_total{outcome=\"issued\",reason=\"ok\"} 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
