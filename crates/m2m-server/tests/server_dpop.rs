@@ -179,31 +179,40 @@ async fn each_refused_proof_has_its_status_and_error() {
         c
     };
     let loopback_url = server.url("/oauth2/token");
-    let rows: Vec<(&str, String)> = vec![
+    let rows: Vec<(&str, String, &str)> = vec![
         (
             "a private key in jwk",
             crafted(
                 json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": private_jwk}),
                 &claims(t),
             ),
+            "jwk_private",
         ),
-        ("wrong htm", proof("GET", TOKEN_URL, None, t)),
+        (
+            "wrong htm",
+            proof("GET", TOKEN_URL, None, t),
+            "htm_mismatch",
+        ),
         (
             "wrong htu (another path)",
             proof("POST", &format!("{ISSUER}/oauth2/introspect"), None, t),
+            "htu_mismatch",
         ),
         (
             // The server's external URL is the issuer's: the address it listens on is not it.
             "wrong htu (the listening address, not the external URL)",
             proof("POST", &loopback_url, None, t),
+            "htu_mismatch",
         ),
         (
             "stale iat",
             crafted(es256.clone(), &with("iat", json!(t.as_secs() - 301))),
+            "iat_too_old",
         ),
         (
             "future iat",
             crafted(es256.clone(), &with("iat", json!(t.as_secs() + 120))),
+            "iat_future",
         ),
         (
             "alg none",
@@ -212,6 +221,7 @@ async fn each_refused_proof_has_its_status_and_error() {
                 &claims(t),
                 b"",
             ),
+            "alg_refused",
         ),
         (
             "HMAC alg",
@@ -220,6 +230,7 @@ async fn each_refused_proof_has_its_status_and_error() {
                 &claims(t),
                 &[1u8; 32],
             ),
+            "alg_refused",
         ),
         (
             "unsupported alg",
@@ -227,6 +238,7 @@ async fn each_refused_proof_has_its_status_and_error() {
                 json!({"typ": "dpop+jwt", "alg": "ES256K", "jwk": public_jwk()}),
                 &claims(t),
             ),
+            "alg_refused",
         ),
         (
             "wrong typ",
@@ -234,12 +246,18 @@ async fn each_refused_proof_has_its_status_and_error() {
                 json!({"typ": "JWT", "alg": "ES256", "jwk": public_jwk()}),
                 &claims(t),
             ),
+            "typ_invalid",
         ),
-        ("not a JWS", "not-a-proof".to_owned()),
+        ("not a JWS", "not-a-proof".to_owned(), "malformed"),
     ];
-    for (row, bad) in &rows {
+    for (row, bad, reason) in &rows {
         let reply = token_with(&server, "svc", &[bad]).await;
         assert_refused(&reply, 400, "invalid_dpop_proof", row);
+        assert!(
+            reply.description().contains(reason),
+            "{row}: expected {reason}: {}",
+            reply.text
+        );
     }
 
     // Two DPoP headers, each a valid proof on its own.
