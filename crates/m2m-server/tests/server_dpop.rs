@@ -1,7 +1,8 @@
 //! DPoP (RFC 9449) at the token endpoint, over real HTTP against the in-process server: one row
 //! per refusal with its status and `error`, bound tokens (`token_type: DPoP`, `cnf.jkt` = the
 //! key's RFC 7638 thumbprint, computed here independently), proof `jti` single use in every
-//! replay store, the `--dpop-nonce` round (by hand and through `m2m_client::TokenClient`),
+//! replay store, the `--dpop-nonce` round by hand (through `m2m_client::TokenClient`: in
+//! m2m-cli's `tests/dpop_nonce_round.rs`, as this crate may not depend on the client),
 //! introspection's `cnf`, metadata, and the registry's `dpop` keys. Proofs are built with core's
 //! `ProofBuilder` and, independently, with `jsonwebtoken`.
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
@@ -417,47 +418,6 @@ async fn nonce_round_by_hand_first_use_dpop_nonce_then_ok() {
     let bearer = token_for_issuer(&server, &issuer, "svc", &[]).await;
     assert_eq!(bearer.status, 200, "{}", bearer.text);
     assert!(bearer.headers.contains_key("dpop-nonce"));
-}
-
-#[tokio::test]
-async fn nonce_round_through_the_real_client_retries_once() {
-    let (server, token_url, issuer) = start_with_nonces().await;
-    let signer =
-        m2m_core::signer::KeySigner::new(key_a(), Algorithm::Rs256, Some("k1".into())).unwrap();
-    let client = m2m_client::TokenClient::builder()
-        .token_url(token_url.clone())
-        .client_id("bound")
-        .audience(issuer)
-        .signer(Arc::new(signer))
-        .dpop(m2m_client::DpopKey::from_key(proof_key()).unwrap())
-        .build()
-        .unwrap();
-    assert!(client.dpop_nonce().is_none());
-    let token = client.fetch().await.unwrap();
-    assert!(token.token_type_is("DPoP"));
-    assert!(client.dpop_nonce().is_some(), "the server's nonce was kept");
-    // The retry used a fresh proof and a fresh assertion; the token is bound to the key.
-    let payload = token.access_token().secret().split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(claims["cnf"]["jkt"], builder().thumbprint());
-    // The next request carries the nonce from the start: no retry, still bound.
-    let again = client.fetch().await.unwrap();
-    assert!(again.token_type_is("DPoP"));
-    // Exactly one refusal (the first request's use_dpop_nonce) and two tokens.
-    let metrics = server.get("/metrics").await.text;
-    assert!(
-        metrics.contains("m2m_token_requests_total{outcome=\"rejected\",reason=\"other\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("m2m_token_requests_total{outcome=\"issued\",reason=\"ok\"} 2"),
-        "{metrics}"
-    );
 }
 
 #[tokio::test]
