@@ -651,6 +651,10 @@ pub(crate) struct ServeArgs {
     /// Generic error descriptions on the wire (the precise reason is still logged).
     #[arg(long, env = "M2M_OPAQUE_ERRORS")]
     pub(crate) opaque_errors: bool,
+    /// Require a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8): stateless,
+    /// rotating every 5 minutes, per process; clients retry once with the DPoP-Nonce sent.
+    #[arg(long, env = "M2M_DPOP_NONCE")]
+    pub(crate) dpop_nonce: bool,
     /// Which assertion `aud` values the rfc profile accepts: `issuer` (the issuer identifier as a
     /// string or one-element array, RFC 10070), `issuer-string` (string only), or
     /// `dangerous-legacy-token-url` (also the token URL, for old clients; reopens audience
@@ -723,6 +727,10 @@ pub(crate) enum ClientsCommand {
         /// The client_secret_jwt secrets file; default: secrets.toml beside --clients.
         #[arg(long, env = "M2M_SECRETS", value_name = "FILE")]
         secrets: Option<PathBuf>,
+        /// DPoP (RFC 9449): `required` refuses token requests without a proof; `allowed` (the
+        /// default when absent) binds a token only when the request carries one.
+        #[arg(long, value_name = "POLICY", value_parser = ["required", "allowed"])]
+        dpop: Option<String>,
     },
     /// Add a second secret to a secret client (printed once); the old one keeps working until
     /// `retire-secret` or --expires-in.

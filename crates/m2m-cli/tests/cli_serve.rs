@@ -39,6 +39,45 @@ fn fails_after_notes(o: &std::process::Output, code: i32, needle: &str) -> Strin
     err
 }
 
+#[test]
+fn clients_add_dpop_is_written_and_listed() {
+    let sb = Sandbox::new();
+    let (_, jwks) = sb.keygen("k1", &[]);
+    let add = |id: &str, dpop: Option<&str>| {
+        let mut args = vec![
+            "clients",
+            "add",
+            "--clients",
+            "clients.toml",
+            "--id",
+            id,
+            "--jwks",
+            jwks.to_str().unwrap(),
+        ];
+        if let Some(policy) = dpop {
+            args.extend(["--dpop", policy]);
+        }
+        sb.run(&args)
+    };
+    assert!(add("must", Some("required")).status.success());
+    assert!(add("may", None).status.success());
+    // clap refuses anything else before the registry is touched.
+    let o = add("bad", Some("always"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = sb.run(&["clients", "list", "--clients", "clients.toml"]);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("must\t") && lines[0].ends_with("\tdpop=required"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("may\t") && lines[1].ends_with("\tdpop=allowed"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 2, "{out}");
+}
+
 fn wait_until_listening(port: u16) {
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {

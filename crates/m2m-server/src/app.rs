@@ -10,7 +10,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{any, get};
-use m2m_core::validate::{NhsConfig, NhsValidator, RfcConfig, RfcValidator};
+use m2m_core::validate::{DpopValidator, NhsConfig, NhsValidator, RfcConfig, RfcValidator};
 use m2m_discovery::{FetchPolicy, HttpClient, JwksFetcher};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -18,6 +18,7 @@ use url::Url;
 
 use crate::authorize;
 use crate::config::{Profile, ServerConfig};
+use crate::dpop::TokenEndpointDpop;
 use crate::error::Error;
 use crate::issuer::{AccessTokenIssuer, ServerKeys};
 use crate::live_registry::{LiveRegistry, Reloaded};
@@ -86,6 +87,13 @@ impl Server {
             tokens: AccessTokenIssuer::new(keys, issuer.clone()),
             rfc: RfcValidator::new(rfc_config),
             nhs: NhsValidator::new(NhsConfig::new(token_url.clone())),
+            dpop: TokenEndpointDpop {
+                validator: DpopValidator::default(),
+                nonces: config
+                    .dpop_nonce
+                    .then(crate::dpop_nonce::NonceSource::generate)
+                    .transpose()?,
+            },
             issuer: issuer.clone(),
             token_url,
             registry,

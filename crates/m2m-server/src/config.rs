@@ -124,6 +124,9 @@ pub struct ServerConfig {
     pub max_connections_per_ip: usize,
     /// The clock for every time decision (tests inject a `ManualClock`).
     pub clock: Arc<dyn Clock>,
+    /// Require a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8; rfc profile):
+    /// stateless, rotating, the current and the previous window accepted.
+    pub dpop_nonce: bool,
 }
 
 impl ServerConfig {
@@ -150,6 +153,7 @@ impl ServerConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             clock: Arc::new(SystemClock),
+            dpop_nonce: false,
         }
     }
 
@@ -163,6 +167,12 @@ impl ServerConfig {
                 lifetime.as_secs(),
                 MAX_TOKEN_LIFETIME.as_secs()
             )));
+        }
+        if self.dpop_nonce && self.profile == Profile::Nhs {
+            return Err(Error::Config(
+                "DPoP nonces are for the rfc profile: the nhs profile has no DPoP, like NHS"
+                    .to_owned(),
+            ));
         }
         Ok(())
     }

@@ -28,8 +28,9 @@ use crate::request_id::RequestId;
 use crate::response::{add_basic_challenge, json_response, method_not_allowed, rejection_response};
 use crate::state::AppState;
 
-/// Claims copied into an active introspection response (RFC 7662 §2.2).
-const EXPOSED_CLAIMS: [&str; 8] = [
+/// Claims copied into an active introspection response (RFC 7662 §2.2; `cnf` for a DPoP-bound
+/// token, RFC 9449 §6.2).
+const EXPOSED_CLAIMS: [&str; 9] = [
     "scope",
     "client_id",
     "sub",
@@ -38,6 +39,7 @@ const EXPOSED_CLAIMS: [&str; 8] = [
     "exp",
     "iat",
     "jti",
+    "cnf",
 ];
 
 /// The handler.
@@ -131,6 +133,11 @@ async fn introspect(
             out.insert(name.to_owned(), v.clone());
         }
     }
-    out.insert("token_type".to_owned(), json!("Bearer"));
+    let token_type = if claims.contains_key("cnf") {
+        "DPoP"
+    } else {
+        "Bearer"
+    };
+    out.insert("token_type".to_owned(), json!(token_type));
     Ok(Value::Object(out))
 }

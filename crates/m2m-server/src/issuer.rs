@@ -170,6 +170,9 @@ pub(crate) struct TokenRequest<'a> {
     pub scope: Option<&'a str>,
     /// Lifetime.
     pub lifetime: Duration,
+    /// The DPoP key thumbprint the token is bound to (`cnf.jkt`, RFC 9449 §6.1); `None`: a
+    /// Bearer token.
+    pub jkt: Option<&'a str>,
 }
 
 /// A signed access token. `Debug` does not show it.
@@ -204,6 +207,14 @@ struct AccessTokenClaims<'a> {
     jti: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation<'a>>,
+}
+
+/// The `cnf` claim of a DPoP-bound token (RFC 9449 §6.1): the proof key's thumbprint.
+#[derive(serde::Serialize)]
+struct Confirmation<'a> {
+    jkt: &'a str,
 }
 
 /// Signs and verifies RFC 9068 access tokens.
@@ -241,8 +252,8 @@ impl AccessTokenIssuer {
         &self.keys
     }
 
-    /// Signs a token: header `typ: at+jwt`; claims `iss, sub, client_id, aud, iat, exp, jti`
-    /// and `scope` when scopes were granted (RFC 9068 §2.2).
+    /// Signs a token: header `typ: at+jwt`; claims `iss, sub, client_id, aud, iat, exp, jti`,
+    /// `scope` when scopes were granted (RFC 9068 §2.2) and `cnf` when DPoP-bound.
     pub(crate) fn issue(
         &self,
         request: &TokenRequest<'_>,
@@ -267,6 +278,7 @@ impl AccessTokenIssuer {
             exp,
             jti: &jti,
             scope: request.scope,
+            cnf: request.jkt.map(|jkt| Confirmation { jkt }),
         };
         let current = &self.keys.current;
         let token = current.header.sign(&claims, &current.signer)?;
@@ -346,6 +358,7 @@ mod tests {
             audience: "https://rs.example",
             scope: None,
             lifetime,
+            jkt: None,
         }
     }
 
@@ -368,5 +381,24 @@ mod tests {
         assert_eq!(issued.expires_in, 86_400);
         let claims = issuer.verify(&issued.token, now).unwrap();
         assert_eq!(claims["exp"], 1_796_198_689 + 86_400);
+        assert!(claims.get("cnf").is_none(), "a Bearer token has no cnf");
+    }
+
+    #[test]
+    fn a_bound_token_carries_cnf_jkt_and_introspection_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = AccessTokenIssuer::new(
+            ServerKeys::load_or_generate(dir.path()).unwrap(),
+            "https://issuer.example",
+        );
+        let now = UnixTime::from_secs(1_796_198_689);
+        let mut bound = request(Duration::from_secs(60));
+        bound.jkt = Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
+        let issued = issuer.issue(&bound, now).unwrap();
+        let claims = issuer.verify(&issued.token, now).unwrap();
+        assert_eq!(
+            claims["cnf"],
+            json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+        );
     }
 }

@@ -32,6 +32,9 @@
 //! - `refusal`: a refusal on its way out (log line, replay-store 503, rate-limit 429).
 //!   `response`: how it becomes an HTTP response in each profile.
 //! - `ratelimit`: per-client token buckets (pure; time passed in).
+//! - `dpop`: DPoP (RFC 9449) at the token endpoint — the per-client [`DpopPolicy`], the proof
+//!   check before client authentication and the binding (`cnf.jkt`, proof `jti` single use)
+//!   after it. `dpop_nonce`: the stateless rotating server nonces of `--dpop-nonce`.
 //! - Clients' `jwks_uri` are fetched by `m2m_discovery::JwksFetcher` (cache, single flight,
 //!   stale-if-error), under `FetchPolicy::default()` (rfc) or `FetchPolicy::nhs()`.
 //! - `issuer`: the server's signing keys on disk ([`ServerKeys`]) and RFC 9068 access tokens.
@@ -82,6 +85,8 @@ mod authorize;
 mod body;
 mod client_auth;
 mod config;
+mod dpop;
+mod dpop_nonce;
 mod error;
 mod health;
 mod introspect;
@@ -113,6 +118,7 @@ pub use config::{
     DEFAULT_RATE_LIMIT_PER_MINUTE, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_WRITE_STALL_TIMEOUT, Profile,
     ServerConfig,
 };
+pub use dpop::DpopPolicy;
 pub use error::Error;
 pub use issuer::ServerKeys;
 pub use live_registry::Reloaded;

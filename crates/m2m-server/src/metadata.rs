@@ -62,6 +62,20 @@ pub(crate) async fn authorization_server(State(state): State<Arc<AppState>>) -> 
             json!(algs),
         ),
         ("response_types_supported", json!([])),
+        // RFC 9449 §5.1: the algorithms the token endpoint's DPoP validator accepts.
+        (
+            "dpop_signing_alg_values_supported",
+            json!(
+                state
+                    .dpop
+                    .validator
+                    .config()
+                    .algorithms()
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+            ),
+        ),
     ]);
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response()
 }

@@ -12,6 +12,7 @@
 //! resources = ["https://api.example/mcp"]  # RFC 8707 `resource` values it may ask for (→ `aud`)
 //! token_lifetime = 600               # seconds
 //! rate_limit = 300                   # token requests per minute; 0 = unlimited
+//! dpop = "required"                  # DPoP-bound tokens only (RFC 9449); default "allowed"
 //! ```
 //!
 //! A `client_secret_basic`/`client_secret_post` client stores only SHA-256 verifiers of its
@@ -56,6 +57,8 @@ use m2m_core::secret::{ClientSecret, SecretVerifier};
 use m2m_discovery::{UrlPolicy, parse_jwks};
 use serde::Deserialize;
 use url::Url;
+
+use crate::dpop::DpopPolicy;
 
 /// Longest `token_lifetime` accepted: a day. Access tokens are bearer credentials; longer ones
 /// are a configuration mistake.
@@ -253,6 +256,8 @@ pub struct Client {
     pub hmac_algs: Vec<HmacAlg>,
     /// 1-based line of its `[[client]]` table, for messages.
     pub line: usize,
+    /// Whether its tokens must be DPoP-bound (`dpop`, or `dpop_bound_access_tokens = true`).
+    pub dpop: DpopPolicy,
 }
 
 /// All registered clients, by id.
@@ -486,6 +491,8 @@ struct RawClient {
     token_lifetime: Option<u64>,
     rate_limit: Option<u32>,
     secret_verifiers: Option<Vec<RawVerifier>>,
+    dpop: Option<String>,
+    dpop_bound_access_tokens: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -646,6 +653,7 @@ impl RawClient {
                 }
             }
         }
+        let dpop = self.dpop_policy()?;
         Ok(Client {
             id: self.id.clone(),
             auth_method,
@@ -660,7 +668,33 @@ impl RawClient {
             hmac_secrets: Vec::new(),
             hmac_algs,
             line,
+            dpop,
         })
+    }
+
+    /// `dpop` and RFC 9449 §5.2 `dpop_bound_access_tokens` (`true` = `required`); both given,
+    /// they must agree.
+    fn dpop_policy(&self) -> Result<DpopPolicy, String> {
+        let named = self
+            .dpop
+            .as_deref()
+            .map(str::parse::<DpopPolicy>)
+            .transpose()
+            .map_err(|e| format!("`dpop`: {e}"))?;
+        let flagged = self.dpop_bound_access_tokens.map(|bound| {
+            if bound {
+                DpopPolicy::Required
+            } else {
+                DpopPolicy::Allowed
+            }
+        });
+        match (named, flagged) {
+            (Some(n), Some(f)) if n != f => Err(format!(
+                "`dpop = \"{n}\"` contradicts `dpop_bound_access_tokens = {}`; keep one of them",
+                f == DpopPolicy::Required
+            )),
+            (n, f) => Ok(n.or(f).unwrap_or_default()),
+        }
     }
 }
 

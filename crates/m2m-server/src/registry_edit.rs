@@ -14,6 +14,7 @@ use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table};
 
 use m2m_core::secret::SecretVerifier;
 
+use crate::dpop::DpopPolicy;
 use crate::registry::{AuthMethod, Registry, RegistryError};
 
 /// Where a new client's keys come from.
@@ -53,6 +54,8 @@ pub struct NewClient {
     pub token_lifetime: Option<u64>,
     /// Rate limit per minute.
     pub rate_limit: Option<u32>,
+    /// `dpop = "required" | "allowed"`; `None`: not written (allowed).
+    pub dpop: Option<DpopPolicy>,
 }
 
 impl NewClient {
@@ -69,6 +72,7 @@ impl NewClient {
             resources: Vec::new(),
             token_lifetime: None,
             rate_limit: None,
+            dpop: None,
         }
     }
 }
@@ -86,6 +90,8 @@ pub struct ClientSummary {
     pub algs: Vec<String>,
     /// Scopes as written.
     pub scopes: Vec<String>,
+    /// The DPoP policy (`allowed` when absent; `dpop_bound_access_tokens = true` is `required`).
+    pub dpop: String,
 }
 
 /// Adds a client to the registry file (created if absent). Refuses a duplicate id, a JWKS with
@@ -200,6 +206,9 @@ pub(crate) fn add_client_to_str(
     if let Some(limit) = client.rate_limit {
         table.insert("rate_limit", toml_edit::value(i64::from(limit)));
     }
+    if let Some(dpop) = client.dpop {
+        table.insert("dpop", toml_edit::value(dpop.name()));
+    }
     match doc.get_mut("client") {
         Some(item) => item
             .as_array_of_tables_mut()
@@ -287,9 +296,22 @@ pub(crate) fn list_clients_in_str(
                 keys,
                 algs: strings(t, "algs"),
                 scopes: strings(t, "scopes"),
+                dpop: dpop_of(t),
             }
         })
         .collect())
+}
+
+/// A client table's DPoP policy as `m2m clients list` shows it.
+fn dpop_of(t: &Table) -> String {
+    match (
+        t.get("dpop").and_then(Item::as_str),
+        t.get("dpop_bound_access_tokens").and_then(Item::as_bool),
+    ) {
+        (Some(name), _) => name.to_owned(),
+        (None, Some(true)) => DpopPolicy::Required.name().to_owned(),
+        (None, _) => DpopPolicy::Allowed.name().to_owned(),
+    }
 }
 
 /// Adds a verifier to a `client_secret_basic`/`client_secret_post` client (rotation: both the

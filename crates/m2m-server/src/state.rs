@@ -5,6 +5,7 @@ use std::sync::Arc;
 use m2m_core::validate::{NhsValidator, RfcValidator};
 
 use crate::config::ServerConfig;
+use crate::dpop::TokenEndpointDpop;
 use crate::issuer::AccessTokenIssuer;
 use crate::live_registry::LiveRegistry;
 use crate::log_limit::LogLimiter;
@@ -33,4 +34,6 @@ pub(crate) struct AppState {
     pub(crate) metrics: Metrics,
     pub(crate) rfc: RfcValidator,
     pub(crate) nhs: NhsValidator,
+    /// DPoP at the token endpoint: the proof validator and the optional server nonces.
+    pub(crate) dpop: TokenEndpointDpop,
 }

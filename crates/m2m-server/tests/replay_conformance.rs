@@ -331,6 +331,87 @@ mod cases {
         }
     }
 
+    pub(super) async fn proof_jti_is_single_use_per_key(f: &Fixture) {
+        let store = &f.store;
+        let t = now();
+        let jkt = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+        assert!(
+            store
+                .insert_proof_if_absent(jkt, "proof-1", in_a_minute(t), t)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .insert_proof_if_absent(jkt, "proof-1", in_a_minute(t), t)
+                .await
+                .unwrap(),
+            "a replayed proof jti"
+        );
+        // Another key's proof may reuse the jti: single use is per key.
+        assert!(
+            store
+                .insert_proof_if_absent("another-key", "proof-1", in_a_minute(t), t)
+                .await
+                .unwrap()
+        );
+        // Expiry: once the iat window has passed, the pair may be recorded again.
+        let short = t.add(Duration::from_millis(200));
+        assert!(
+            store
+                .insert_proof_if_absent(jkt, "proof-2", short, t)
+                .await
+                .unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let later = now();
+        assert!(
+            store
+                .insert_proof_if_absent(jkt, "proof-2", in_a_minute(later), later)
+                .await
+                .unwrap()
+        );
+    }
+
+    pub(super) async fn proof_and_assertion_jtis_never_collide(f: &Fixture) {
+        let store = &f.store;
+        let t = now();
+        // A client whose id is a thumbprint-like string, and a proof key with that thumbprint,
+        // using the same jti: two different entries whichever comes first.
+        assert!(
+            store
+                .insert_if_absent("same-name", "same-jti", in_a_minute(t), t)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .insert_proof_if_absent("same-name", "same-jti", in_a_minute(t), t)
+                .await
+                .unwrap(),
+            "a proof jti must not be refused because an assertion used it"
+        );
+        assert!(
+            store
+                .insert_proof_if_absent("other-name", "jti-2", in_a_minute(t), t)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .insert_if_absent("other-name", "jti-2", in_a_minute(t), t)
+                .await
+                .unwrap(),
+            "an assertion jti must not be refused because a proof used it"
+        );
+        assert!(
+            !store.contains("other-name", "same-jti", t).await.unwrap()
+                && store.contains("same-name", "same-jti", t).await.unwrap()
+        );
+        // And the provided key space is not a name any registered client can have.
+        assert!(replay::proof_owner("x").chars().any(char::is_control));
+    }
+
     pub(super) async fn health_is_ok_and_kind_is_named(f: &Fixture) {
         f.store.health().await.unwrap();
         f.store.health().await.unwrap();
@@ -376,6 +457,8 @@ macro_rules! every_backend {
                 concurrent_distinct_inserts_are_all_new,
                 a_thousand_distinct_inserts_are_new_then_replays,
                 health_is_ok_and_kind_is_named,
+                proof_jti_is_single_use_per_key,
+                proof_and_assertion_jtis_never_collide,
             );
         )*
     };

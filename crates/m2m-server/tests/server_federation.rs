@@ -680,3 +680,35 @@ async fn client_authentication_beside_the_grant_must_succeed() {
     let reply = exchange(&w, &token).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
 }
+
+/// The grant takes a DPoP proof like the client-credentials path (docs/dpop.md): the token is
+/// bound to the proof's key (`cnf.jkt`, `token_type: DPoP`).
+#[tokio::test]
+async fn the_grant_with_a_dpop_proof_gets_a_bound_token() {
+    use m2m_core::dpop::{ProofBuilder, ProofInput};
+    let w = world().await;
+    let proof_key = m2m_testkit::keys::p256();
+    let builder = ProofBuilder::new(Arc::clone(&proof_key)).unwrap();
+    // htu is the token URL as the server is addressed from outside (its issuer), not loopback.
+    let proof = builder
+        .build(&ProofInput::new("POST", TOKEN_URL), now())
+        .unwrap()
+        .into_string();
+    let reply = w
+        .server
+        .http
+        .post(w.server.url("/oauth2/token"))
+        .header("DPoP", proof)
+        .form(&grant(&k8s_token(
+            &w,
+            &k8s_claims(&w.k8s.base, "prod", "billing"),
+        )))
+        .send()
+        .await
+        .unwrap();
+    let reply = Reply::read(reply).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json()["token_type"], "DPoP");
+    let claims = access_claims(&reply);
+    assert_eq!(claims["cnf"]["jkt"], proof_key.public_key().thumbprint());
+}

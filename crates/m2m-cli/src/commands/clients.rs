@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use m2m_core::jwk::Jwks;
 use m2m_core::secret::{ClientSecret, MIN_SUPPLIED_SECRET_LEN};
 use m2m_server::{
-    AuthMethod, NewClient, NewClientKeys, add_client, add_jwt_secret, add_secret_verifier,
-    default_secrets_path, list_clients, remove_client, retire_jwt_secrets, retire_secret_verifiers,
+    AuthMethod, DpopPolicy, NewClient, NewClientKeys, add_client, add_jwt_secret,
+    add_secret_verifier, default_secrets_path, list_clients, remove_client, retire_jwt_secrets,
+    retire_secret_verifiers,
 };
 
 use crate::cli::{ClientsArgs, ClientsCommand};
@@ -30,8 +31,14 @@ pub(crate) fn run(args: &ClientsArgs) -> CliResult {
             secret_file,
             hmac_alg,
             secrets,
+            dpop,
         } => {
             let method: AuthMethod = auth_method.parse().map_err(CliError::usage)?;
+            let dpop = dpop
+                .as_deref()
+                .map(str::parse::<DpopPolicy>)
+                .transpose()
+                .map_err(CliError::usage)?;
             if method == AuthMethod::PrivateKeyJwt {
                 let keys = match (jwks_file, jwks_uri) {
                     (Some(file), _) => NewClientKeys::Jwks(Jwks {
@@ -46,6 +53,7 @@ pub(crate) fn run(args: &ClientsArgs) -> CliResult {
                 client.algs.clone_from(alg);
                 client.scopes = scope.iter().filter(|s| !s.is_empty()).cloned().collect();
                 client.resources.clone_from(resource);
+                client.dpop = dpop;
                 add_client(clients, &client).map_err(local)?;
                 eprintln!("added client \"{id}\" to {}", clients.display());
                 return Ok(());
@@ -58,6 +66,7 @@ pub(crate) fn run(args: &ClientsArgs) -> CliResult {
             let secret = new_secret(secret_file.as_deref())?;
             let mut client = NewClient::new(id.clone(), NewClientKeys::None);
             client.auth_method = method;
+            client.dpop = dpop;
             client.scopes = scope.iter().filter(|s| !s.is_empty()).cloned().collect();
             client.resources.clone_from(resource);
             if method == AuthMethod::ClientSecretJwt {
@@ -152,6 +161,7 @@ pub(crate) fn run(args: &ClientsArgs) -> CliResult {
                     if !c.scopes.is_empty() {
                         line.push_str(&format!("\tscopes={}", c.scopes.join(",")));
                     }
+                    line.push_str(&format!("\tdpop={}", c.dpop));
                     line
                 })
                 .collect();

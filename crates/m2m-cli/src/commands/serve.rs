@@ -103,6 +103,7 @@ fn config(args: &ServeArgs, clients: &Path) -> CliResult<ServerConfig> {
         config.access_token_lifetime = Duration::from_secs(secs);
     }
     config.opaque_errors = args.opaque_errors;
+    config.dpop_nonce = args.dpop_nonce;
     config.audience = match args.audience.as_str() {
         "issuer-string" => AudienceMode::IssuerStringOnly,
         "dangerous-legacy-token-url" => AudienceMode::DangerousLegacyTokenUrl,

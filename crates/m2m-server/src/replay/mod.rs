@@ -24,6 +24,8 @@
 //! - An `expires_at` at or before `now` never masks a live entry, and what it records expires at
 //!   once (the validator has already refused such an assertion; the store just stays consistent).
 //! - Errors are never reported as "inserted": every failure is an `Err`.
+//! - DPoP proof `jti`s ([`ReplayStore::insert_proof_if_absent`]) are kept per proof key
+//!   (`jkt`), apart from client assertions' `(client_id, jti)`, with the same semantics.
 
 use std::fmt;
 use std::future::Future;
@@ -71,11 +73,38 @@ pub trait ReplayStore: Send + Sync + fmt::Debug + 'static {
         now: UnixTime,
     ) -> StoreFuture<'a, bool>;
 
+    /// Atomically records a DPoP proof's `(jkt, jti)` until `expires_at` (the end of the proof's
+    /// `iat` window), with [`Self::insert_if_absent`]'s answer.
+    ///
+    /// Proofs live in a key space of their own, so a proof `jti` never collides with a client
+    /// assertion's. The provided implementation records the pair under [`proof_owner`]`(jkt)`,
+    /// a name no client id can have (client ids have no control characters); a backend may keep
+    /// proofs apart its own way (Redis uses its own key prefix).
+    fn insert_proof_if_absent<'a>(
+        &'a self,
+        jkt: &'a str,
+        jti: &'a str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let owner = proof_owner(jkt);
+            self.insert_if_absent(&owner, jti, expires_at, now).await
+        })
+    }
+
     /// Readiness probe: `Ok` if the backend answers and can write.
     fn health(&self) -> StoreFuture<'_, ()>;
 
     /// `"memory"`, `"sqlite"` or `"redis"`, for logs and metrics labels.
     fn kind(&self) -> &'static str;
+}
+
+/// The owner under which [`ReplayStore::insert_proof_if_absent`]'s provided implementation
+/// records a DPoP proof of the key with thumbprint `jkt`: it starts with a control character,
+/// which the registry refuses in client ids, so it can never be a client's.
+pub fn proof_owner(jkt: &str) -> String {
+    format!("\u{1}dpop:{jkt}")
 }
 
 /// A boxed backend error, so `rusqlite`/`redis` versions do not leak into this crate's API.

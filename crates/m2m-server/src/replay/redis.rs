@@ -28,6 +28,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Key namespace, shared by every m2m instance on the same Redis.
 const KEY_PREFIX: &str = "m2m:jti:";
 
+/// Key namespace of DPoP proofs, apart from assertions' (a proof `jti` never meets an
+/// assertion `jti`).
+const PROOF_KEY_PREFIX: &str = "m2m:dpop:";
+
 /// Key written by the health probe; expires by itself.
 const HEALTH_KEY: &str = "m2m:health";
 
@@ -35,6 +39,11 @@ const HEALTH_KEY: &str = "m2m:health";
 /// unambiguous even when `client_id` contains `:`.
 pub fn key(client_id: &str, jti: &str) -> String {
     format!("{KEY_PREFIX}{}:{client_id}:{jti}", client_id.len())
+}
+
+/// The key for a DPoP proof: `m2m:dpop:<len(jkt)>:<jkt>:<jti>`.
+pub fn proof_key(jkt: &str, jti: &str) -> String {
+    format!("{PROOF_KEY_PREFIX}{}:{jkt}:{jti}", jkt.len())
 }
 
 /// The current connection and a generation number, so a failed call only discards the
@@ -161,6 +170,33 @@ fn unexpected(operation: &'static str, value: &Value) -> StoreError {
     }
 }
 
+impl RedisStore {
+    /// `SET key 1 NX PX ttl`: `true` if it was set (new), `false` if a live key was there.
+    async fn set_nx(
+        &self,
+        operation: &'static str,
+        key: String,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        // A relative TTL from the caller's clock, not PXAT: the expiry then does not depend on
+        // Redis's wall clock agreeing with ours. At least 1 ms (Redis refuses PX 0).
+        let ttl_ms = expires_at.since(now).as_millis().max(1);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(u64::try_from(ttl_ms).unwrap_or(u64::MAX));
+        match self.query(operation, cmd).await? {
+            Value::Okay => Ok(true),
+            Value::Nil => Ok(false),
+            Value::SimpleString(s) if s == "OK" => Ok(true),
+            other => Err(unexpected(operation, &other)),
+        }
+    }
+}
+
 impl ReplayStore for RedisStore {
     fn insert_if_absent<'a>(
         &'a self,
@@ -169,24 +205,22 @@ impl ReplayStore for RedisStore {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            const OPERATION: &str = "record a jti";
-            // A relative TTL from the caller's clock, not PXAT: the expiry then does not depend
-            // on Redis's wall clock agreeing with ours. At least 1 ms (Redis refuses PX 0).
-            let ttl_ms = expires_at.since(now).as_millis().max(1);
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(key(client_id, jti))
-                .arg(1)
-                .arg("NX")
-                .arg("PX")
-                .arg(u64::try_from(ttl_ms).unwrap_or(u64::MAX));
-            match self.query(OPERATION, cmd).await? {
-                Value::Okay => Ok(true),
-                Value::Nil => Ok(false),
-                Value::SimpleString(s) if s == "OK" => Ok(true),
-                other => Err(unexpected(OPERATION, &other)),
-            }
-        })
+        Box::pin(self.set_nx("record a jti", key(client_id, jti), expires_at, now))
+    }
+
+    fn insert_proof_if_absent<'a>(
+        &'a self,
+        jkt: &'a str,
+        jti: &'a str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(self.set_nx(
+            "record a DPoP proof jti",
+            proof_key(jkt, jti),
+            expires_at,
+            now,
+        ))
     }
 
     fn contains<'a>(
@@ -236,6 +270,8 @@ mod tests {
         assert_ne!(key("a", "bc"), key("ab", "c"));
         assert_ne!(key("a:1", "x"), key("a", "1:x"));
         assert_eq!(key("client", "j-1"), "m2m:jti:6:client:j-1");
+        assert_eq!(proof_key("jkt", "j-1"), "m2m:dpop:3:jkt:j-1");
+        assert_ne!(proof_key("client", "j-1"), key("client", "j-1"));
     }
 
     #[test]

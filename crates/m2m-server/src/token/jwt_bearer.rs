@@ -2,7 +2,8 @@
 //! `assertion=JWT`): a workload's token from a trusted issuer (`[[trust]]`) exchanged for an
 //! access token. Client authentication is optional; when present it must succeed, and a rule
 //! mapping to a client must map to that client. Refusals of the token are 400 `invalid_grant`
-//! (RFC 7523 §3.1).
+//! (RFC 7523 §3.1). A DPoP proof binds the token as on the client-credentials path
+//! (docs/dpop.md): checked first, bound after the workload's token is accepted.
 
 use std::sync::Arc;
 
@@ -10,14 +11,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use m2m_core::validate::{Reason, Rejection, TokenForm};
 
-use super::{SuccessBody, granted_scopes, issue, requested_resource, space_separated};
-use crate::client_auth;
+use super::{SuccessBody, granted_scopes, issue_bound, requested_resource, space_separated};
 use crate::refusal::{Refusal, rate_limit};
 use crate::registry::Client;
 use crate::response::json_response;
 use crate::state::AppState;
 use crate::trust::TrustGrant;
 use crate::trust::verify::{record_jti, verify_token};
+use crate::{client_auth, dpop};
 
 /// One jwt-bearer grant request; `Ok` carries the response and the token's subject (for the log).
 pub(super) async fn jwt_bearer_flow(
@@ -26,6 +27,7 @@ pub(super) async fn jwt_bearer_flow(
     form: &TokenForm,
 ) -> Result<(Response, String), Refusal> {
     let now = state.config.clock.now();
+    let proof = dpop::check_proof(state, headers, now)?;
     let authenticated = if client_auth::presented_methods(headers, form).is_empty() {
         None
     } else {
@@ -83,16 +85,25 @@ pub(super) async fn jwt_bearer_flow(
     record_jti(state, &matched, now)
         .await
         .map_err(invalid_grant)?;
+    let jkt = dpop::bind(state, &client, proof, now).await?;
     let scopes = granted_scopes(&client, form.scope.as_deref())?;
     let resource = requested_resource(&client, &form.extra)?;
     let lifetime = client
         .token_lifetime
         .unwrap_or(state.config.access_token_lifetime);
     let scope = space_separated(&scopes);
-    let issued = issue(state, &client, scope.as_deref(), resource, lifetime, now)?;
+    let issued = issue_bound(
+        state,
+        &client,
+        scope.as_deref(),
+        resource,
+        lifetime,
+        jkt.as_deref(),
+        now,
+    )?;
     let body = SuccessBody {
         access_token: &issued.token,
-        token_type: "Bearer",
+        token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
         expires_in: issued.expires_in,
         scope: scope.as_deref(),
     };
@@ -123,6 +134,7 @@ fn principal(subject: &str, scopes: &[String], audience: Option<&str>) -> Client
         secret_verifiers: Vec::new(),
         hmac_secrets: Vec::new(),
         hmac_algs: Vec::new(),
+        dpop: Default::default(),
         line: 0,
     }
 }

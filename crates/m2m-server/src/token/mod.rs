@@ -70,7 +70,7 @@ pub(crate) async fn handle(
         },
     };
     coalesce_writes().await;
-    match result {
+    let mut response = match result {
         Ok((response, client)) => {
             state
                 .metrics
@@ -102,7 +102,11 @@ pub(crate) async fn handle(
             add_basic_challenge(&mut response, &refusal, &state.issuer);
             response
         }
+    };
+    if state.config.profile == Profile::Rfc {
+        crate::dpop::add_nonce_header(&state, &mut response);
     }
+    response
 }
 
 /// Scopes as the `scope` claim and response member carry them (RFC 6749 §3.3); none → `None`.
@@ -176,11 +180,25 @@ fn issue(
     lifetime: Duration,
     now: UnixTime,
 ) -> Result<crate::issuer::IssuedToken, Refusal> {
+    issue_bound(state, client, scope, resource, lifetime, None, now)
+}
+
+/// [`issue`], bound to a DPoP key when `jkt` is given (`cnf.jkt`).
+fn issue_bound(
+    state: &AppState,
+    client: &Client,
+    scope: Option<&str>,
+    resource: Option<&str>,
+    lifetime: Duration,
+    jkt: Option<&str>,
+    now: UnixTime,
+) -> Result<crate::issuer::IssuedToken, Refusal> {
     let request = crate::issuer::TokenRequest {
         client_id: &client.id,
         audience: resource.unwrap_or(client.audience.as_deref().unwrap_or(&state.issuer)),
         scope,
         lifetime,
+        jkt,
     };
     state.tokens.issue(&request, now).map_err(|e| {
         tracing::error!(error = %e, "signing the access token failed");

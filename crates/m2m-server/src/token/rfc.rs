@@ -1,16 +1,17 @@
 //! The rfc profile's token flow (RFC 6749 / RFC 7523): form → grant → client authentication
-//! (which applies the rate limit before the replay insert) → scopes → token, in the order docs/protocol.md fixes.
+//! (which applies the rate limit before the replay insert) → scopes → token, in the order docs/protocol.md fixes;
+//! a DPoP proof is checked before client authentication and bound after it (`crate::dpop`).
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use m2m_core::validate::parse_token_form;
 use m2m_core::wire::GRANT_JWT_BEARER;
 
-use super::{SuccessBody, granted_scopes, issue, requested_resource, space_separated};
-use crate::client_auth;
+use super::{SuccessBody, granted_scopes, issue_bound, requested_resource, space_separated};
 use crate::refusal::Refusal;
 use crate::response::json_response;
 use crate::state::AppState;
+use crate::{client_auth, dpop};
 
 /// One rfc-profile token request; `Ok` carries the response and the client id (for the log).
 pub(super) async fn rfc_flow(
@@ -29,19 +30,30 @@ pub(super) async fn rfc_flow(
     }
     state.rfc.check_grant(&form)?;
     let now = state.config.clock.now();
+    // DPoP (docs/dpop.md): the proof before client authentication, the binding after it.
+    let proof = dpop::check_proof(state, headers, now)?;
     let client = client_auth::authenticate(state, headers, &form, now)
         .await?
         .client;
+    let jkt = dpop::bind(state, &client, proof, now).await?;
     let scopes = granted_scopes(&client, form.scope.as_deref())?;
     let resource = requested_resource(&client, &form.extra)?;
     let lifetime = client
         .token_lifetime
         .unwrap_or(state.config.access_token_lifetime);
     let scope = space_separated(&scopes);
-    let issued = issue(state, &client, scope.as_deref(), resource, lifetime, now)?;
+    let issued = issue_bound(
+        state,
+        &client,
+        scope.as_deref(),
+        resource,
+        lifetime,
+        jkt.as_deref(),
+        now,
+    )?;
     let body = SuccessBody {
         access_token: &issued.token,
-        token_type: "Bearer",
+        token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
         expires_in: issued.expires_in,
         scope: scope.as_deref(),
     };

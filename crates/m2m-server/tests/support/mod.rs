@@ -195,6 +195,10 @@ pub struct Setup {
     pub max_connections_per_ip: Option<usize>,
     /// `None`: [`ISSUER`].
     pub issuer: Option<String>,
+    /// `None`: `127.0.0.1:0`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `--dpop-nonce`.
+    pub dpop_nonce: bool,
 }
 
 impl Setup {
@@ -214,6 +218,8 @@ impl Setup {
             shutdown_timeout: None,
             max_connections_per_ip: None,
             issuer: None,
+            listen: None,
+            dpop_nonce: false,
         }
     }
 }
@@ -225,7 +231,10 @@ pub async fn start(setup: Setup, prepare: impl FnOnce(&Path)) -> TestServer {
     let clients = dir.path().join("clients.toml");
     std::fs::write(&clients, &setup.clients_toml).unwrap();
     let mut config = ServerConfig::new(&clients);
-    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.listen = setup
+        .listen
+        .unwrap_or_else(|| "127.0.0.1:0".parse().unwrap());
+    config.dpop_nonce = setup.dpop_nonce;
     config.issuer = Some(setup.issuer.unwrap_or_else(|| ISSUER.to_owned()));
     config.profile = setup.profile;
     config.replay_store = setup.replay_store;
