@@ -211,7 +211,14 @@ async fn forward<H: Hook>(State(fwd): State<Arc<Forwarder<H>>>, request: Request
         };
         let answer = match fwd
             .transport
-            .send(parts.method.clone(), &url, outgoing, out.take(), kept)
+            .send(
+                parts.method.clone(),
+                &url,
+                &parts.uri,
+                outgoing,
+                out.take(),
+                kept,
+            )
             .await
         {
             Ok(answer) => answer,

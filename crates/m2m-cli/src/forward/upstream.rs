@@ -118,21 +118,28 @@ impl Transport {
         Ok(Transport::Reqwest(client))
     }
 
-    /// Sends one request to `url` (the upstream base joined with the caller's target).
+    /// Sends one request to `url` (the upstream base joined with the caller's target, which
+    /// came as `incoming`).
     /// `reusable`: the body is sent whole from memory (see [`Pool::send`]). The error is for the
     /// log only.
     pub(crate) async fn send(
         &self,
         method: Method,
         url: &Url,
+        incoming: &Uri,
         mut headers: HeaderMap,
         body: SendBody,
         reusable: bool,
     ) -> Result<Answer, String> {
         match self {
             Transport::Direct { pool, host } => {
-                let target = Uri::try_from(&url[Position::BeforePath..Position::AfterQuery])
-                    .map_err(|e| format!("bad request target: {e}"))?;
+                // The request line's target: the caller's own (shared, not parsed again) when
+                // the join left it as it was, the usual case with an upstream at `/`.
+                let wanted = &url[Position::BeforePath..Position::AfterQuery];
+                let target = match incoming.path_and_query() {
+                    Some(pq) if pq.as_str() == wanted => Uri::from(pq.clone()),
+                    _ => Uri::try_from(wanted).map_err(|e| format!("bad request target: {e}"))?,
+                };
                 headers.insert(header::HOST, host.clone());
                 if !headers.contains_key(header::USER_AGENT) {
                     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
