@@ -11,6 +11,7 @@
 //! once, then asked whether it takes a request) when it is taken, so one the upstream closed
 //! meanwhile is dropped then and the request goes on another.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -38,8 +39,10 @@ pub(crate) struct Pool {
     port: u16,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    /// Last in, first out: the most recently used connection is the likeliest to be open.
-    idle: Mutex<Vec<Idle>>,
+    /// Last in (back), first out: the most recently used connection is the likeliest to be
+    /// open; the oldest (front) are closed once idle for `idle_timeout`, whenever a connection
+    /// is returned.
+    idle: Mutex<VecDeque<Idle>>,
 }
 
 impl fmt::Debug for Pool {
@@ -135,7 +138,7 @@ impl Pool {
             port,
             connect_timeout,
             idle_timeout,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -193,7 +196,7 @@ impl Pool {
 
     fn pop(&self) -> Option<Box<Conn>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = idle.pop()?;
+        let entry = idle.pop_back()?;
         if entry.since.elapsed() < self.idle_timeout {
             return Some(entry.conn);
         }
@@ -205,16 +208,22 @@ impl Pool {
     }
 
     fn put(&self, conn: Box<Conn>) {
+        let now = Instant::now();
+        let mut closed = Vec::new();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle {
-                conn,
-                since: Instant::now(),
-            });
-        } else {
-            drop(idle);
-            drop(conn);
+        while idle
+            .front()
+            .is_some_and(|e| now.duration_since(e.since) >= self.idle_timeout)
+        {
+            closed.extend(idle.pop_front());
         }
+        if idle.len() < MAX_IDLE {
+            idle.push_back(Idle { conn, since: now });
+        } else {
+            closed.push(Idle { conn, since: now });
+        }
+        drop(idle);
+        drop(closed);
     }
 
     async fn connect(&self) -> Result<Box<Conn>, SendError> {
