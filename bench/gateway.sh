@@ -7,7 +7,8 @@
 # nginx proxy_pass (keepalive to the upstream, no checking: the yardstick for the forwarding),
 # through m2m gateway (the token from a local m2m serve, verified on every request: signature
 # once, then the verified-token cache). Prints req/s, p50 and p99 for each, the gateway's rate as
-# a share of nginx's, the added p50 over direct for both, and the gateway's RSS after SOAK1 and
+# a share of nginx's, the CPU per request of each on core 0 (see cpu_report in bench/lib), the
+# added p50 over direct for both, and the gateway's RSS after SOAK1 and
 # SOAK2 seconds of load with their ratio.
 #
 # Usage: bench/gateway.sh
@@ -69,9 +70,14 @@ run() {
 }
 to_us() { python3 -c "import sys,re; v=sys.argv[1]; n,u=re.match(r'([0-9.]+)(us|ms|s)',v).groups(); print(round(float(n)*{'us':1,'ms':1e3,'s':1e6}[u]))" "$1"; }
 
+nw=$(nginx_worker)
+c0=$(cpu_us "$nw")
 read -r d_rps d_p50 d_p99 d_bad <<<"$(run direct "$up_port" "$DURATION")"
+c1=$(cpu_us "$nw")
 read -r n_rps n_p50 n_p99 n_bad <<<"$(run nginx "$nginx_port" "$DURATION")"
+c2=$(cpu_us "$nw"); m0=$(cpu_us "$gw_pid")
 read -r m_rps m_p50 m_p99 m_bad <<<"$(run m2m "$gw_port" "$DURATION")"
+m1=$(cpu_us "$gw_pid")
 
 printf '%-14s %10s %9s %9s %8s\n' run req/s p50_us p99_us non2xx
 printf '%-14s %10s %9s %9s %8s\n' direct "$d_rps" "$d_p50" "$d_p99" "$d_bad"
@@ -82,6 +88,7 @@ import sys
 m, n, mp, np_, dp = map(float, sys.argv[1:])
 print(f"m2m/nginx rate: {m / n * 100:.1f} %   added p50: m2m {mp - dp:.0f} us, nginx {np_ - dp:.0f} us")
 PY
+cpu_report m2m-gateway $((c1 - c0)) "$d_rps" $((c2 - c1)) "$n_rps" $((m1 - m0)) "$m_rps"
 
 # Soak: continuous load through the gateway; RSS sampled at SOAK1 and SOAK2 seconds.
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$gw_pid/status"; }

@@ -6,7 +6,8 @@
 # Three runs of wrk (on core 1) against servers pinned to core 0: direct to the upstream, through
 # nginx proxy_pass (keepalive to the upstream), through m2m proxy (token from a local m2m serve,
 # injected per request). Prints req/s, p50 and p99 for each, the proxy's rate as a share of
-# nginx's, the added p50 over direct for both proxies, the token requests m2m serve answered
+# nginx's, the CPU per request of each on core 0 (see cpu_report in bench/lib), the added p50
+# over direct for both proxies, the token requests m2m serve answered
 # during the load (one per token lifetime is expected), and the proxy's RSS after SOAK1 and SOAK2
 # seconds of load with their ratio.
 #
@@ -66,9 +67,14 @@ run() {
 to_us() { python3 -c "import sys,re; v=sys.argv[1]; n,u=re.match(r'([0-9.]+)(us|ms|s)',v).groups(); print(round(float(n)*{'us':1,'ms':1e3,'s':1e6}[u]))" "$1"; }
 
 before=$(token_requests)
+nw=$(nginx_worker)
+c0=$(cpu_us "$nw")
 read -r d_rps d_p50 d_p99 d_bad <<<"$(run direct "$up_port" "$DURATION")"
+c1=$(cpu_us "$nw")
 read -r n_rps n_p50 n_p99 n_bad <<<"$(run nginx "$nginx_port" "$DURATION")"
+c2=$(cpu_us "$nw"); m0=$(cpu_us "$proxy_pid")
 read -r m_rps m_p50 m_p99 m_bad <<<"$(run m2m "$proxy_port" "$DURATION")"
+m1=$(cpu_us "$proxy_pid")
 after=$(token_requests)
 
 printf '%-14s %10s %9s %9s %8s\n' run req/s p50_us p99_us non2xx
@@ -80,6 +86,7 @@ import sys
 m, n, mp, np_, dp = map(float, sys.argv[1:])
 print(f"m2m/nginx rate: {m / n * 100:.1f} %   added p50: m2m {mp - dp:.0f} us, nginx {np_ - dp:.0f} us")
 PY
+cpu_report m2m-proxy $((c1 - c0)) "$d_rps" $((c2 - c1)) "$n_rps" $((m1 - m0)) "$m_rps"
 echo "token requests during the runs: $((after - before))"
 
 # Soak: continuous load through the proxy; RSS sampled at SOAK1 and SOAK2 seconds.

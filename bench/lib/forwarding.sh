@@ -2,8 +2,9 @@
 # `set -euo pipefail`): the settings, the tools, a work dir cleaned up on exit, free ports, and
 # nginx as both the trivial upstream (`return 200 "ok"`) and the proxy_pass yardstick, one worker
 # pinned to core 0. Sets: DURATION CONNECTIONS SOAK1 SOAK2 NGINX M2M_BIN work pids up_port
-# nginx_port as_port m2m_port; functions free_port, wait_port. NGINX_EXTRA: lines added to the
-# yardstick's `location /` (the proxy bench adds the Authorization header m2m proxy adds).
+# nginx_port as_port m2m_port; functions free_port, wait_port, cpu_us, nginx_worker, cpu_report.
+# NGINX_EXTRA: lines added to the yardstick's `location /` (the proxy bench adds the Authorization
+# header m2m proxy adds).
 
 DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-32}"
@@ -64,3 +65,24 @@ http {
 CONF
 "$NGINX" -c "$work/nginx.conf" -p "$work/nginx" 2>/dev/null
 wait_port "$up_port"; wait_port "$nginx_port"
+
+# CPU time (µs, user + system) process $1 has used so far.
+cpu_us() { awk -v t="$(getconf CLK_TCK)" '{printf "%d\n", ($14 + $15) * 1e6 / t}' "/proc/$1/stat"; }
+# The pid of nginx's one worker (it serves both the upstream and the proxy_pass yardstick).
+nginx_worker() { pgrep -P "$(cat "$work/nginx.pid")" | head -1; }
+
+# cpu_report NAME UP_CPU D_RPS NGINX_CPU N_RPS M2M_CPU M_RPS: CPU per request on core 0 — the
+# upstream's (direct run), nginx proxy_pass's (its run minus the upstream's share), m2m's — and
+# the m2m/nginx rate core 0 would give if nothing else ran on it. A figure that the other load on
+# a shared machine moves much less than the rates.
+cpu_report() {
+  python3 - "$DURATION" "$@" <<'PY'
+import sys
+d = float(sys.argv[1]); name = sys.argv[2]
+up, dr, ng, nr, m, mr = map(float, sys.argv[3:])
+up_us, ng_us, m_us = up / (dr * d), ng / (nr * d), m / (mr * d)
+print(f"CPU per request on core 0: upstream {up_us:.1f} us, nginx proxy_pass {ng_us - up_us:.1f} us "
+      f"(+ upstream), {name} {m_us:.1f} us (+ upstream); core-bound {name}/nginx rate "
+      f"{ng_us / (m_us + up_us) * 100:.1f} %")
+PY
+}

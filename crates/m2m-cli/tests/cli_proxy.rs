@@ -289,6 +289,47 @@ fn invalid_token_once_gets_a_new_token_and_one_retry() {
     assert_eq!(metric_sum(&m, "m2m_proxy_retries_total"), 1, "{m}");
 }
 
+/// An upstream that closes every connection after its answer, without `Connection: close` (as a
+/// server does when its keep-alive timeout passes): the proxy notices the close when it takes
+/// the pooled connection and opens a new one, so no request gets a 502.
+#[test]
+fn a_pooled_connection_the_upstream_closed_is_not_used_again() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let stack = Stack::start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            // Dropped here: closed right after the answer.
+        }
+    });
+    let proxy = proxy_to(&stack, &format!("http://127.0.0.1:{port}"));
+    for i in 0..3 {
+        let (status, body) = http(proxy.port, "GET", "/x", "");
+        assert_eq!((status, body.as_str()), (200, "ok"), "request {i}");
+        // Let the close reach the proxy before the next request.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3, "one connection each");
+    let m = proxy.metrics();
+    assert_eq!(metric_sum(&m, "m2m_proxy_upstream_errors_total"), 0, "{m}");
+}
+
 #[test]
 fn upstream_down_is_a_quick_502_without_detail() {
     let stack = Stack::start();

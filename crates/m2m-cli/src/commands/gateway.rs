@@ -206,6 +206,7 @@ struct IdentityHook {
 
 impl Hook for IdentityHook {
     type Ticket = ();
+    const MAY_RETRY: bool = false;
 
     async fn prepare(
         &self,

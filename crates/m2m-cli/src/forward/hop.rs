@@ -18,6 +18,15 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 /// itself, `Keep-Alive`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade` and every `Proxy-*`
 /// (`Proxy-Authorization` belongs to the hop to this proxy, never to the upstream).
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them: one pass over the names (standard names compare as
+    // small integers), no hashing, nothing to remove. `Connection` is in the list, so the
+    // headers it names are found below whenever it is present.
+    if !headers
+        .keys()
+        .any(|name| HOP_BY_HOP.contains(name) || name.as_str().starts_with("proxy-"))
+    {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -64,5 +73,30 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["content-type", "accept"]);
+    }
+
+    #[test]
+    fn each_kind_alone_is_found() {
+        for (name, value) in [
+            ("connection", "close"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic abc"),
+            ("proxy-x", "1"),
+            ("keep-alive", "timeout=5"),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("accept", HeaderValue::from_static("*/*"));
+            h.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+            strip_hop_by_hop(&mut h);
+            assert_eq!(h.len(), 1, "{name} left in {h:?}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        h.insert("x-proxy-id", HeaderValue::from_static("kept"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2, "only names starting with proxy- go");
     }
 }

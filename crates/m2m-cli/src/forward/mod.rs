@@ -5,11 +5,14 @@
 //! # Layout
 //!
 //! - [`Forwarder`] (here): the request path — hop-by-hop headers out, the hook, the upstream
-//!   call over one kept-alive reqwest pool (HTTP/1.1, HTTP/2 by ALPN), bodies streamed both ways
-//!   (an SSE response goes out event by event), one retry when the hook asks for it and the body
-//!   was small enough to keep, 502 without upstream detail when the upstream does not answer.
+//!   call, bodies streamed both ways (an SSE response goes out event by event), one retry when
+//!   the hook asks for it and the body was small enough to keep, 502 without upstream detail
+//!   when the upstream does not answer.
+//! - `upstream`: the upstream call — `http://` on `pool`'s kept-alive HTTP/1.1 connections,
+//!   driven by the request's own task (no hand-over between tasks per request); `https://` on
+//!   reqwest's pool (rustls, HTTP/2 by ALPN).
 //! - `hop`: the RFC 9110 §7.6.1 hop-by-hop headers.
-//! - `body`: the caller's body handed to reqwest without collecting it.
+//! - `body`: the caller's body on its way upstream, kept or streamed (never collected).
 //! - `metrics`: the counters and their Prometheus text; `admin`: the `/healthz` and `/metrics`
 //!   listener.
 //! - `listen`: `--listen` addresses (loopback, `unix:PATH` with mode 0600) and serving a router
@@ -20,6 +23,8 @@ mod body;
 mod hop;
 mod listen;
 mod metrics;
+mod pool;
+mod upstream;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,7 +33,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use url::Url;
 
@@ -36,6 +41,9 @@ pub(crate) use admin::admin_router;
 pub(crate) use hop::strip_hop_by_hop;
 pub(crate) use listen::{ListenAddr, serve_until_signal};
 pub(crate) use metrics::Metrics;
+
+use body::SendBody;
+use upstream::Transport;
 
 /// Bodies up to this size are kept in memory so the request can be sent a second time (a 401
 /// `invalid_token` retry); larger or unsized (chunked) bodies are streamed and never retried.
@@ -54,6 +62,11 @@ pub(crate) trait Hook: Send + Sync + 'static {
     /// What `prepare` remembers for `retry` (the proxy: the token it injected).
     type Ticket: Send;
 
+    /// Whether `retry` can ever say yes. A hook that never retries sets it to `false`, and the
+    /// forwarder then hands the caller's headers over instead of keeping a copy for a second
+    /// attempt.
+    const MAY_RETRY: bool = true;
+
     /// Rewrites the headers of the request about to go to `url` (hop-by-hop headers are already
     /// gone, so nothing the caller names in `Connection` can remove what the hook adds). The
     /// request's extensions carry what layers in front of the forwarder found (the gateway: the
@@ -67,9 +80,9 @@ pub(crate) trait Hook: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Ticket, Response>> + Send;
 
     /// Whether to send the request once more (after `prepare` again), seeing the upstream's
-    /// answer to the first attempt. Asked after every first attempt (the hook may drop state,
-    /// such as a refused token, either way); the request is sent again only when its body could
-    /// be kept.
+    /// answer to the first attempt. Asked after every first attempt when [`Hook::MAY_RETRY`]
+    /// (the hook may drop state, such as a refused token, either way); the request is sent again
+    /// only when its body could be kept.
     fn retry(&self, _ticket: &Self::Ticket, _status: StatusCode, _headers: &HeaderMap) -> bool {
         false
     }
@@ -78,8 +91,10 @@ pub(crate) trait Hook: Send + Sync + 'static {
 /// A reverse proxy to one upstream base URL.
 #[derive(Debug)]
 pub(crate) struct Forwarder<H> {
-    client: reqwest::Client,
+    transport: Transport,
     upstream: Url,
+    /// The upstream's path without its trailing `/`: the prefix of every forwarded path.
+    base_path: String,
     hook: H,
     metrics: Arc<Metrics>,
 }
@@ -87,18 +102,12 @@ pub(crate) struct Forwarder<H> {
 impl<H: Hook> Forwarder<H> {
     /// A forwarder to `upstream` (its path is the prefix of every forwarded path).
     pub(crate) fn new(upstream: Url, hook: H, metrics: Arc<Metrics>) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            // 3xx answers belong to the caller; following them would send the token elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .user_agent(concat!("m2m-proxy/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let transport = Transport::new(&upstream, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT)?;
+        let base_path = upstream.path().trim_end_matches('/').to_owned();
         Ok(Forwarder {
-            client,
+            transport,
             upstream,
+            base_path,
             hook,
             metrics,
         })
@@ -111,10 +120,26 @@ impl<H: Hook> Forwarder<H> {
             .with_state(Arc::new(self))
     }
 
-    /// The upstream URL for a request path + query: the upstream's path, then the request's.
-    fn target(&self, path_and_query: &str) -> Option<Url> {
-        let base = self.upstream.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}{path_and_query}")).ok()
+    /// The upstream URL for a request's target: the upstream's path, then the request's path and
+    /// query. Built on the already parsed upstream URL (only the path and query are parsed per
+    /// request), with the same result as parsing the joined string.
+    fn target(&self, uri: &Uri) -> Option<Url> {
+        // Authority-form (`CONNECT host:port`) has no path: the upstream's root.
+        let path = uri.path_and_query().map_or("/", |_| uri.path());
+        if !path.starts_with('/') {
+            return None;
+        }
+        let mut url = self.upstream.clone();
+        if self.base_path.is_empty() {
+            url.set_path(path);
+        } else {
+            let mut joined = String::with_capacity(self.base_path.len() + path.len());
+            joined.push_str(&self.base_path);
+            joined.push_str(path);
+            url.set_path(&joined);
+        }
+        url.set_query(uri.query());
+        Some(url)
     }
 }
 
@@ -144,12 +169,10 @@ impl OutBody {
         }
     }
 
-    fn take(&mut self) -> Option<reqwest::Body> {
+    fn take(&mut self) -> SendBody {
         match self {
-            OutBody::Kept(bytes) => Some(reqwest::Body::from(bytes.clone())),
-            OutBody::Streamed(body) => body
-                .take()
-                .map(|b| reqwest::Body::wrap(body::SyncBody::new(b))),
+            OutBody::Kept(bytes) => SendBody::Kept(Some(bytes.clone())),
+            OutBody::Streamed(body) => SendBody::Streamed(body.take().unwrap_or_default()),
         }
     }
 
@@ -162,12 +185,7 @@ impl OutBody {
 async fn forward<H: Hook>(State(fwd): State<Arc<Forwarder<H>>>, request: Request) -> Response {
     fwd.metrics.request();
     let (parts, body) = request.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let Some(url) = fwd.target(&path) else {
+    let Some(url) = fwd.target(&parts.uri) else {
         return plain(StatusCode::BAD_REQUEST, "bad request target\n");
     };
     let mut headers = parts.headers;
@@ -176,12 +194,18 @@ async fn forward<H: Hook>(State(fwd): State<Arc<Forwarder<H>>>, request: Request
         Err(response) => return response,
     };
     strip_hop_by_hop(&mut headers);
-    // reqwest writes the upstream's own Host from the URL.
+    // The transport writes the upstream's own Host from the URL.
     headers.remove(header::HOST);
+    let kept = out.is_kept();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut outgoing = headers.clone();
+        // Only a kept body can be sent again, so only then are the headers needed twice.
+        let mut outgoing = if kept && H::MAY_RETRY {
+            headers.clone()
+        } else {
+            std::mem::take(&mut headers)
+        };
         let ticket = match fwd
             .hook
             .prepare(&parts.method, &url, &parts.extensions, &mut outgoing)
@@ -190,38 +214,34 @@ async fn forward<H: Hook>(State(fwd): State<Arc<Forwarder<H>>>, request: Request
             Ok(ticket) => ticket,
             Err(response) => return response,
         };
-        let mut builder = fwd
-            .client
-            .request(parts.method.clone(), url.clone())
-            .headers(outgoing);
-        if let Some(body) = out.take() {
-            builder = builder.body(body);
-        }
-        let response = match builder.send().await {
-            Ok(response) => response,
+        let answer = match fwd
+            .transport
+            .send(
+                parts.method.clone(),
+                &url,
+                &parts.uri,
+                outgoing,
+                out.take(),
+                kept,
+            )
+            .await
+        {
+            Ok(answer) => answer,
             Err(e) => {
                 fwd.metrics.upstream_error();
-                tracing::warn!(error = %m2m_client::error_chain(&e), "upstream did not answer");
+                tracing::warn!(error = %e, "upstream did not answer");
                 return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
             }
         };
-        let status = response.status();
+        let status = answer.status();
         fwd.metrics.upstream_status(status.as_u16());
-        if attempt == 1 && fwd.hook.retry(&ticket, status, response.headers()) && out.is_kept() {
+        if attempt == 1 && H::MAY_RETRY && fwd.hook.retry(&ticket, status, answer.headers()) && kept
+        {
             fwd.metrics.retry();
             continue;
         }
-        return pass_back(response);
+        return answer.into_response();
     }
-}
-
-/// The upstream's answer for the caller: its status, its end-to-end headers, its body streamed.
-fn pass_back(response: reqwest::Response) -> Response {
-    let response: axum::http::Response<reqwest::Body> = response.into();
-    let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    parts.version = axum::http::Version::HTTP_11;
-    Response::from_parts(parts, Body::new(body))
 }
 
 /// A short plain-text answer of the proxy's own (never the upstream's words).
@@ -235,4 +255,59 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response {
         text,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoHook;
+
+    impl Hook for NoHook {
+        type Ticket = ();
+
+        async fn prepare(
+            &self,
+            _method: &Method,
+            _url: &Url,
+            _extensions: &Extensions,
+            _headers: &mut HeaderMap,
+        ) -> Result<(), Response> {
+            Ok(())
+        }
+    }
+
+    /// The per-request join gives what parsing the joined string gave (the way it was built
+    /// before): dot segments resolved, encodings kept, the query as sent.
+    #[test]
+    fn the_target_is_the_upstream_path_then_the_request_target() {
+        for base in [
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/",
+            "http://[::1]:9/api/v1",
+            "https://api.example/base/",
+        ] {
+            let upstream = Url::parse(base).unwrap_or_else(|e| panic!("{e}"));
+            let fwd = Forwarder::new(upstream.clone(), NoHook, Arc::new(Metrics::default()))
+                .unwrap_or_else(|e| panic!("{e}"));
+            for target in [
+                "/",
+                "/x",
+                "/x/",
+                "/a/b?c=d&e=%20f",
+                "/a/../b",
+                "/a/%2e%2e/b",
+                "/%7Euser/%E2%82%AC",
+                "/q?",
+                "/a/./b/%20",
+                "/x?a=b?c",
+            ] {
+                let uri: Uri = target.parse().unwrap_or_else(|e| panic!("{target}: {e}"));
+                let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+                let joined = format!("{}{pq}", upstream.as_str().trim_end_matches('/'));
+                let old = Url::parse(&joined).ok();
+                assert_eq!(fwd.target(&uri), old, "{base} + {target}");
+            }
+        }
+    }
 }
