@@ -27,8 +27,6 @@ use axum::http::{Request, Response, header};
 use bytes::Bytes;
 use tower::{Layer, Service};
 
-use m2m_core::validate::Presentation;
-
 use crate::challenge::Challenge;
 use crate::dpop::{DpopMode, DpopSettings, Presented, Scheme, read_credentials, used_scheme};
 use crate::error::Refusal;
@@ -158,17 +156,8 @@ impl RequireBearerLayer {
                 let Some(dpop) = &self.dpop else {
                     return Err(Refusal::NoToken);
                 };
-                // Token checks, then the proof (the token's sender constraint), then scopes:
-                // the access-token check order with the proof in the sender-constraint step.
-                let caller = self
-                    .verifier
-                    .verify_presented(&token, Presentation::DpopProof, &[])
-                    .await?;
-                let jkt = dpop
-                    .check_proof(&caller, &token, &proof, &method, &url)
-                    .await?;
-                caller.access_token_claims().require_scopes(&scopes)?;
-                Ok(caller.with_dpop_jkt(&jkt))
+                dpop.verify_request(&self.verifier, &token, &proof, &method, &url, &scopes)
+                    .await
             }
         }
     }

@@ -25,7 +25,9 @@ use std::sync::Arc;
 
 use m2m_core::alg::Algorithm;
 use m2m_core::clock::{Clock, SystemClock};
-use m2m_core::validate::{DpopConfig, DpopReason, DpopRejection, DpopRequest, DpopValidator};
+use m2m_core::validate::{
+    DpopConfig, DpopReason, DpopRejection, DpopRequest, DpopValidator, Presentation,
+};
 
 pub use self::redis::RedisProofStore;
 pub use self::replay::{MemoryProofStore, ProofReplayStore, ReplayError};
@@ -34,6 +36,7 @@ pub use self::target::Addressed;
 
 use crate::error::Refusal;
 use crate::identity::Caller;
+use crate::verifier::Verifier;
 
 /// How a resource treats DPoP. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -104,6 +107,29 @@ impl DpopSettings {
     /// The replay store.
     pub fn replay(&self) -> &Arc<dyn ProofReplayStore> {
         &self.replay
+    }
+
+    /// A whole DPoP request: `token` verified by `verifier` as presented with a proof, then
+    /// `proof` for `method` `url` ([`DpopSettings::check_proof`]), then `required_scopes` — the
+    /// access-token check order with the proof in its sender-constraint step. The caller carries
+    /// the proof key's thumbprint ([`Caller::dpop_jkt`]).
+    pub async fn verify_request(
+        &self,
+        verifier: &Verifier,
+        token: &str,
+        proof: &str,
+        method: &str,
+        url: &str,
+        required_scopes: &[&str],
+    ) -> Result<Caller, Refusal> {
+        let caller = verifier
+            .verify_presented(token, Presentation::DpopProof, &[])
+            .await?;
+        let jkt = self.check_proof(&caller, token, proof, method, url).await?;
+        caller
+            .access_token_claims()
+            .require_scopes(required_scopes)?;
+        Ok(caller.with_dpop_jkt(&jkt))
     }
 
     /// Checks `proof` for a request with `method` to `url` (as the client addressed it) carrying
