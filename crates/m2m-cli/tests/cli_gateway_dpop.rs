@@ -46,9 +46,12 @@ impl Gateway {
 
     /// An access token for the gateway from the test's issuer, bound to `jkt` when given.
     fn token(&self, jkt: Option<&str>) -> String {
-        let signer =
-            KeySigner::new(Arc::clone(&self.issuer_key), Algorithm::Es256, Some("k1".into()))
-                .unwrap();
+        let signer = KeySigner::new(
+            Arc::clone(&self.issuer_key),
+            Algorithm::Es256,
+            Some("k1".into()),
+        )
+        .unwrap();
         let header = EncodedHeader::typed("at+jwt", &signer).unwrap();
         let mut claims = serde_json::json!({
             "iss": ISSUER, "sub": "svc", "client_id": "svc", "aud": self.audience(),
@@ -72,7 +75,12 @@ fn start(extra: &[&str]) -> Gateway {
         sb.cmd()
             .args(["gateway", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--upstream", &upstream.url()])
-            .args(["--issuer", ISSUER, "--audience", &format!("http://127.0.0.1:{port}")])
+            .args([
+                "--issuer",
+                ISSUER,
+                "--audience",
+                &format!("http://127.0.0.1:{port}"),
+            ])
             .args(["--jwks", jwks.to_str().unwrap()])
             .args(extra)
             .stdout(Stdio::null())
@@ -156,7 +164,10 @@ fn dpop_required_forwards_a_bound_token_with_its_proof_and_refuses_the_rest() {
     assert_eq!(status, 200, "{body}");
     let seen = json(&body);
     assert_eq!(seen["x-m2m-client-id"], "svc", "{seen}");
-    assert!(seen.get("dpop").is_none(), "the proof is not forwarded: {seen}");
+    assert!(
+        seen.get("dpop").is_none(),
+        "the proof is not forwarded: {seen}"
+    );
     assert!(seen.get("authorization").is_none(), "{seen}");
     assert_eq!(g.upstream.seen.lock().unwrap().requests, 1);
 
@@ -171,7 +182,10 @@ fn dpop_required_forwards_a_bound_token_with_its_proof_and_refuses_the_rest() {
     let challenges = headers(&head, "www-authenticate");
     assert_eq!(challenges.len(), 1, "{challenges:?}");
     assert!(challenges[0].starts_with("DPoP "), "{challenges:?}");
-    assert!(challenges[0].contains("error=\"invalid_dpop_proof\""), "{challenges:?}");
+    assert!(
+        challenges[0].contains("error=\"invalid_dpop_proof\""),
+        "{challenges:?}"
+    );
     assert!(challenges[0].contains("algs=\""), "{challenges:?}");
 
     // A proof for another method.
@@ -189,18 +203,34 @@ fn dpop_required_forwards_a_bound_token_with_its_proof_and_refuses_the_rest() {
     let (status, head, _) = request(g.port, "GET", "/headers", &[("Authorization", &plain)]);
     assert_eq!(status, 401);
     let challenges = headers(&head, "www-authenticate");
-    assert!(challenges[0].contains("error=\"invalid_token\""), "{challenges:?}");
-    assert_eq!(g.upstream.seen.lock().unwrap().requests, 1, "nothing else upstream");
+    assert!(
+        challenges[0].contains("error=\"invalid_token\""),
+        "{challenges:?}"
+    );
+    assert_eq!(
+        g.upstream.seen.lock().unwrap().requests,
+        1,
+        "nothing else upstream"
+    );
 
     // The RFC 9728 document says so.
     let (status, _, body) = request(g.port, "GET", "/.well-known/oauth-protected-resource", &[]);
     assert_eq!(status, 200);
-    assert_eq!(json(&body)["dpop_bound_access_tokens_required"], true, "{body}");
+    assert_eq!(
+        json(&body)["dpop_bound_access_tokens_required"],
+        true,
+        "{body}"
+    );
 }
 
 #[test]
 fn behind_a_proxy_the_proofs_name_the_external_url() {
-    let g = start(&["--dpop", "allowed", "--external-url", "https://api.example.com/v1/"]);
+    let g = start(&[
+        "--dpop",
+        "allowed",
+        "--external-url",
+        "https://api.example.com/v1/",
+    ]);
     let client = client_key();
     let token = g.token(Some(client.thumbprint()));
     let authorization = format!("DPoP {token}");
@@ -225,15 +255,28 @@ fn behind_a_proxy_the_proofs_name_the_external_url() {
 fn dpop_flags_are_checked() {
     let sb = Sandbox::new();
     let base = [
-        "gateway", "--listen", "127.0.0.1:1", "--upstream", "http://127.0.0.1:2", "--issuer",
-        ISSUER, "--audience", "https://api.example.com",
+        "gateway",
+        "--listen",
+        "127.0.0.1:1",
+        "--upstream",
+        "http://127.0.0.1:2",
+        "--issuer",
+        ISSUER,
+        "--audience",
+        "https://api.example.com",
     ];
     let o = sb.run(&[&base[..], &["--external-url", "https://x.example"][..]].concat());
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--dpop allowed"), "{}", stderr(&o));
     let o = sb.run(&[&base[..], &["--dpop", "sometimes"][..]].concat());
     assert!(!o.status.success());
-    let o = sb.run(&[&base[..], &["--dpop", "required", "--external-url", "https://x/?q=1"][..]].concat());
+    let o = sb.run(
+        &[
+            &base[..],
+            &["--dpop", "required", "--external-url", "https://x/?q=1"][..],
+        ]
+        .concat(),
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--external-url"), "{}", stderr(&o));
 }
@@ -267,7 +310,14 @@ fn verify_checks_a_dpop_proof_and_prints_the_jkt() {
     assert_eq!(out["_dpop"]["jkt"], client.thumbprint());
     assert_eq!(out["cnf"]["jkt"], client.thumbprint());
     // Another URL: refused with the rule's name, exit 1.
-    let o = verify(&["--dpop-proof", &p, "--method", "GET", "--url", "https://api.example.com/other"]);
+    let o = verify(&[
+        "--dpop-proof",
+        &p,
+        "--method",
+        "GET",
+        "--url",
+        "https://api.example.com/other",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("htu_mismatch"), "{}", stderr(&o));
     // Without a proof the bound token is no Bearer token.

@@ -9,12 +9,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use m2m_core::alg::Algorithm;
+use m2m_core::clock::UnixTime;
+use m2m_core::dpop::{ProofBuilder, ProofInput};
 use m2m_core::ids::{KeyEntry, KeySet, Kid};
 use m2m_core::jws::EncodedHeader;
 use m2m_core::key::{KeySpec, PrivateKey};
 use m2m_core::signer::KeySigner;
-use m2m_core::clock::UnixTime;
-use m2m_core::dpop::{ProofBuilder, ProofInput};
 use m2m_resource::{DpopMode, DpopSettings, TrustedIssuer, Verifier};
 use serde_json::json;
 
@@ -73,9 +73,10 @@ fn verify_dpop(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let client =
-        ProofBuilder::new(std::sync::Arc::new(PrivateKey::generate(KeySpec::P256).unwrap()))
-            .unwrap();
+    let client = ProofBuilder::new(std::sync::Arc::new(
+        PrivateKey::generate(KeySpec::P256).unwrap(),
+    ))
+    .unwrap();
     let (verifier, token) = setup_bound(1000, Some(client.thumbprint()));
     let dpop = DpopSettings::new(DpopMode::Required);
     let url = "https://api.example.com/things";

@@ -223,7 +223,11 @@ async fn check(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) 
     let mut probe = HttpRequest::new(());
     *probe.method_mut() = request.method().clone();
     *probe.uri_mut() = request.uri().clone();
-    for name in [header::AUTHORIZATION, HeaderName::from_static("dpop"), header::HOST] {
+    for name in [
+        header::AUTHORIZATION,
+        HeaderName::from_static("dpop"),
+        header::HOST,
+    ] {
         for value in request.headers().get_all(&name) {
             probe.headers_mut().append(name.clone(), value.clone());
         }

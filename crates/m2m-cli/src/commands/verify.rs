@@ -63,8 +63,7 @@ async fn check(
     scopes: &[&str],
     args: &VerifyArgs,
 ) -> Result<Caller, Refusal> {
-    let (Some(proof), Some(method), Some(url)) = (&args.dpop_proof, &args.method, &args.url)
-    else {
+    let (Some(proof), Some(method), Some(url)) = (&args.dpop_proof, &args.method, &args.url) else {
         return verifier.verify(token, scopes).await;
     };
     DpopSettings::new(DpopMode::Required)
