@@ -97,10 +97,15 @@ pub(crate) enum Command {
   m2m token --profile int | m2m verify --issuer $ISS --audience $AUD
   # no discovery, the issuer's keys from a file:
   m2m verify - --issuer $ISS --audience $AUD --jwks keys.jwks.json
+  # a DPoP-bound token with the proof of one request:
+  m2m verify \"$TOKEN\" --issuer $ISS --audience $AUD \\
+    --dpop-proof \"$PROOF\" --method GET --url https://api.example.com/x
 
 Runs the resource server's check order (m2m-resource): typ at+jwt, iss, kid, signature, exp/nbf/iat,
-aud, no cnf (a DPoP-bound token is not a Bearer token), scopes. Exit 1 when the token is refused,
-4 when the issuer's keys cannot be fetched.")]
+aud, no cnf (a DPoP-bound token is not a Bearer token), scopes. With --dpop-proof the token is
+checked as sent with `Authorization: DPoP` and the proof as RFC 9449 says (htm = --method, htu =
+--url, iat window, ath, the proof key = cnf.jkt); the output gains `_dpop: {jkt}`. Exit 1 when the
+token or proof is refused, 4 when the issuer's keys cannot be fetched.")]
 pub(crate) struct VerifyArgs {
     /// The access token, or `-` (default) to read it from stdin.
     #[arg(default_value = "-", value_name = "TOKEN|-")]
@@ -120,6 +125,15 @@ pub(crate) struct VerifyArgs {
     /// Also accept typ JWT or no typ (issuers that do not follow RFC 9068). Weakens the check.
     #[arg(long)]
     pub(crate) dangerous_accept_jwt_typ: bool,
+    /// The DPoP proof sent with the token (the `DPoP` header): checks it as a DPoP-bound token.
+    #[arg(long, value_name = "PROOF", requires_all = ["method", "url"])]
+    pub(crate) dpop_proof: Option<String>,
+    /// The request's method, for --dpop-proof (htm).
+    #[arg(long, value_name = "M", requires = "dpop_proof")]
+    pub(crate) method: Option<String>,
+    /// The request's URL as the client addressed it, for --dpop-proof (htu).
+    #[arg(long, value_name = "U", requires = "dpop_proof")]
+    pub(crate) url: Option<String>,
 }
 
 /// `m2m keygen`.
@@ -425,9 +439,16 @@ pub(crate) struct ProxyArgs {
   m2m gateway --listen 127.0.0.1:9000 --upstream http://127.0.0.1:8080 \\
     --issuer $ISS --audience $AUD --require-scope read \\
     --route /admin=admin --public /health --admin-listen 127.0.0.1:9001
+  m2m gateway --listen 127.0.0.1:9000 --upstream http://127.0.0.1:8080 \\
+    --issuer $ISS --audience $AUD --dpop required \\
+    --external-url https://api.example.com --dpop-redis redis://127.0.0.1/
 
 Every request needs a Bearer token from --issuer for --audience (401/403
-with an RFC 6750 challenge otherwise), except under --public prefixes. The
+with an RFC 6750 challenge otherwise), except under --public prefixes.
+--dpop allowed also takes DPoP-bound tokens with their proof, --dpop
+required only those (RFC 9449; the proofs' htu is --external-url plus the
+path, else http://HOST/path; used proofs are kept in memory, or in Redis
+shared by several gateways with --dpop-redis). The
 upstream gets X-M2M-Client-Id, X-M2M-Sub and X-M2M-Scope from the verified
 token (copies sent by the caller are always removed) and no Authorization
 unless --keep-authorization. The RFC 9728 document is served at
@@ -463,6 +484,27 @@ pub(crate) struct GatewayArgs {
     /// The issuer's keys: a JWKS (or JWK) file, or a jwks_uri URL (skips discovery).
     #[arg(long, value_name = "FILE|URL")]
     pub(crate) jwks: Option<String>,
+    /// Which tokens are accepted: Bearer only, DPoP-bound ones too, or DPoP-bound ones only.
+    #[arg(long, env = "M2M_GATEWAY_DPOP", value_enum, default_value_t = DpopModeArg::Bearer)]
+    pub(crate) dpop: DpopModeArg,
+    /// The gateway's URL as clients address it, behind a proxy or TLS terminator: DPoP proofs
+    /// name it plus the request's path.
+    #[arg(long, env = "M2M_GATEWAY_EXTERNAL_URL", value_name = "URL")]
+    pub(crate) external_url: Option<String>,
+    /// Record used DPoP proofs in this Redis (shared by several gateways) instead of in memory.
+    #[arg(long, env = "M2M_GATEWAY_DPOP_REDIS", value_name = "URL")]
+    pub(crate) dpop_redis: Option<String>,
+}
+
+/// `m2m gateway --dpop`: which tokens are accepted (RFC 9449).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DpopModeArg {
+    /// Bearer tokens only (a DPoP-bound token is refused).
+    Bearer,
+    /// Bearer tokens, and DPoP-bound tokens with their proof.
+    Allowed,
+    /// DPoP-bound tokens with their proof only.
+    Required,
 }
 
 /// Linter profiles for `decode --lint`.

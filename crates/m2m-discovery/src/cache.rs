@@ -7,6 +7,8 @@
 //! - a fresh set that has the asked kid (or no kid asked) is served;
 //! - a fresh set lacking the kid is refetched once, at most once per unknown-kid interval, and
 //!   never by a caller that waited for someone else's fetch (that fetch already answered it);
+//!   any fetch made for a kid that came back without it (the first, cold fetch included) is that
+//!   interval's refetch, so a cold unknown kid costs one download, not two;
 //! - after a failed fetch, for the error back-off (and for callers who waited on that fetch),
 //!   the host is not asked again: callers get the stale set while it is within its
 //!   stale-if-error window, else the same error;
@@ -154,17 +156,27 @@ impl Outcome {
 }
 
 /// Folds a fetch into the state. `started` is when [`decide`] asked for it (an unknown-kid
-/// refetch counts from then), `now` when it ended; `result` is the keys with their cache lifetime
-/// (from [`FetchPolicy::ttl_for`]) or the error.
+/// refetch counts from then), `now` when it ended; `kid` is the one the fetch was made for;
+/// `result` is the keys with their cache lifetime (from [`FetchPolicy::ttl_for`]) or the error.
+///
+/// A fetch of any reason that was made for a kid and came back without it has already asked the
+/// host about that kid: it counts as the interval's unknown-kid refetch. Without this, callers
+/// arriving just after a cold fetch for an unknown kid would each see a fresh set lacking it and
+/// one of them would download it again.
 pub fn record(
     state: &mut EntryState,
     reason: FetchReason,
     started: UnixTime,
+    kid: Option<&str>,
     result: Result<(KeySet, Duration), Error>,
     now: UnixTime,
     policy: &FetchPolicy,
 ) -> Outcome {
-    if reason == FetchReason::UnknownKid {
+    let answered_a_kid_miss = match (&result, kid) {
+        (Ok((keys, _)), Some(kid)) => keys.by_kid(kid).is_none(),
+        _ => false,
+    };
+    if reason == FetchReason::UnknownKid || answered_a_kid_miss {
         state.last_unknown_kid_refetch = Some(started);
     }
     match result {
@@ -236,6 +248,7 @@ mod tests {
             &mut s,
             FetchReason::Cold,
             at(0),
+            None,
             Ok((set(kids), Duration::from_secs(120))),
             at(0),
             p,
@@ -287,6 +300,7 @@ mod tests {
             &mut s,
             FetchReason::UnknownKid,
             at(10),
+            None,
             Ok((set(&["a"]), Duration::from_secs(120))),
             at(11),
             &p,
@@ -296,6 +310,53 @@ mod tests {
         // 60 s after it: one more refetch is allowed.
         assert!(matches!(
             decide(&s, at(70), Some("b"), false, &p),
+            Action::Fetch(FetchReason::UnknownKid)
+        ));
+    }
+
+    #[test]
+    fn a_cold_fetch_for_a_kid_it_lacks_counts_as_the_unknown_kid_refetch() {
+        let p = FetchPolicy::default();
+        let mut s = EntryState::default();
+        assert!(matches!(
+            decide(&s, at(0), Some("b"), false, &p),
+            Action::Fetch(FetchReason::Cold)
+        ));
+        record(
+            &mut s,
+            FetchReason::Cold,
+            at(0),
+            Some("b"),
+            Ok((set(&["a"]), Duration::from_secs(120))),
+            at(1),
+            &p,
+        );
+        // A caller arriving after the fetch (it did not wait for it) is not sent to the host again.
+        assert_eq!(kids(&decide(&s, at(2), Some("b"), false, &p)), ["a"]);
+        assert_eq!(kids(&decide(&s, at(59), Some("c"), false, &p)), ["a"]);
+        // The interval counts from the cold fetch's start.
+        assert!(matches!(
+            decide(&s, at(60), Some("b"), false, &p),
+            Action::Fetch(FetchReason::UnknownKid)
+        ));
+    }
+
+    #[test]
+    fn a_cold_fetch_that_has_the_kid_leaves_the_refetch_free() {
+        // A rotation just after start-up is still one refetch away.
+        let p = FetchPolicy::default();
+        let mut s = EntryState::default();
+        record(
+            &mut s,
+            FetchReason::Cold,
+            at(0),
+            Some("a"),
+            Ok((set(&["a"]), Duration::from_secs(120))),
+            at(0),
+            &p,
+        );
+        assert!(matches!(
+            decide(&s, at(1), Some("b"), false, &p),
             Action::Fetch(FetchReason::UnknownKid)
         ));
     }
@@ -322,6 +383,7 @@ mod tests {
             &mut s,
             FetchReason::UnknownKid,
             at(5),
+            None,
             Err(down()),
             at(6),
             &p,
@@ -338,6 +400,7 @@ mod tests {
             &mut s,
             FetchReason::Expired,
             at(200),
+            None,
             Err(down()),
             at(200),
             &p,
@@ -355,6 +418,7 @@ mod tests {
             &mut s,
             FetchReason::Expired,
             at(3719),
+            None,
             Err(down()),
             at(3719),
             &p,
@@ -371,6 +435,7 @@ mod tests {
             &mut s,
             FetchReason::Expired,
             at(3720),
+            None,
             Err(down()),
             at(3720),
             &p,
@@ -389,7 +454,15 @@ mod tests {
     fn error_backoff_without_a_cached_set() {
         let p = FetchPolicy::default();
         let mut s = EntryState::default();
-        let out = record(&mut s, FetchReason::Cold, at(0), Err(down()), at(5), &p);
+        let out = record(
+            &mut s,
+            FetchReason::Cold,
+            at(0),
+            None,
+            Err(down()),
+            at(5),
+            &p,
+        );
         assert!(matches!(out, Outcome::Failed(_)));
         // Back-off counts from the failure's end (5 s) for 10 s.
         assert!(matches!(
@@ -410,6 +483,7 @@ mod tests {
             &mut s,
             FetchReason::Cold,
             at(15),
+            None,
             Ok((set(&["a"]), Duration::from_secs(60))),
             at(15),
             &p,

@@ -103,6 +103,7 @@ impl JwksFetcher {
             &mut state,
             reason,
             started,
+            kid,
             result,
             self.clock.now(),
             &self.policy,

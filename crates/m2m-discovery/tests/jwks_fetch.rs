@@ -214,7 +214,13 @@ async fn a_thousand_concurrent_unknown_kid_calls_make_one_fetch() {
     // Cold: one fetch for all of them.
     storm("unknown").await;
     assert_eq!(s.hits(), 1, "cold single flight");
-    // Warm, a kid nobody publishes: exactly one refetch however many ask.
+    // That fetch was made for the kid and came back without it: it is this interval's
+    // unknown-kid refetch, so callers after it are not sent to the host again.
+    storm("unknown").await;
+    assert_eq!(s.hits(), 1, "the cold fetch counts as the kid-miss refetch");
+    // Next interval (the set is still fresh), a kid nobody publishes: exactly one refetch however
+    // many ask.
+    s.advance(61);
     storm("unknown").await;
     assert_eq!(s.hits(), 2, "one unknown-kid refetch");
     // And none more within the interval.

@@ -14,13 +14,28 @@ use serde_json::{Map, Value};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Caller {
     claims: Arc<AccessTokenClaims>,
+    /// The thumbprint of the key whose DPoP proof came with this request (= `cnf.jkt`).
+    dpop_jkt: Option<Arc<str>>,
 }
 
 impl Caller {
     pub(crate) fn new(claims: AccessTokenClaims) -> Self {
         Caller {
             claims: Arc::new(claims),
+            dpop_jkt: None,
         }
+    }
+
+    /// This caller, having proved possession of the key with thumbprint `jkt` on this request.
+    pub(crate) fn with_dpop_jkt(mut self, jkt: &str) -> Self {
+        self.dpop_jkt = Some(Arc::from(jkt));
+        self
+    }
+
+    /// The RFC 7638 thumbprint of the DPoP key the caller proved it holds on this request (the
+    /// token's `cnf.jkt`); `None` for a Bearer token.
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.dpop_jkt.as_deref()
     }
 
     /// The client the token was issued to (`client_id`).

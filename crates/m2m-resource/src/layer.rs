@@ -10,10 +10,11 @@
 //! `RequireBearerLayer::…require_scopes([...])` as a `route_layer` where a route needs more; a
 //! request already carrying a [`Caller`] is not verified again, only its scopes are checked.
 //!
-//! Token extraction (RFC 6750 §2.1 only): exactly one `Authorization` header with scheme
-//! `Bearer`; `access_token` in the query string is refused (it ends up in logs); the `DPoP`
-//! scheme is refused until DPoP verification exists, and a token with `cnf` is never accepted as
-//! Bearer (the core rule).
+//! Token extraction: exactly one `Authorization` header; `access_token` in the query string is
+//! refused (it ends up in logs). Without DPoP settings (or in mode `bearer`) only the `Bearer`
+//! scheme is accepted and the `DPoP` scheme refused; with [`RequireBearerLayer::dpop`] in mode
+//! `allowed` or `required` a `DPoP` token and its proof are checked as [`crate::dpop`] says. A
+//! token with `cnf` is never accepted as Bearer (the core rule).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +28,7 @@ use bytes::Bytes;
 use tower::{Layer, Service};
 
 use crate::challenge::Challenge;
+use crate::dpop::{DpopMode, DpopSettings, Presented, Scheme, read_credentials, used_scheme};
 use crate::error::Refusal;
 use crate::identity::Caller;
 use crate::verifier::Verifier;
@@ -37,6 +39,7 @@ pub struct RequireBearerLayer {
     verifier: Verifier,
     scopes: Arc<[String]>,
     challenge: Arc<Challenge>,
+    dpop: Option<Arc<DpopSettings>>,
 }
 
 impl RequireBearerLayer {
@@ -46,7 +49,19 @@ impl RequireBearerLayer {
             verifier,
             scopes: Arc::from(Vec::new()),
             challenge: Arc::new(Challenge::new()),
+            dpop: None,
         }
+    }
+    /// Accept DPoP-bound tokens as `settings` say (mode, external URL, replay store); the
+    /// challenges follow the mode.
+    pub fn dpop(mut self, settings: DpopSettings) -> Self {
+        self.challenge = Arc::new(
+            (*self.challenge)
+                .clone()
+                .dpop(settings.mode(), settings.algorithms()),
+        );
+        self.dpop = Some(Arc::new(settings));
+        self
     }
     /// ... with all of these scopes (403 `insufficient_scope` otherwise).
     pub fn require_scopes<I, S>(mut self, scopes: I) -> Self
@@ -60,8 +75,19 @@ impl RequireBearerLayer {
     /// The challenge parameters (`realm`, `resource_metadata`) of refusals; see
     /// [`ResourceMetadata::challenge`](crate::ResourceMetadata::challenge).
     pub fn challenge(mut self, challenge: Challenge) -> Self {
-        self.challenge = Arc::new(challenge);
+        self.challenge = Arc::new(match &self.dpop {
+            Some(d) => challenge.dpop(d.mode(), d.algorithms()),
+            None => challenge,
+        });
         self
+    }
+
+    /// The response refusing `request` for `refusal`: the challenges of this layer's mode, the
+    /// error on the scheme the request used.
+    pub fn refusal_response<B>(&self, request: &Request<B>, refusal: &Refusal) -> Response<Body> {
+        let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
+        self.challenge
+            .response_to(refusal, &scopes, request_scheme(request))
     }
 
     /// The verified caller of `request`, or the refusal (the layer's decision, for callers that
@@ -76,7 +102,41 @@ impl RequireBearerLayer {
         if let Some(caller) = request.extensions().get::<Caller>() {
             return Ok(Step::Known(caller.clone()));
         }
-        Ok(Step::Verify(bearer_token(request)?.to_owned()))
+        let Some(dpop) = self
+            .dpop
+            .as_deref()
+            .filter(|d| d.mode() != DpopMode::Bearer)
+        else {
+            return Ok(Step::Verify(bearer_token(request)?.to_owned()));
+        };
+        let headers = request.headers();
+        let authorization: Vec<&[u8]> = headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        let proofs: Vec<&[u8]> = headers
+            .get_all("dpop")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        match read_credentials(dpop.mode(), request.uri().query(), &authorization, &proofs)? {
+            Presented::Bearer(token) => Ok(Step::Verify(token.to_owned())),
+            Presented::Dpop { token, proof } => {
+                let hosts: Vec<&[u8]> = headers
+                    .get_all(header::HOST)
+                    .iter()
+                    .map(|v| v.as_bytes())
+                    .collect();
+                let url = dpop.addressed().request_url(request.uri(), &hosts)?;
+                Ok(Step::Dpop {
+                    token: token.to_owned(),
+                    proof: proof.to_owned(),
+                    method: request.method().as_str().to_owned(),
+                    url,
+                })
+            }
+        }
     }
 
     async fn authorize_step(&self, step: Result<Step, Refusal>) -> Result<Caller, Refusal> {
@@ -87,6 +147,18 @@ impl RequireBearerLayer {
                 Ok(caller)
             }
             Step::Verify(token) => self.verifier.verify(&token, &scopes).await,
+            Step::Dpop {
+                token,
+                proof,
+                method,
+                url,
+            } => {
+                let Some(dpop) = &self.dpop else {
+                    return Err(Refusal::NoToken);
+                };
+                dpop.verify_request(&self.verifier, &token, &proof, &method, &url, &scopes)
+                    .await
+            }
         }
     }
 }
@@ -95,6 +167,24 @@ impl RequireBearerLayer {
 enum Step {
     Known(Caller),
     Verify(String),
+    /// A DPoP request: everything owned, so the request need not be `Sync` across the await.
+    Dpop {
+        token: String,
+        proof: String,
+        method: String,
+        url: String,
+    },
+}
+
+/// The scheme `request` used (for where a challenge's `error` goes).
+fn request_scheme<B>(request: &Request<B>) -> Option<Scheme> {
+    let values: Vec<&[u8]> = request
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    used_scheme(&values)
 }
 
 impl<S> Layer<S> for RequireBearerLayer {
@@ -137,6 +227,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         let step = layer.first_step(&request);
+        let used = request_scheme(&request);
         Box::pin(async move {
             match layer.authorize_step(step).await {
                 Ok(caller) => {
@@ -147,60 +238,29 @@ where
                 Err(refusal) => {
                     tracing::info!(
                         status = refusal.status(),
-                        reason = refusal.reason().map(|r| r.as_str()),
+                        reason = refusal.reason_name(),
                         "request refused"
                     );
                     let scopes: Vec<&str> = layer.scopes.iter().map(String::as_str).collect();
-                    Ok(layer.challenge.response(&refusal, &scopes))
+                    Ok(layer.challenge.response_to(&refusal, &scopes, used))
                 }
             }
         })
     }
 }
 
-/// The Bearer token of `request` (RFC 6750 §2.1), or why there is none.
+/// The Bearer token of `request` (RFC 6750 §2.1), or why there is none (the `DPoP` scheme is
+/// refused: this is DPoP mode `bearer`).
 pub fn bearer_token<B>(request: &Request<B>) -> Result<&str, Refusal> {
-    if request.uri().query().is_some_and(|q| {
-        q.split('&')
-            .any(|p| p == "access_token" || p.starts_with("access_token="))
-    }) {
-        return Err(Refusal::InvalidRequest(
-            "access tokens in the query string are refused; send Authorization: Bearer".into(),
-        ));
+    let authorization: Vec<&[u8]> = request
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    match read_credentials(DpopMode::Bearer, request.uri().query(), &authorization, &[])? {
+        Presented::Bearer(token) => Ok(token),
+        // Mode bearer never yields a DPoP credential.
+        Presented::Dpop { .. } => Err(Refusal::NoToken),
     }
-    let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Err(Refusal::NoToken);
-    };
-    if values.next().is_some() {
-        return Err(Refusal::InvalidRequest(
-            "more than one Authorization header".into(),
-        ));
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| Refusal::InvalidRequest("the Authorization header is not ASCII".into()))?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if scheme.eq_ignore_ascii_case("DPoP") {
-        return Err(Refusal::token(
-            m2m_core::validate::AccessTokenReason::SenderConstrained,
-            "DPoP-bound tokens are not accepted by this resource yet",
-        ));
-    }
-    if !scheme.eq_ignore_ascii_case("Bearer") {
-        // Another scheme (Basic, …) is no Bearer token: the client gets the Bearer challenge.
-        return Err(Refusal::NoToken);
-    }
-    let token = token.trim_start_matches(' ');
-    if token.is_empty() || !token.bytes().all(is_token68) {
-        return Err(Refusal::InvalidRequest(
-            "the Bearer credential is not a token68 value".into(),
-        ));
-    }
-    Ok(token)
-}
-
-/// RFC 7235 token68 characters (plus `=` padding).
-fn is_token68(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
 }

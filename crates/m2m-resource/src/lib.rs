@@ -18,7 +18,9 @@
 //! - [`introspect`]: RFC 7662 for opaque tokens ([`Introspection`]).
 //! - [`layer`]: [`RequireBearerLayer`] (tower), per-route scopes, token extraction.
 //! - [`identity`]: [`Caller`], the verified identity and axum extractor.
-//! - [`challenge`]: RFC 6750 `WWW-Authenticate` responses ([`Challenge`]).
+//! - [`dpop`]: DPoP-bound tokens (RFC 9449): [`DpopSettings`] (mode `bearer` / `allowed` /
+//!   `required`, external URL, replay store), the pure header reading, the proof replay stores.
+//! - [`challenge`]: RFC 6750 / RFC 9449 `WWW-Authenticate` responses ([`Challenge`]).
 //! - [`metadata`]: RFC 9728 protected-resource metadata ([`ResourceMetadata`]) and its router.
 //! - [`error`]: why a request was refused, as a [`Refusal`].
 //!
@@ -48,6 +50,7 @@
 
 mod cache;
 pub mod challenge;
+pub mod dpop;
 pub mod error;
 pub mod identity;
 pub mod introspect;
@@ -62,6 +65,7 @@ pub mod verifier;
 pub mod guide {}
 
 pub use challenge::Challenge;
+pub use dpop::{DpopMode, DpopSettings, MemoryProofStore, ProofReplayStore, RedisProofStore};
 pub use error::Refusal;
 pub use identity::Caller;
 pub use introspect::Introspection;

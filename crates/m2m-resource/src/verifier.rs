@@ -232,13 +232,27 @@ impl Verifier {
 
     /// Verifies a Bearer `token` and checks `required_scopes`.
     pub async fn verify(&self, token: &str, required_scopes: &[&str]) -> Result<Caller, Refusal> {
+        self.verify_presented(token, Presentation::Bearer, required_scopes)
+            .await
+    }
+
+    /// Verifies `token` as it was `presented` and checks `required_scopes`. With
+    /// [`Presentation::DpopProof`] a token bound with `cnf` passes; checking the proof against
+    /// its `cnf.jkt` is then the caller's job ([`crate::dpop::DpopSettings::check_proof`]), so
+    /// such a caller passes no scopes here and checks them after the proof.
+    pub async fn verify_presented(
+        &self,
+        token: &str,
+        presented: Presentation,
+        required_scopes: &[&str],
+    ) -> Result<Caller, Refusal> {
         let inner = &self.inner;
         let now = inner.clock.now();
         let hash = token_hash(token);
         match inner.cache.get(&hash, now) {
             Some(Cached::Valid(caller)) => {
                 let claims = caller.access_token_claims();
-                claims.check_presentation(Presentation::Bearer)?;
+                claims.check_presentation(presented)?;
                 claims.require_scopes(required_scopes)?;
                 return Ok((*caller).clone());
             }
@@ -267,12 +281,13 @@ impl Verifier {
             })?;
         let keys = self.keys_for(index, issuer, &unsigned).await?;
         let kid = unsigned.kid().map(str::to_owned);
-        // Verified at Bearer presentation with no scopes: the cached claims serve every route,
-        // each applying its own scopes through the same core rule.
+        // Verified with the sender constraint left open and no scopes: the cached claims serve
+        // every route and presentation, each applying the presentation rule and its own scopes
+        // through the same core rules (below, and on every cache hit above).
         let claims =
             inner
                 .validator
-                .check_signed(unsigned, &keys, Presentation::Bearer, &[], now)?;
+                .check_signed(unsigned, &keys, Presentation::DpopProof, &[], now)?;
         let thumbprint = match &kid {
             Some(_) => String::new(),
             None => keys
@@ -294,9 +309,9 @@ impl Verifier {
             },
             now,
         );
-        caller
-            .access_token_claims()
-            .require_scopes(required_scopes)?;
+        let claims = caller.access_token_claims();
+        claims.check_presentation(presented)?;
+        claims.require_scopes(required_scopes)?;
         Ok(caller)
     }
 

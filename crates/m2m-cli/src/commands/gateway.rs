@@ -4,6 +4,11 @@
 //! upstream, and the engine's hook hands the verified identity to the upstream as `X-M2M-*`
 //! headers (the caller's own copies always removed).
 //!
+//! With `--dpop allowed|required` the layer also takes DPoP-bound tokens with their proof
+//! (m2m-resource's DPoP checks; `--external-url` for the proofs' `htu` behind a proxy,
+//! `--dpop-redis` for a replay store shared by several gateways), and the RFC 9728 document says
+//! `dpop_bound_access_tokens_required` in mode `required`.
+//!
 //! The path rules ([`Policy`]) are pure; everything else is wiring of the engine, the layer and
 //! the metadata handler.
 
@@ -15,12 +20,16 @@ use axum::http::Request as HttpRequest;
 use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use m2m_resource::{Caller, Challenge, RequireBearerLayer, ResourceMetadata, Verifier};
+use m2m_resource::dpop::used_scheme;
+use m2m_resource::{
+    Caller, Challenge, DpopMode, DpopSettings, RedisProofStore, RequireBearerLayer,
+    ResourceMetadata, Verifier,
+};
 use m2m_server::ConnectionLimits;
 use url::Url;
 
 use crate::authorize;
-use crate::cli::GatewayArgs;
+use crate::cli::{DpopModeArg, GatewayArgs};
 use crate::commands::verify::trusted_issuer;
 use crate::exit::{CliError, CliResult};
 use crate::forward::{self, Forwarder, Hook, ListenAddr, Metrics, plain};
@@ -53,9 +62,11 @@ pub(crate) fn run(args: &GatewayArgs) -> CliResult {
     }
     let policy =
         Policy::new(&args.require_scopes, &args.routes, &args.public).map_err(CliError::usage)?;
+    let dpop = dpop_settings(args)?;
     let metadata = ResourceMetadata::from_identifier(&args.audience, vec![args.issuer.clone()])
         .map_err(|e| CliError::usage(format!("--audience: {:?} is not a URL: {e}", args.audience)))?
-        .scopes_supported(policy.scopes_supported());
+        .scopes_supported(policy.scopes_supported())
+        .dpop_bound_access_tokens_required(dpop.mode() == DpopMode::Required);
     let issuer = trusted_issuer(&args.issuer, args.jwks.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -70,10 +81,47 @@ pub(crate) fn run(args: &GatewayArgs) -> CliResult {
             verifier,
             policy,
             metadata,
+            dpop,
             keep_authorization: args.keep_authorization,
         };
         serve(setup, upstream, &listen, admin.as_ref()).await
     })
+}
+
+/// `--dpop`, `--external-url` and `--dpop-redis` as m2m-resource settings.
+fn dpop_settings(args: &GatewayArgs) -> CliResult<DpopSettings> {
+    let mode = match args.dpop {
+        DpopModeArg::Bearer => DpopMode::Bearer,
+        DpopModeArg::Allowed => DpopMode::Allowed,
+        DpopModeArg::Required => DpopMode::Required,
+    };
+    if mode == DpopMode::Bearer && (args.external_url.is_some() || args.dpop_redis.is_some()) {
+        return Err(CliError::usage(
+            "--external-url and --dpop-redis are for DPoP proofs: add --dpop allowed or \
+             --dpop required",
+        ));
+    }
+    let mut settings = DpopSettings::new(mode);
+    if let Some(external) = &args.external_url {
+        let url = Url::parse(external)
+            .map_err(|e| CliError::usage(format!("--external-url: {external:?}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host_str().is_none()
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            return Err(CliError::usage(format!(
+                "--external-url: {external:?} is not an http(s) base URL without ?query or #fragment"
+            )));
+        }
+        settings = settings.external_url(external);
+    }
+    if let Some(redis) = &args.dpop_redis {
+        let store = RedisProofStore::open(redis)
+            .map_err(|e| CliError::usage(format!("--dpop-redis: {e}")))?;
+        settings = settings.replay_store(Arc::new(store));
+    }
+    Ok(settings)
 }
 
 /// What the gateway's router is made of.
@@ -81,6 +129,7 @@ struct Setup {
     verifier: Verifier,
     policy: Policy,
     metadata: ResourceMetadata,
+    dpop: DpopSettings,
     keep_authorization: bool,
 }
 
@@ -119,13 +168,18 @@ fn router(setup: Setup, upstream: Url, metrics: Arc<Metrics>) -> CliResult<Route
         .requirements
         .iter()
         .map(|scopes| {
-            RequireBearerLayer::new(setup.verifier.clone()).require_scopes(scopes.iter().cloned())
+            RequireBearerLayer::new(setup.verifier.clone())
+                .require_scopes(scopes.iter().cloned())
+                .dpop(setup.dpop.clone())
         })
         .collect();
     let gate = Arc::new(Gate {
         policy: setup.policy,
         layers,
-        challenge: setup.metadata.challenge(),
+        challenge: setup
+            .metadata
+            .challenge()
+            .dpop(setup.dpop.mode(), setup.dpop.algorithms()),
         metrics,
     });
     let checked = forwarder
@@ -163,15 +217,28 @@ async fn check(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) 
     let Some(layer) = gate.layers.get(index) else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
     };
-    // The layer reads only the target and the Authorization header; the request itself (its body
-    // is not `Sync`) cannot be borrowed across the await of a `Send` future.
+    // The layer reads only the method, the target and the Authorization, DPoP and Host headers;
+    // the request itself (its body is not `Sync`) cannot be borrowed across the await of a
+    // `Send` future.
     let mut probe = HttpRequest::new(());
+    *probe.method_mut() = request.method().clone();
     *probe.uri_mut() = request.uri().clone();
-    for value in request.headers().get_all(header::AUTHORIZATION) {
-        probe
-            .headers_mut()
-            .append(header::AUTHORIZATION, value.clone());
+    for name in [
+        header::AUTHORIZATION,
+        HeaderName::from_static("dpop"),
+        header::HOST,
+    ] {
+        for value in request.headers().get_all(&name) {
+            probe.headers_mut().append(name.clone(), value.clone());
+        }
     }
+    let used: Vec<&[u8]> = probe
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let used = used_scheme(&used);
     match layer.authorize(&probe).await {
         Ok(caller) => {
             gate.metrics.verified();
@@ -183,7 +250,7 @@ async fn check(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) 
             gate.metrics.refused();
             tracing::info!(
                 status = refusal.status(),
-                reason = refusal.reason().map(|r| r.as_str()),
+                reason = refusal.reason_name(),
                 "request refused"
             );
             let scopes: Vec<&str> = gate
@@ -192,7 +259,7 @@ async fn check(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) 
                 .get(index)
                 .map(|s| s.iter().map(String::as_str).collect())
                 .unwrap_or_default();
-            gate.challenge.response(&refusal, &scopes)
+            gate.challenge.response_to(&refusal, &scopes, used)
         }
     }
 }

@@ -1,9 +1,11 @@
 //! `m2m verify`: checks an access token exactly as an API protected by m2m-resource would, and
-//! prints the verified claims as JSON (or the reason it was refused, exit 1).
+//! prints the verified claims as JSON (or the reason it was refused, exit 1). With
+//! `--dpop-proof` the token is checked as a DPoP-bound token sent with that proof, for the request
+//! `--method` `--url`, by the same m2m-resource code as `m2m gateway --dpop`.
 
 use m2m_core::jwk::Jwks;
 use m2m_discovery::parse_jwks;
-use m2m_resource::{Refusal, TrustedIssuer, Verifier};
+use m2m_resource::{Caller, DpopMode, DpopSettings, Refusal, TrustedIssuer, Verifier};
 
 use crate::cli::VerifyArgs;
 use crate::commands::decode::read_token;
@@ -23,10 +25,13 @@ pub(crate) fn run(args: &VerifyArgs) -> CliResult {
         .build()
         .map_err(|e| CliError::local(e.to_string()))?;
     let scopes: Vec<&str> = args.scopes.iter().map(String::as_str).collect();
-    let result = runtime()?.block_on(verifier.verify(&token, &scopes));
+    let result = runtime()?.block_on(check(&verifier, &token, &scopes, args));
     match result {
         Ok(caller) => {
-            let claims = serde_json::Value::Object(caller.claims().clone());
+            let mut claims = serde_json::Value::Object(caller.claims().clone());
+            if let Some(jkt) = caller.dpop_jkt() {
+                claims["_dpop"] = serde_json::json!({ "jkt": jkt });
+            }
             let text = serde_json::to_string_pretty(&claims)
                 .map_err(|e| CliError::local(format!("cannot print the claims: {e}")))?;
             print_result(&text)
@@ -36,13 +41,34 @@ pub(crate) fn run(args: &VerifyArgs) -> CliResult {
             format!("cannot verify: the issuer's keys are unavailable: {why}"),
         )),
         Err(refusal) => {
-            let reason = refusal.reason().map_or("request", |r| r.as_str());
+            let reason = refusal.reason_name().unwrap_or("request");
+            let what = if refusal.dpop_reason().is_some() {
+                "DPoP proof"
+            } else {
+                "token"
+            };
             Err(CliError::findings(format!(
-                "token refused ({reason}): {}",
+                "{what} refused ({reason}): {}",
                 refusal.description()
             )))
         }
     }
+}
+
+/// The token as a Bearer token, or with `--dpop-proof` as a DPoP-bound one: token checks, the
+/// proof (for `--method` `--url`), then the scopes — the layer's order.
+async fn check(
+    verifier: &Verifier,
+    token: &str,
+    scopes: &[&str],
+    args: &VerifyArgs,
+) -> Result<Caller, Refusal> {
+    let (Some(proof), Some(method), Some(url)) = (&args.dpop_proof, &args.method, &args.url) else {
+        return verifier.verify(token, scopes).await;
+    };
+    DpopSettings::new(DpopMode::Required)
+        .verify_request(verifier, token, proof.trim(), method, url, scopes)
+        .await
 }
 
 /// The issuer to trust with its keys: by discovery, or from `--jwks` (a file, or a jwks_uri URL).
