@@ -68,7 +68,7 @@ impl ResourceMetadata {
         self.scopes_supported = scopes;
         self
     }
-    /// `dpop_bound_access_tokens_required` (for when DPoP verification exists).
+    /// `dpop_bound_access_tokens_required`: set in DPoP mode `required` (docs/dpop.md).
     pub fn dpop_bound_access_tokens_required(mut self, required: bool) -> Self {
         self.dpop_bound_access_tokens_required = required;
         self
