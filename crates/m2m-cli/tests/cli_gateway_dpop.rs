@@ -221,6 +221,12 @@ fn dpop_required_forwards_a_bound_token_with_its_proof_and_refuses_the_rest() {
         true,
         "{body}"
     );
+    // And which proof algorithms to use (RFC 9728 §2), the challenge's `algs`.
+    let algs = json(&body)["dpop_signing_alg_values_supported"].clone();
+    assert!(
+        algs.as_array().unwrap().iter().any(|a| a == "ES256"),
+        "{body}"
+    );
 }
 
 #[test]

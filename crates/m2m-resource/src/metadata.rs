@@ -23,6 +23,7 @@ pub struct ResourceMetadata {
     authorization_servers: Vec<String>,
     scopes_supported: Vec<String>,
     dpop_bound_access_tokens_required: bool,
+    dpop_signing_alg_values_supported: Vec<String>,
 }
 
 impl ResourceMetadata {
@@ -61,6 +62,7 @@ impl ResourceMetadata {
             authorization_servers,
             scopes_supported: Vec::new(),
             dpop_bound_access_tokens_required: false,
+            dpop_signing_alg_values_supported: Vec::new(),
         }
     }
     /// `scopes_supported`.
@@ -71,6 +73,13 @@ impl ResourceMetadata {
     /// `dpop_bound_access_tokens_required`: set in DPoP mode `required` (docs/dpop.md).
     pub fn dpop_bound_access_tokens_required(mut self, required: bool) -> Self {
         self.dpop_bound_access_tokens_required = required;
+        self
+    }
+    /// `dpop_signing_alg_values_supported` (RFC 9728 §2): the proof algorithms a resource that
+    /// accepts DPoP takes, so a client can pick one before its first request is refused. Empty
+    /// (the default, and DPoP mode `bearer`) leaves the member out.
+    pub fn dpop_signing_alg_values_supported(mut self, algs: Vec<String>) -> Self {
+        self.dpop_signing_alg_values_supported = algs;
         self
     }
     /// The resource identifier.
@@ -90,6 +99,10 @@ impl ResourceMetadata {
         }
         if self.dpop_bound_access_tokens_required {
             doc["dpop_bound_access_tokens_required"] = json!(true);
+        }
+        if !self.dpop_signing_alg_values_supported.is_empty() {
+            doc["dpop_signing_alg_values_supported"] =
+                json!(self.dpop_signing_alg_values_supported);
         }
         doc
     }
@@ -157,5 +170,12 @@ mod tests {
         assert_eq!(d["bearer_methods_supported"][0], "header");
         assert_eq!(d["scopes_supported"][0], "read");
         assert!(d.get("dpop_bound_access_tokens_required").is_none());
+        assert!(d.get("dpop_signing_alg_values_supported").is_none());
+        let d = m
+            .dpop_bound_access_tokens_required(true)
+            .dpop_signing_alg_values_supported(vec!["ES256".to_owned()])
+            .document();
+        assert_eq!(d["dpop_bound_access_tokens_required"], true);
+        assert_eq!(d["dpop_signing_alg_values_supported"][0], "ES256");
     }
 }

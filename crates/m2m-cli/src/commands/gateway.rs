@@ -66,7 +66,15 @@ pub(crate) fn run(args: &GatewayArgs) -> CliResult {
     let metadata = ResourceMetadata::from_identifier(&args.audience, vec![args.issuer.clone()])
         .map_err(|e| CliError::usage(format!("--audience: {:?} is not a URL: {e}", args.audience)))?
         .scopes_supported(policy.scopes_supported())
-        .dpop_bound_access_tokens_required(dpop.mode() == DpopMode::Required);
+        .dpop_bound_access_tokens_required(dpop.mode() == DpopMode::Required)
+        .dpop_signing_alg_values_supported(if dpop.mode() == DpopMode::Bearer {
+            Vec::new()
+        } else {
+            dpop.algorithms()
+                .iter()
+                .map(|a| a.name().to_owned())
+                .collect()
+        });
     let issuer = trusted_issuer(&args.issuer, args.jwks.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
