@@ -7,14 +7,12 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use m2m_core::validate::{Reason, Rejection, TokenForm};
 
-use super::{SuccessBody, granted_scopes, issue_bound, requested_resource, space_separated};
 use crate::refusal::{Refusal, rate_limit};
 use crate::registry::Client;
-use crate::response::json_response;
 use crate::state::AppState;
 use crate::trust::TrustGrant;
 use crate::trust::verify::{record_jti, verify_token};
@@ -86,28 +84,7 @@ pub(super) async fn jwt_bearer_flow(
         .await
         .map_err(invalid_grant)?;
     let jkt = dpop::bind(state, &client, proof, now).await?;
-    let scopes = granted_scopes(&client, form.scope.as_deref())?;
-    let resource = requested_resource(&client, &form.extra)?;
-    let lifetime = client
-        .token_lifetime
-        .unwrap_or(state.config.access_token_lifetime);
-    let scope = space_separated(&scopes);
-    let issued = issue_bound(
-        state,
-        &client,
-        scope.as_deref(),
-        resource,
-        lifetime,
-        jkt.as_deref(),
-        now,
-    )?;
-    let body = SuccessBody {
-        access_token: &issued.token,
-        token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
-        expires_in: issued.expires_in,
-        scope: scope.as_deref(),
-    };
-    Ok((json_response(StatusCode::OK, &body), client.id.clone()))
+    super::answer(state, &client, form, jkt.as_deref(), now)
 }
 
 /// The grant's answer for a refused token: `invalid_grant` (store and rate-limit refusals stay).

@@ -11,17 +11,17 @@ use std::time::{Duration, Instant};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use m2m_core::clock::UnixTime;
-use m2m_core::validate::{Reason, Rejection};
+use m2m_core::validate::{Reason, Rejection, TokenForm};
 
 use crate::body::{coalesce_writes, content_type, read_body};
 use crate::config::Profile;
 use crate::refusal::{Refusal, log_refusal};
 use crate::registry::Client;
 use crate::request_id::RequestId;
-use crate::response::{add_basic_challenge, method_not_allowed, rejection_response};
+use crate::response::{add_basic_challenge, json_response, method_not_allowed, rejection_response};
 use crate::state::AppState;
 
 /// The rfc profile's success body (RFC 6749 §5.1). Structs, not JSON maps, for the success
@@ -168,6 +168,41 @@ fn requested_resource<'f>(
         requested = Some(value);
     }
     Ok(requested)
+}
+
+/// The rfc profile's success answer, whichever grant got here (client credentials or
+/// jwt-bearer): the granted scopes, the RFC 8707 resource, the client's lifetime, the token
+/// (bound to `jkt` when a DPoP proof was accepted) and its RFC 6749 §5.1 body. `Ok` carries the
+/// response and the client id (for the log).
+fn answer(
+    state: &AppState,
+    client: &Client,
+    form: &TokenForm,
+    jkt: Option<&str>,
+    now: UnixTime,
+) -> Result<(Response, String), Refusal> {
+    let scopes = granted_scopes(client, form.scope.as_deref())?;
+    let resource = requested_resource(client, &form.extra)?;
+    let lifetime = client
+        .token_lifetime
+        .unwrap_or(state.config.access_token_lifetime);
+    let scope = space_separated(&scopes);
+    let issued = issue_bound(
+        state,
+        client,
+        scope.as_deref(),
+        resource,
+        lifetime,
+        jkt,
+        now,
+    )?;
+    let body = SuccessBody {
+        access_token: &issued.token,
+        token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
+        expires_in: issued.expires_in,
+        scope: scope.as_deref(),
+    };
+    Ok((json_response(StatusCode::OK, &body), client.id.clone()))
 }
 
 /// Signs the access token; a signing failure is a 500 (logged, never shown). `resource`, when

@@ -2,14 +2,12 @@
 //! (which applies the rate limit before the replay insert) → scopes → token, in the order docs/protocol.md fixes;
 //! a DPoP proof is checked before client authentication and bound after it (`crate::dpop`).
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use m2m_core::validate::parse_token_form;
 use m2m_core::wire::GRANT_JWT_BEARER;
 
-use super::{SuccessBody, granted_scopes, issue_bound, requested_resource, space_separated};
 use crate::refusal::Refusal;
-use crate::response::json_response;
 use crate::state::AppState;
 use crate::{client_auth, dpop};
 
@@ -36,26 +34,5 @@ pub(super) async fn rfc_flow(
         .await?
         .client;
     let jkt = dpop::bind(state, &client, proof, now).await?;
-    let scopes = granted_scopes(&client, form.scope.as_deref())?;
-    let resource = requested_resource(&client, &form.extra)?;
-    let lifetime = client
-        .token_lifetime
-        .unwrap_or(state.config.access_token_lifetime);
-    let scope = space_separated(&scopes);
-    let issued = issue_bound(
-        state,
-        &client,
-        scope.as_deref(),
-        resource,
-        lifetime,
-        jkt.as_deref(),
-        now,
-    )?;
-    let body = SuccessBody {
-        access_token: &issued.token,
-        token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
-        expires_in: issued.expires_in,
-        scope: scope.as_deref(),
-    };
-    Ok((json_response(StatusCode::OK, &body), client.id.clone()))
+    super::answer(state, &client, &form, jkt.as_deref(), now)
 }
