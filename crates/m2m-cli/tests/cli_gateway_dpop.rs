@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,7 +18,9 @@ use m2m_core::jws::EncodedHeader;
 use m2m_core::key::{KeySpec, PrivateKey};
 use m2m_core::signer::KeySigner;
 use support::upstream::{self, Upstream};
-use support::{Sandbox, ServerProcess, closed_port, stderr, stdout, wait_until_listening};
+use support::{
+    Sandbox, ServerProcess, closed_port, headers, request, stderr, stdout, wait_until_listening,
+};
 
 const ISSUER: &str = "https://as.example.com";
 
@@ -97,32 +98,6 @@ fn start(extra: &[&str]) -> Gateway {
         _process: process,
         port,
     }
-}
-
-/// One HTTP/1.1 request with `Host: 127.0.0.1:PORT` and extra headers: (status, head, body).
-fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
-    for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
-    }
-    text.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(text.as_bytes()).unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    (status, head.to_owned(), body.to_owned())
-}
-
-/// Every value of header `name` in a response head.
-fn headers(head: &str, name: &str) -> Vec<String> {
-    head.lines()
-        .filter_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
-        .collect()
 }
 
 /// The body of a chunked response, de-chunked (enough for the small JSON answers here).

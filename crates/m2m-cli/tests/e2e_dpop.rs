@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
 use std::process::Stdio;
 use std::sync::Arc;
 
@@ -18,7 +17,9 @@ use m2m_core::dpop::{ProofBuilder, ProofInput};
 use m2m_core::key::{KeySpec, PrivateKey};
 use serde_json::Value;
 use support::upstream;
-use support::{Sandbox, ServerProcess, closed_port, stderr, stdout, wait_until_listening};
+use support::{
+    Sandbox, ServerProcess, closed_port, headers, request, stderr, stdout, wait_until_listening,
+};
 
 fn now() -> UnixTime {
     UnixTime::from_secs(
@@ -29,28 +30,9 @@ fn now() -> UnixTime {
     )
 }
 
-/// One HTTP/1.1 request with extra headers: (status, head).
-fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
-    for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
-    }
-    text.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(text.as_bytes()).unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let head = response.split_once("\r\n\r\n").unwrap().0.to_owned();
-    (status, head)
-}
-
+/// Every challenge of a response head, joined.
 fn challenge(head: &str) -> String {
-    head.lines()
-        .filter(|l| l.to_ascii_lowercase().starts_with("www-authenticate:"))
-        .map(|l| l["www-authenticate:".len()..].trim().to_owned())
-        .collect::<Vec<_>>()
-        .join(" | ")
+    headers(head, "www-authenticate").join(" | ")
 }
 
 #[test]
@@ -164,7 +146,7 @@ fn a_bound_token_from_m2m_serve_works_through_the_gateway_only_with_its_key() {
     };
     let dpop_auth = format!("DPoP {token}");
     let refused = |headers: &[(&str, &str)], method: &str, why: &str| {
-        let (status, head) = request(gw_port, method, "/headers", headers);
+        let (status, head, _) = request(gw_port, method, "/headers", headers);
         assert_eq!(status, 401, "{why}: {head}");
         let c = challenge(&head);
         assert!(c.contains("DPoP"), "{why}: {c}");
@@ -172,7 +154,7 @@ fn a_bound_token_from_m2m_serve_works_through_the_gateway_only_with_its_key() {
 
     // A good proof by hand: 200; the same proof again: replayed, 401.
     let good = proof_for(&dpop_key, "GET", &api);
-    let (status, head) = request(
+    let (status, head, _) = request(
         gw_port,
         "GET",
         "/headers",

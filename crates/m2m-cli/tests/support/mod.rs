@@ -225,6 +225,38 @@ pub fn http(port: u16, method: &str, path: &str, form: &str) -> (u16, String) {
     (status, body)
 }
 
+/// One HTTP/1.1 request with `Host: 127.0.0.1:PORT` and extra headers: (status, head, body).
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
+    s.write_all(text.as_bytes()).unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// Every value of header `name` in a response head.
+pub fn headers(head: &str, name: &str) -> Vec<String> {
+    head.lines()
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+        .collect()
+}
+
 /// `m2m serve` (rfc profile, memory replay store) with client `svc` registered from a fresh
 /// key, plus the test API trusting its keys: what the `call` and `proxy` tests run against.
 pub struct Stack {
