@@ -350,6 +350,74 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// Streams 1 GiB up (`POST /upload` in 64 KiB writes, the test API answers the byte count) and
+/// 1 GiB down (`GET download_url`, read chunk by chunk) through the forwarder listening on
+/// `port` (process `pid`), with `authorization` on both requests when given, and checks that
+/// its RSS, sampled from /proc every 20 ms, stays within 64 MiB of where it started: a proxy
+/// that buffered a body would grow by the body.
+pub fn assert_streams_a_gib_each_way_in_flat_memory(
+    pid: u32,
+    port: u16,
+    authorization: Option<&str>,
+    download_url: &str,
+) {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const SIZE: u64 = 1024 * 1024 * 1024;
+    let baseline = rss_kib(pid);
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut max = 0;
+            while !done.load(Ordering::Relaxed) {
+                max = max.max(rss_kib(pid));
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            max
+        })
+    };
+    let auth_line = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /upload HTTP/1.1\r\nHost: x\r\n{auth_line}Connection: close\r\n\
+         Content-Length: {SIZE}\r\n\r\n"
+    )
+    .unwrap();
+    let piece = vec![7u8; 64 * 1024];
+    for _ in 0..SIZE / piece.len() as u64 {
+        s.write_all(&piece).unwrap();
+    }
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(&SIZE.to_string()), "{response}");
+    let received = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut request = reqwest::Client::new().get(format!("{download_url}/download/{SIZE}"));
+        if let Some(a) = authorization {
+            request = request.header("authorization", a);
+        }
+        let mut r = request.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let mut n = 0u64;
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            n += chunk.len() as u64;
+        }
+        n
+    });
+    assert_eq!(received, SIZE);
+    done.store(true, Ordering::Relaxed);
+    let max = sampler.join().unwrap();
+    assert!(
+        max < baseline + 64 * 1024,
+        "RSS grew from {baseline} KiB to {max} KiB while streaming 2 x 1 GiB"
+    );
+}
+
 /// Reads the test API's `/sse` answer (three events, sent 400 ms apart) as it arrives and checks
 /// that each event came on its own, not all at the end: what MCP's Streamable HTTP needs from
 /// anything between client and server.
