@@ -69,7 +69,38 @@ impl ApiAuthorization {
     pub fn scheme(&self) -> &'static str {
         if self.proof.is_some() { DPOP } else { "Bearer" }
     }
+
+    /// Puts these headers on a request: `Authorization`, and the `DPoP` proof (or no `DPoP`
+    /// header at all for a bearer token, so a retried request never carries a stale proof).
+    /// Both are marked sensitive, which keeps them out of `Debug` output and HTTP/2 indexing.
+    pub fn apply_to(
+        &self,
+        headers: &mut reqwest::header::HeaderMap,
+    ) -> Result<(), InvalidTokenChars> {
+        use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+        let sensitive = |value: &str| {
+            let mut value = HeaderValue::from_str(value).map_err(|_| InvalidTokenChars)?;
+            value.set_sensitive(true);
+            Ok::<_, InvalidTokenChars>(value)
+        };
+        headers.insert(AUTHORIZATION, sensitive(&self.authorization)?);
+        let dpop = HeaderName::from_static("dpop");
+        match self.dpop() {
+            Some(proof) => {
+                headers.insert(dpop, sensitive(proof)?);
+            }
+            None => {
+                headers.remove(dpop);
+            }
+        }
+        Ok(())
+    }
 }
+
+/// The token holds characters an HTTP header cannot carry (the message never shows them).
+#[derive(Debug, thiserror::Error)]
+#[error("the access token contains characters that are not allowed in an HTTP header")]
+pub struct InvalidTokenChars;
 
 /// The headers for one request `method url` with `access_token`: with `dpop` (the key the
 /// token is bound to) `DPoP <token>` and a fresh proof carrying `ath` and `nonce`; without,

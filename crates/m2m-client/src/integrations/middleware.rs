@@ -10,7 +10,7 @@
 //! a `401` asking for a DPoP nonce is retried once with the nonce and the same token.
 
 use http::Extensions;
-use http::header::{AUTHORIZATION, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use http::header::WWW_AUTHENTICATE;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
@@ -58,17 +58,8 @@ impl BearerMiddleware {
             .calls
             .authorize(token, request.method().as_str(), request.url().as_str())
             .map_err(reqwest_middleware::Error::middleware)?;
-        let headers = request.headers_mut();
-        headers.insert(AUTHORIZATION, sensitive(auth.authorization())?);
-        let dpop = HeaderName::from_static("dpop");
-        match auth.dpop() {
-            Some(proof) => {
-                headers.insert(dpop, sensitive(proof)?);
-            }
-            None => {
-                headers.remove(dpop);
-            }
-        }
+        auth.apply_to(request.headers_mut())
+            .map_err(reqwest_middleware::Error::middleware)?;
         Ok(())
     }
 
@@ -87,21 +78,6 @@ impl BearerMiddleware {
         )
     }
 }
-
-/// A header value marked sensitive (left out of hyper's logs and `Debug`).
-fn sensitive(value: &str) -> reqwest_middleware::Result<HeaderValue> {
-    let mut value = HeaderValue::from_str(value).map_err(|_| {
-        // The message never includes the token.
-        reqwest_middleware::Error::middleware(InvalidTokenChars)
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-/// The token holds characters an HTTP header cannot carry.
-#[derive(Debug, thiserror::Error)]
-#[error("the access token contains characters that are not allowed in an HTTP header")]
-struct InvalidTokenChars;
 
 #[async_trait::async_trait]
 impl Middleware for BearerMiddleware {

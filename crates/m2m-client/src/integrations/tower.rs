@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::{AUTHORIZATION, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use http::header::WWW_AUTHENTICATE;
 use http::{HeaderMap, Request, Response};
 use tower::{Layer, Service};
 
@@ -124,24 +124,8 @@ impl<S, M> BearerService<S, M> {
 fn authorize<B>(calls: &ApiCalls, request: &mut Request<B>, token: &Token) -> Result<(), BoxError> {
     let url = request.uri().to_string();
     let auth = calls.authorize(token, request.method().as_str(), &url)?;
-    let headers = request.headers_mut();
-    headers.insert(AUTHORIZATION, sensitive(auth.authorization())?);
-    let dpop = HeaderName::from_static("dpop");
-    match auth.dpop() {
-        Some(proof) => {
-            headers.insert(dpop, sensitive(proof)?);
-        }
-        None => {
-            headers.remove(dpop);
-        }
-    }
+    auth.apply_to(request.headers_mut())?;
     Ok(())
-}
-
-fn sensitive(value: &str) -> Result<HeaderValue, InvalidTokenChars> {
-    let mut value = HeaderValue::from_str(value).map_err(|_| InvalidTokenChars)?;
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 /// What the answer means (see [`ApiCalls::answered`]).
@@ -157,11 +141,6 @@ fn answered(calls: &ApiCalls, token: &Token, url: &str, status: u16, headers: &H
         headers.get("dpop-nonce").and_then(|v| v.to_str().ok()),
     )
 }
-
-/// The token holds characters an HTTP header cannot carry.
-#[derive(Debug, thiserror::Error)]
-#[error("the access token contains characters that are not allowed in an HTTP header")]
-struct InvalidTokenChars;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BearerService<S, NoRetry>
 where
