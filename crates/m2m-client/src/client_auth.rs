@@ -207,28 +207,12 @@ impl ClientAuth {
                 )
                 .into())
             }
-            ClientAuth::PrivateKeyJwt(builder) => {
-                let assertion = builder.build(now).map_err(Error::Assertion)?;
-                Ok(AuthParts {
-                    form: vec![
-                        ("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()),
-                        ("client_assertion", assertion.as_str().to_owned()),
-                    ],
-                    headers: Vec::new(),
-                    jti: Some(assertion.jti),
-                })
-            }
-            ClientAuth::ClientSecretJwt(builder) => {
-                let assertion = builder.build(now).map_err(Error::Assertion)?;
-                Ok(AuthParts {
-                    form: vec![
-                        ("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()),
-                        ("client_assertion", assertion.as_str().to_owned()),
-                    ],
-                    headers: Vec::new(),
-                    jti: Some(assertion.jti),
-                })
-            }
+            ClientAuth::PrivateKeyJwt(builder) => Ok(signed_assertion(
+                builder.build(now).map_err(Error::Assertion)?,
+            )),
+            ClientAuth::ClientSecretJwt(builder) => Ok(signed_assertion(
+                builder.build(now).map_err(Error::Assertion)?,
+            )),
             ClientAuth::ClientSecretBasic { client_id, secret } => Ok(AuthParts {
                 form: Vec::new(),
                 headers: vec![("authorization".to_owned(), basic_header(client_id, secret)?)],
@@ -243,6 +227,19 @@ impl ClientAuth {
                 jti: None,
             }),
         }
+    }
+}
+
+/// The form fields of a client assertion we signed (RFC 7523 §2.2), either method; its `jti`
+/// is kept for the log.
+fn signed_assertion(assertion: m2m_core::assertion::Assertion) -> AuthParts {
+    AuthParts {
+        form: vec![
+            ("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()),
+            ("client_assertion", assertion.as_str().to_owned()),
+        ],
+        headers: Vec::new(),
+        jti: Some(assertion.jti),
     }
 }
 
