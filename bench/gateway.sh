@@ -70,12 +70,12 @@ run() {
 }
 to_us() { python3 -c "import sys,re; v=sys.argv[1]; n,u=re.match(r'([0-9.]+)(us|ms|s)',v).groups(); print(round(float(n)*{'us':1,'ms':1e3,'s':1e6}[u]))" "$1"; }
 
-nw=$(nginx_worker)
-c0=$(cpu_us "$nw")
+uw=$(upstream_worker)
+c0=$(cpu_us "$uw")
 read -r d_rps d_p50 d_p99 d_bad <<<"$(run direct "$up_port" "$DURATION")"
-c1=$(cpu_us "$nw")
+c1=$(cpu_us "$uw"); n1=$(nginx_cpu_us)
 read -r n_rps n_p50 n_p99 n_bad <<<"$(run nginx "$nginx_port" "$DURATION")"
-c2=$(cpu_us "$nw"); m0=$(cpu_us "$gw_pid")
+n2=$(nginx_cpu_us); m0=$(cpu_us "$gw_pid")
 read -r m_rps m_p50 m_p99 m_bad <<<"$(run m2m "$gw_port" "$DURATION")"
 m1=$(cpu_us "$gw_pid")
 
@@ -88,7 +88,7 @@ import sys
 m, n, mp, np_, dp = map(float, sys.argv[1:])
 print(f"m2m/nginx rate: {m / n * 100:.1f} %   added p50: m2m {mp - dp:.0f} us, nginx {np_ - dp:.0f} us")
 PY
-cpu_report m2m-gateway $((c1 - c0)) "$d_rps" $((c2 - c1)) "$n_rps" $((m1 - m0)) "$m_rps"
+cpu_report m2m-gateway $((c1 - c0)) "$d_rps" $((n2 - n1)) "$n_rps" $((m1 - m0)) "$m_rps"
 
 # Soak: continuous load through the gateway; RSS sampled at SOAK1 and SOAK2 seconds.
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$gw_pid/status"; }

@@ -24,7 +24,9 @@ work="$(mktemp -d)"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [[ -f "$work/nginx.pid" ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  for f in nginx.pid upstream.pid; do
+    [[ -f "$work/$f" ]] && kill "$(cat "$work/$f")" 2>/dev/null || true
+  done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -35,41 +37,67 @@ wait_port() { for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$1/
 
 up_port=$(free_port); nginx_port=$(free_port); m2m_port=$(free_port); as_port=$(free_port)
 
-# nginx: the trivial upstream and the proxy_pass reference, one worker pinned to core 0.
-mkdir -p "$work/nginx"
-cat > "$work/nginx.conf" <<CONF
+# nginx twice, each one worker pinned to core 0: the trivial upstream, and the proxy_pass
+# yardstick in a process of its own. A proxy is a process apart from the API it fronts, so it
+# hands every request to another process and waits for the answer (wake-ups and context switches
+# on the shared core); one nginx worker serving both would answer its own upstream requests in
+# the same event loop and never pay that. SHARED_WORKER=1 runs both in one worker instead (the
+# layout of the figures before 2026-12-07 22:30 UTC, kept to compare).
+SHARED_WORKER="${SHARED_WORKER:-0}"
+mkdir -p "$work/nginx" "$work/upstream"
+nginx_conf() { # nginx_conf DIR PIDFILE SERVERS...
+  local dir=$1 pidfile=$2; shift 2
+  cat <<CONF
 worker_processes 1;
 worker_cpu_affinity 01;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log warn;
+pid $pidfile;
+error_log $dir/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  upstream trivial { server 127.0.0.1:$up_port; keepalive 64; }
-  server { listen 127.0.0.1:$up_port; location / { client_body_buffer_size 16k; return 200 "ok\n"; } }
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  $*
+}
+CONF
+}
+upstream_server="server { listen 127.0.0.1:$up_port; location / { client_body_buffer_size 16k; return 200 \"ok\\n\"; } }"
+proxy_server="upstream trivial { server 127.0.0.1:$up_port; keepalive 64; }
   server {
     listen 127.0.0.1:$nginx_port;
     location / {
       proxy_pass http://trivial;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection \"\";
       ${NGINX_EXTRA:-}
     }
-  }
-}
-CONF
+  }"
+if [[ "$SHARED_WORKER" == 1 ]]; then
+  nginx_conf "$work/nginx" "$work/nginx.pid" "$upstream_server" "$proxy_server" > "$work/nginx.conf"
+else
+  nginx_conf "$work/upstream" "$work/upstream.pid" "$upstream_server" > "$work/upstream.conf"
+  nginx_conf "$work/nginx" "$work/nginx.pid" "$proxy_server" > "$work/nginx.conf"
+  "$NGINX" -c "$work/upstream.conf" -p "$work/upstream" 2>/dev/null
+fi
 "$NGINX" -c "$work/nginx.conf" -p "$work/nginx" 2>/dev/null
 wait_port "$up_port"; wait_port "$nginx_port"
 
 # CPU time (µs, user + system) process $1 has used so far.
 cpu_us() { awk -v t="$(getconf CLK_TCK)" '{printf "%d\n", ($14 + $15) * 1e6 / t}' "/proc/$1/stat"; }
-# The pid of nginx's one worker (it serves both the upstream and the proxy_pass yardstick).
+# The pids of the one worker of the proxy_pass yardstick and of the upstream (the same process
+# under SHARED_WORKER=1).
 nginx_worker() { pgrep -P "$(cat "$work/nginx.pid")" | head -1; }
+upstream_worker() {
+  if [[ "$SHARED_WORKER" == 1 ]]; then nginx_worker; else pgrep -P "$(cat "$work/upstream.pid")" | head -1; fi
+}
+# CPU time (µs) the yardstick and the upstream have used so far, together (each process once).
+nginx_cpu_us() {
+  local nw uw; nw=$(nginx_worker); uw=$(upstream_worker)
+  if [[ "$nw" == "$uw" ]]; then cpu_us "$nw"; else echo $(( $(cpu_us "$nw") + $(cpu_us "$uw") )); fi
+}
 
 # cpu_report NAME UP_CPU D_RPS NGINX_CPU N_RPS M2M_CPU M_RPS: CPU per request on core 0 — the
 # upstream's (direct run), nginx proxy_pass's (its run minus the upstream's share), m2m's — and

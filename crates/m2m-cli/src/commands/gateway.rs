@@ -76,10 +76,8 @@ pub(crate) fn run(args: &GatewayArgs) -> CliResult {
                 .collect()
         });
     let issuer = trusted_issuer(&args.issuer, args.jwks.as_deref())?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::local(format!("cannot start the async runtime: {e}")))?;
+    // Serves many callers at once: a worker per core.
+    let rt = crate::commands::server_runtime()?;
     rt.block_on(async {
         let verifier = Verifier::builder(args.audience.clone())
             .issuer(issuer)

@@ -41,11 +41,8 @@ pub(crate) fn run(args: &ProxyArgs) -> CliResult {
     }
     let mut s = settings::resolve(&args.token.client, args.token.scope.as_deref())?;
     s.apply_dpop_flags(&args.token.dpop);
-    // Several threads: the proxy serves many callers at once.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::local(format!("cannot start the async runtime: {e}")))?;
+    // Serves many callers at once: a worker per core.
+    let rt = crate::commands::server_runtime()?;
     rt.block_on(async {
         let (client, _kid) = token_client(&s, args.token.timeout, args.token.attempts).await?;
         serve(client, upstream, &listen, admin.as_ref()).await
