@@ -16,7 +16,7 @@
 #   CONNECTIONS=32  wrk connections
 #   SOAK1=60 SOAK2=600   RSS sample points in seconds of continuous load through the proxy
 #                        (the SPEC asks 1 and 10 minutes; use 2 and 4 for a smoke run)
-#   M2M_BIN=PATH    the m2m binary (default: cargo build --release, target/release/m2m)
+#   M2M_BIN=PATH    the m2m binary (default: cargo build --profile release-lto, target/release-lto/m2m)
 #   NGINX=/usr/sbin/nginx
 # Needs: wrk, nginx, taskset, curl, python3 (free ports). Linux only (/proc).
 set -euo pipefail

@@ -13,8 +13,9 @@ SOAK2="${SOAK2:-600}"
 NGINX="${NGINX:-/usr/sbin/nginx}"
 
 if [[ -z "${M2M_BIN:-}" ]]; then
-  cargo build --release -p m2m-cli >&2
-  M2M_BIN="${CARGO_TARGET_DIR:-$repo/target}/release/m2m"
+  # The deployment build (Cargo.toml's release-lto profile), as what runs in front of an API.
+  cargo build --profile release-lto -p m2m-cli >&2
+  M2M_BIN="${CARGO_TARGET_DIR:-$repo/target}/release-lto/m2m"
 fi
 for tool in wrk taskset curl python3 "$NGINX"; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
