@@ -116,7 +116,7 @@ impl Server {
         let app = router(Arc::clone(&state));
         let (tx, rx) = oneshot::channel::<()>();
         let limits = crate::serve::ConnectionLimits::from_config(&state.config);
-        let task = tokio::spawn(crate::serve::serve(listener.into(), app, limits, async {
+        let task = tokio::spawn(crate::serve::serve_with_limits(listener, app, limits, async {
             let _ = rx.await;
         }));
         Ok(RunningServer {

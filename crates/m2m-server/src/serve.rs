@@ -16,8 +16,10 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::body::Incoming;
+use hyper::server::conn::http1::Builder;
+use hyper::service::Service;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -128,21 +130,51 @@ pub async fn serve_with_limits(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    serve(listener.into(), app, limits, shutdown).await
+    serve(listener.into(), TowerToHyperService::new(app), limits, shutdown).await
 }
 
-/// The loop behind [`serve_with_limits`].
-pub(crate) async fn serve<F: Future>(
+/// [`serve_with_limits`] for a hyper service rather than a router: for a listener that answers
+/// every request the same way (`m2m proxy` forwards them all), where routing would only cost
+/// time per request.
+pub async fn serve_service_with_limits<S, B>(
+    listener: impl Into<Listener>,
+    service: S,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    serve(listener.into(), service, limits, shutdown).await
+}
+
+/// The loop behind [`serve_with_limits`] and [`serve_service_with_limits`].
+pub(crate) async fn serve<F, S, B>(
     listener: Listener,
-    app: Router,
+    app: S,
     limits: ConnectionLimits,
     shutdown: F,
-) -> io::Result<()> {
-    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+) -> io::Result<()>
+where
+    F: Future,
+    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    // HTTP/1.1 only (see the module comment), on hyper's own HTTP/1 connection: the version
+    // sniffing wrapper of hyper-util's `auto` builder only cost time per request here.
+    let mut builder = Builder::new();
     // hyper starts this timer when it waits for a request's first byte, so it bounds both slow
     // headers and idle keep-alive connections.
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     let peers = PeerCap::new(limits.max_connections_per_ip);
@@ -204,14 +236,22 @@ pub(crate) async fn serve<F: Future>(
 }
 
 /// What serving one accepted connection needs from the loop.
-struct Conn<'a> {
-    builder: &'a Builder<TokioExecutor>,
-    app: &'a Router,
+struct Conn<'a, A> {
+    builder: &'a Builder,
+    app: &'a A,
     limits: ConnectionLimits,
     closing: watch::Receiver<bool>,
 }
 
-impl Conn<'_> {
+impl<A, B> Conn<'_, A>
+where
+    A: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    A::Future: Send + 'static,
+    A::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     /// Serves `stream` in a task of `connections`, holding `slot` (its place under the
     /// per-address cap) until the connection ends.
     fn spawn<S>(self, connections: &mut JoinSet<()>, stream: S, slot: Option<PeerSlot>)
@@ -219,10 +259,7 @@ impl Conn<'_> {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + ResetOnClose + Unpin + Send + 'static,
     {
         let io = TokioIo::new(StallGuard::new(stream, self.limits.write_stall_timeout));
-        let connection = self
-            .builder
-            .serve_connection(io, TowerToHyperService::new(self.app.clone()))
-            .into_owned();
+        let connection = self.builder.serve_connection(io, self.app.clone());
         let mut closing = self.closing;
         let lifetime = self.limits.max_connection_lifetime;
         connections.spawn(async move {

@@ -152,7 +152,7 @@ async fn serve(
         "m2m gateway",
         listen,
         admin,
-        router,
+        forward::App::<IdentityHook>::Router(router),
         &metrics,
         ConnectionLimits::default(),
         &upstream,

@@ -75,7 +75,7 @@ async fn serve(
         "m2m proxy",
         listen,
         admin,
-        forwarder.router(),
+        forward::App::Forwarder(forwarder.service()),
         &metrics,
         limits,
         &upstream,

@@ -7,6 +7,15 @@ use std::path::{Path, PathBuf};
 
 use axum::Router;
 use m2m_server::{ConnectionLimits, Listener};
+
+use super::{ForwardService, Hook};
+
+/// What a listener serves: a router (the gateway: its own routes and layers in front of the
+/// forwarder) or a forwarder alone (the proxy).
+pub(crate) enum App<H> {
+    Router(Router),
+    Forwarder(ForwardService<H>),
+}
 use tokio::sync::watch;
 
 /// A parsed `--listen` value.
@@ -137,29 +146,36 @@ fn bind_unix(path: &Path) -> Result<Bound, String> {
     })
 }
 
-/// Serves `router` on `bound` until `shutdown`, then removes the socket file, if any.
-pub(crate) async fn serve(
+/// Serves `app` on `bound` until `shutdown`, then removes the socket file, if any.
+pub(crate) async fn serve<H: Hook>(
     bound: Bound,
-    router: Router,
+    app: App<H>,
     limits: ConnectionLimits,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    let result =
-        m2m_server::serve_with_limits(bound.listener, router, limits, shutdown.wait()).await;
+    let result = match app {
+        App::Router(router) => {
+            m2m_server::serve_with_limits(bound.listener, router, limits, shutdown.wait()).await
+        }
+        App::Forwarder(service) => {
+            m2m_server::serve_service_with_limits(bound.listener, service, limits, shutdown.wait())
+                .await
+        }
+    };
     if let Some(path) = bound.unix_path {
         let _ = std::fs::remove_file(path);
     }
     result
 }
 
-/// Serves `router` on `listen` (and the admin routes on `admin`) until SIGINT or SIGTERM, then
+/// Serves `app` on `listen` (and the admin routes on `admin`) until SIGINT or SIGTERM, then
 /// shuts down gracefully: what `m2m proxy` and `m2m gateway` run. `what` names the command in
 /// the log line that announces the listener.
-pub(crate) async fn serve_until_signal(
+pub(crate) async fn serve_until_signal<H: Hook>(
     what: &str,
     listen: &ListenAddr,
     admin: Option<&ListenAddr>,
-    router: Router,
+    app: App<H>,
     metrics: &std::sync::Arc<super::Metrics>,
     limits: ConnectionLimits,
     upstream: &url::Url,
@@ -171,11 +187,11 @@ pub(crate) async fn serve_until_signal(
     };
     let shutdown = Shutdown::new();
     tracing::info!(listen = %bound.shown, %upstream, admin = admin_bound.as_ref().map(|b| b.shown.as_str()), "{what} listening");
-    let main = tokio::spawn(serve(bound, router, limits, shutdown.clone()));
+    let main = tokio::spawn(serve(bound, app, limits, shutdown.clone()));
     let admin_task = admin_bound.map(|b| {
-        tokio::spawn(serve(
+        tokio::spawn(serve::<H>(
             b,
-            super::admin_router(std::sync::Arc::clone(metrics)),
+            App::Router(super::admin_router(std::sync::Arc::clone(metrics))),
             limits,
             shutdown.clone(),
         ))

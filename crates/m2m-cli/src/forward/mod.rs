@@ -16,7 +16,8 @@
 //! - `metrics`: the counters and their Prometheus text; `admin`: the `/healthz` and `/metrics`
 //!   listener.
 //! - `listen`: `--listen` addresses (loopback, `unix:PATH` with mode 0600) and serving a router
-//!   on them with `m2m serve`'s accept loop and time limits until shutdown.
+//!   or a [`ForwardService`] on them with `m2m serve`'s accept loop and time limits until
+//!   shutdown.
 
 mod admin;
 mod body;
@@ -26,7 +27,9 @@ mod metrics;
 mod pool;
 mod upstream;
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +42,7 @@ use url::Url;
 
 pub(crate) use admin::admin_router;
 pub(crate) use hop::strip_hop_by_hop;
-pub(crate) use listen::{ListenAddr, serve_until_signal};
+pub(crate) use listen::{App, ListenAddr, serve_until_signal};
 pub(crate) use metrics::Metrics;
 
 use body::SendBody;
@@ -113,11 +116,22 @@ impl<H: Hook> Forwarder<H> {
         })
     }
 
-    /// The router that forwards every request (any method, any path).
+    /// The router that forwards every request (any method, any path), for layers and routes
+    /// of its own in front (the gateway).
     pub(crate) fn router(self) -> Router {
         Router::new()
-            .fallback(forward::<H>)
+            .fallback(
+                |State(fwd): State<Arc<Forwarder<H>>>, request: Request| async move {
+                    forward(&fwd, request).await
+                },
+            )
             .with_state(Arc::new(self))
+    }
+
+    /// The forwarder served as it is, every request forwarded: what `m2m proxy` runs, where a
+    /// router in front would only add its own work per request.
+    pub(crate) fn service(self) -> ForwardService<H> {
+        ForwardService(Arc::new(self))
     }
 
     /// The upstream URL for a request's target: the upstream's path, then the request's path and
@@ -181,8 +195,31 @@ impl OutBody {
     }
 }
 
-/// The fallback handler: one request forwarded.
-async fn forward<H: Hook>(State(fwd): State<Arc<Forwarder<H>>>, request: Request) -> Response {
+/// A [`Forwarder`] as a hyper service (see [`Forwarder::service`]).
+#[derive(Debug)]
+pub(crate) struct ForwardService<H>(Arc<Forwarder<H>>);
+
+impl<H> Clone for ForwardService<H> {
+    fn clone(&self) -> Self {
+        ForwardService(Arc::clone(&self.0))
+    }
+}
+
+impl<H: Hook> hyper::service::Service<axum::http::Request<hyper::body::Incoming>>
+    for ForwardService<H>
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn call(&self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        let fwd = Arc::clone(&self.0);
+        Box::pin(async move { Ok(forward(&fwd, request.map(Body::new)).await) })
+    }
+}
+
+/// One request forwarded.
+async fn forward<H: Hook>(fwd: &Forwarder<H>, request: Request) -> Response {
     fwd.metrics.request();
     let (parts, body) = request.into_parts();
     let Some(url) = fwd.target(&parts.uri) else {
