@@ -92,8 +92,15 @@ impl RequireBearerLayer {
 
     /// The verified caller of `request`, or the refusal (the layer's decision, for callers that
     /// build their own service around it).
-    pub async fn authorize<B>(&self, request: &Request<B>) -> Result<Caller, Refusal> {
-        self.authorize_step(self.first_step(request)).await
+    ///
+    /// What the check needs is read from `request` before this returns, and the future does not
+    /// borrow it: a caller can hold the request (whose body is rarely `Sync`) across the await
+    /// and still have a `Send` future, without copying its parts aside first.
+    pub fn authorize<'s, B>(
+        &'s self,
+        request: &Request<B>,
+    ) -> impl Future<Output = Result<Caller, Refusal>> + Send + use<'s, B> {
+        self.authorize_step(self.first_step(request))
     }
 
     /// What can be decided without waiting: an already-verified caller, the token to verify (owned,

@@ -117,21 +117,29 @@ impl ResourceMetadata {
         Challenge::new().resource_metadata(self.url().as_str())
     }
 
-    /// A router serving the document at its RFC 9728 path and at the root well-known path (for
-    /// clients that only try the root). Merge it into the API's router, outside the layer.
+    /// The paths [`ResourceMetadata::router`] serves the document at: the root well-known path
+    /// (for clients that only try the root), then its RFC 9728 path when that is another one.
+    pub fn paths(&self) -> Vec<String> {
+        let root = format!("/{OAUTH_PROTECTED_RESOURCE}");
+        let derived = self.url().path().to_owned();
+        if derived == root {
+            vec![root]
+        } else {
+            vec![root, derived]
+        }
+    }
+
+    /// A router serving the document at its [`paths`](ResourceMetadata::paths). Merge it into
+    /// the API's router, outside the layer.
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         let body = self.document().to_string();
         let handler = move || {
             let body = body.clone();
             async move { document_response(body) }
         };
-        let derived = self.url().path().to_owned();
-        let root = format!("/{OAUTH_PROTECTED_RESOURCE}");
-        let mut router = Router::new().route(&root, get(handler.clone()));
-        if derived != root {
-            router = router.route(&derived, get(handler));
-        }
-        router
+        self.paths().iter().fold(Router::new(), |router, path| {
+            router.route(path, get(handler.clone()))
+        })
     }
 }
 

@@ -116,9 +116,14 @@ impl Server {
         let app = router(Arc::clone(&state));
         let (tx, rx) = oneshot::channel::<()>();
         let limits = crate::serve::ConnectionLimits::from_config(&state.config);
-        let task = tokio::spawn(crate::serve::serve_with_limits(listener, app, limits, async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(crate::serve::serve_with_limits(
+            listener,
+            app,
+            limits,
+            async {
+                let _ = rx.await;
+            },
+        ));
         Ok(RunningServer {
             local_addr,
             issuer,

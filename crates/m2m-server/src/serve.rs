@@ -130,7 +130,13 @@ pub async fn serve_with_limits(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    serve(listener.into(), TowerToHyperService::new(app), limits, shutdown).await
+    serve(
+        listener.into(),
+        TowerToHyperService::new(app),
+        limits,
+        shutdown,
+    )
+    .await
 }
 
 /// [`serve_with_limits`] for a hyper service rather than a router: for a listener that answers

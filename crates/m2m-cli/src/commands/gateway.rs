@@ -12,14 +12,19 @@
 //! The path rules ([`Policy`]) are pure; everything else is wiring of the engine, the layer and
 //! the metadata handler.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::Request as HttpRequest;
 use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::Response;
+use hyper::body::Incoming;
+use hyper_util::service::TowerToHyperService;
 use m2m_resource::dpop::used_scheme;
 use m2m_resource::{
     Caller, Challenge, DpopMode, DpopSettings, RedisProofStore, RequireBearerLayer,
@@ -146,13 +151,13 @@ async fn serve(
     admin: Option<&ListenAddr>,
 ) -> CliResult {
     let metrics = Arc::new(Metrics::gateway());
-    let router = router(setup, upstream.clone(), Arc::clone(&metrics))?;
+    let gateway = Gateway::new(setup, upstream.clone(), Arc::clone(&metrics))?;
     // The defaults of `m2m serve`, per-address cap included: a gateway faces many callers.
     forward::serve_until_signal(
         "m2m gateway",
         listen,
         admin,
-        forward::App::<IdentityHook>::Router(router),
+        gateway,
         &metrics,
         ConnectionLimits::default(),
         &upstream,
@@ -161,37 +166,74 @@ async fn serve(
     .map_err(CliError::local)
 }
 
-/// The RFC 9728 document's routes (answered by the gateway itself, no token needed), then
-/// everything else through the check and the forwarder.
-fn router(setup: Setup, upstream: Url, metrics: Arc<Metrics>) -> CliResult<Router> {
-    let hook = IdentityHook {
-        keep_authorization: setup.keep_authorization,
-    };
-    let forwarder =
-        Forwarder::new(upstream, hook, Arc::clone(&metrics)).map_err(CliError::local)?;
-    let layers = setup
-        .policy
-        .requirements
-        .iter()
-        .map(|scopes| {
-            RequireBearerLayer::new(setup.verifier.clone())
-                .require_scopes(scopes.iter().cloned())
-                .dpop(setup.dpop.clone())
-        })
-        .collect();
-    let gate = Arc::new(Gate {
-        policy: setup.policy,
-        layers,
-        challenge: setup
-            .metadata
-            .challenge()
-            .dpop(setup.dpop.mode(), setup.dpop.algorithms()),
-        metrics,
-    });
-    let checked = forwarder
-        .router()
-        .layer(middleware::from_fn_with_state(gate, check));
-    Ok(setup.metadata.router().merge(checked))
+/// The gateway as one hyper service: the RFC 9728 document's paths are answered by the gateway
+/// itself (no token needed); every other request goes through [`check`], then the forwarder.
+/// No router on the forwarded path: it would only add its own work per request
+/// (docs/benchmarks.md).
+#[derive(Clone)]
+struct Gateway(Arc<GatewayInner>);
+
+struct GatewayInner {
+    gate: Gate,
+    forwarder: Forwarder<IdentityHook>,
+    /// Where the RFC 9728 document is served ([`ResourceMetadata::paths`]), and its router.
+    metadata_paths: Vec<String>,
+    metadata: TowerToHyperService<Router>,
+}
+
+impl Gateway {
+    fn new(setup: Setup, upstream: Url, metrics: Arc<Metrics>) -> CliResult<Self> {
+        let hook = IdentityHook {
+            keep_authorization: setup.keep_authorization,
+        };
+        let forwarder =
+            Forwarder::new(upstream, hook, Arc::clone(&metrics)).map_err(CliError::local)?;
+        let layers = setup
+            .policy
+            .requirements
+            .iter()
+            .map(|scopes| {
+                RequireBearerLayer::new(setup.verifier.clone())
+                    .require_scopes(scopes.iter().cloned())
+                    .dpop(setup.dpop.clone())
+            })
+            .collect();
+        let gate = Gate {
+            policy: setup.policy,
+            layers,
+            challenge: setup
+                .metadata
+                .challenge()
+                .dpop(setup.dpop.mode(), setup.dpop.algorithms()),
+            metrics,
+        };
+        Ok(Gateway(Arc::new(GatewayInner {
+            gate,
+            forwarder,
+            metadata_paths: setup.metadata.paths(),
+            metadata: TowerToHyperService::new(setup.metadata.router()),
+        })))
+    }
+}
+
+impl hyper::service::Service<HttpRequest<Incoming>> for Gateway {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn call(&self, request: HttpRequest<Incoming>) -> Self::Future {
+        let request = request.map(Body::new);
+        if self
+            .0
+            .metadata_paths
+            .iter()
+            .any(|p| p == request.uri().path())
+        {
+            return Box::pin(self.0.metadata.call(request));
+        }
+        let inner = Arc::clone(&self.0);
+        Box::pin(async move { Ok(check(&inner, request).await) })
+    }
 }
 
 /// The per-request decision: the policy, one layer per scope requirement, the challenge.
@@ -204,8 +246,10 @@ struct Gate {
 }
 
 /// Verifies the request (unless its path is public) and puts the [`Caller`] in its extensions
-/// for the hook; a refusal is answered here with the RFC 6750 challenge, nothing sent upstream.
-async fn check(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {
+/// for the hook, then forwards it; a refusal is answered here with the RFC 6750 challenge,
+/// nothing sent upstream.
+async fn check(gw: &GatewayInner, mut request: Request) -> Response {
+    let gate = &gw.gate;
     let path = request.uri().path();
     if has_dot_segment(path) {
         // The forwarder's URL join would resolve it, so the upstream would see another path than
@@ -216,40 +260,18 @@ async fn check(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) 
     let index = match gate.policy.decide(path) {
         Access::Public => {
             gate.metrics.public();
-            return next.run(request).await;
+            return gw.forwarder.forward(request).await;
         }
         Access::Token(index) => index,
     };
     let Some(layer) = gate.layers.get(index) else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
     };
-    // The layer reads only the method, the target and the Authorization, DPoP and Host headers;
-    // the request itself (its body is not `Sync`) cannot be borrowed across the await of a
-    // `Send` future.
-    let mut probe = HttpRequest::new(());
-    *probe.method_mut() = request.method().clone();
-    *probe.uri_mut() = request.uri().clone();
-    for name in [
-        header::AUTHORIZATION,
-        HeaderName::from_static("dpop"),
-        header::HOST,
-    ] {
-        for value in request.headers().get_all(&name) {
-            probe.headers_mut().append(name.clone(), value.clone());
-        }
-    }
-    let used: Vec<&[u8]> = probe
-        .headers()
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    let used = used_scheme(&used);
-    match layer.authorize(&probe).await {
+    match layer.authorize(&request).await {
         Ok(caller) => {
             gate.metrics.verified();
             request.extensions_mut().insert(caller);
-            next.run(request).await
+            gw.forwarder.forward(request).await
         }
         Err(refusal) => {
             gate.metrics.request();
@@ -265,7 +287,14 @@ async fn check(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) 
                 .get(index)
                 .map(|s| s.iter().map(String::as_str).collect())
                 .unwrap_or_default();
-            gate.challenge.response_to(&refusal, &scopes, used)
+            let authorization: Vec<&[u8]> = request
+                .headers()
+                .get_all(header::AUTHORIZATION)
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect();
+            gate.challenge
+                .response_to(&refusal, &scopes, used_scheme(&authorization))
         }
     }
 }

@@ -75,7 +75,7 @@ async fn serve(
         "m2m proxy",
         listen,
         admin,
-        forward::App::Forwarder(forwarder.service()),
+        forwarder.service(),
         &metrics,
         limits,
         &upstream,

@@ -5,16 +5,36 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use axum::Router;
+use std::convert::Infallible;
+
+use axum::response::Response;
+use hyper::body::Incoming;
 use m2m_server::{ConnectionLimits, Listener};
 
-use super::{ForwardService, Hook};
+/// What a forwarding listener serves: a hyper service answering every request itself (the
+/// proxy's forwarder; the gateway's check in front of it), with no router on the request path.
+pub(crate) trait App:
+    hyper::service::Service<
+        axum::http::Request<Incoming>,
+        Response = Response,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
 
-/// What a listener serves: a router (the gateway: its own routes and layers in front of the
-/// forwarder) or a forwarder alone (the proxy).
-pub(crate) enum App<H> {
-    Router(Router),
-    Forwarder(ForwardService<H>),
+impl<T> App for T where
+    T: hyper::service::Service<
+            axum::http::Request<Incoming>,
+            Response = Response,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
 }
 use tokio::sync::watch;
 
@@ -147,21 +167,14 @@ fn bind_unix(path: &Path) -> Result<Bound, String> {
 }
 
 /// Serves `app` on `bound` until `shutdown`, then removes the socket file, if any.
-pub(crate) async fn serve<H: Hook>(
+async fn serve(
     bound: Bound,
-    app: App<H>,
+    app: impl App,
     limits: ConnectionLimits,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    let result = match app {
-        App::Router(router) => {
-            m2m_server::serve_with_limits(bound.listener, router, limits, shutdown.wait()).await
-        }
-        App::Forwarder(service) => {
-            m2m_server::serve_service_with_limits(bound.listener, service, limits, shutdown.wait())
-                .await
-        }
-    };
+    let result =
+        m2m_server::serve_service_with_limits(bound.listener, app, limits, shutdown.wait()).await;
     if let Some(path) = bound.unix_path {
         let _ = std::fs::remove_file(path);
     }
@@ -171,11 +184,11 @@ pub(crate) async fn serve<H: Hook>(
 /// Serves `app` on `listen` (and the admin routes on `admin`) until SIGINT or SIGTERM, then
 /// shuts down gracefully: what `m2m proxy` and `m2m gateway` run. `what` names the command in
 /// the log line that announces the listener.
-pub(crate) async fn serve_until_signal<H: Hook>(
+pub(crate) async fn serve_until_signal(
     what: &str,
     listen: &ListenAddr,
     admin: Option<&ListenAddr>,
-    app: App<H>,
+    app: impl App,
     metrics: &std::sync::Arc<super::Metrics>,
     limits: ConnectionLimits,
     upstream: &url::Url,
@@ -189,9 +202,11 @@ pub(crate) async fn serve_until_signal<H: Hook>(
     tracing::info!(listen = %bound.shown, %upstream, admin = admin_bound.as_ref().map(|b| b.shown.as_str()), "{what} listening");
     let main = tokio::spawn(serve(bound, app, limits, shutdown.clone()));
     let admin_task = admin_bound.map(|b| {
-        tokio::spawn(serve::<H>(
+        tokio::spawn(serve(
             b,
-            App::Router(super::admin_router(std::sync::Arc::clone(metrics))),
+            hyper_util::service::TowerToHyperService::new(super::admin_router(
+                std::sync::Arc::clone(metrics),
+            )),
             limits,
             shutdown.clone(),
         ))

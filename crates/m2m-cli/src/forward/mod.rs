@@ -15,9 +15,11 @@
 //! - `body`: the caller's body on its way upstream, kept or streamed (never collected).
 //! - `metrics`: the counters and their Prometheus text; `admin`: the `/healthz` and `/metrics`
 //!   listener.
-//! - `listen`: `--listen` addresses (loopback, `unix:PATH` with mode 0600) and serving a router
-//!   or a [`ForwardService`] on them with `m2m serve`'s accept loop and time limits until
-//!   shutdown.
+//! - `listen`: `--listen` addresses (loopback, `unix:PATH` with mode 0600) and serving a hyper
+//!   service (a `listen::App`: [`ForwardService`], or the gateway's check in front of
+//!   [`Forwarder::forward`]) on them with `m2m serve`'s accept loop and time limits until
+//!   shutdown. No router on the request path: every request is forwarded, so one would only
+//!   add its own work per request (docs/benchmarks.md).
 
 mod admin;
 mod body;
@@ -33,16 +35,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use url::Url;
 
 pub(crate) use admin::admin_router;
 pub(crate) use hop::strip_hop_by_hop;
-pub(crate) use listen::{App, ListenAddr, serve_until_signal};
+pub(crate) use listen::{ListenAddr, serve_until_signal};
 pub(crate) use metrics::Metrics;
 
 use body::SendBody;
@@ -114,18 +115,6 @@ impl<H: Hook> Forwarder<H> {
             hook,
             metrics,
         })
-    }
-
-    /// The router that forwards every request (any method, any path), for layers and routes
-    /// of its own in front (the gateway).
-    pub(crate) fn router(self) -> Router {
-        Router::new()
-            .fallback(
-                |State(fwd): State<Arc<Forwarder<H>>>, request: Request| async move {
-                    forward(&fwd, request).await
-                },
-            )
-            .with_state(Arc::new(self))
     }
 
     /// The forwarder served as it is, every request forwarded: what `m2m proxy` runs, where a
@@ -214,7 +203,15 @@ impl<H: Hook> hyper::service::Service<axum::http::Request<hyper::body::Incoming>
 
     fn call(&self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
         let fwd = Arc::clone(&self.0);
-        Box::pin(async move { Ok(forward(&fwd, request.map(Body::new)).await) })
+        Box::pin(async move { Ok(fwd.forward(request.map(Body::new)).await) })
+    }
+}
+
+impl<H: Hook> Forwarder<H> {
+    /// Forwards one request (any method, any path) and answers the upstream's response, or the
+    /// forwarder's own short error.
+    pub(crate) async fn forward(&self, request: Request) -> Response {
+        forward(self, request).await
     }
 }
 
