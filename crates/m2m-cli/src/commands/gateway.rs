@@ -18,8 +18,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::Request;
 use axum::http::Request as HttpRequest;
 use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
@@ -40,8 +38,9 @@ use crate::exit::{CliError, CliResult};
 use crate::forward::{self, Forwarder, Hook, ListenAddr, Metrics, plain};
 
 /// The identity headers the upstream reads. Whatever the caller sent under these names is
-/// removed from every request, public routes included, so the upstream can trust them.
-const IDENTITY_HEADERS: [HeaderName; 3] = [
+/// removed from every request, public routes included, so the upstream can trust them. A
+/// `static`: a `const` array would be built and dropped again at every use.
+static IDENTITY_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("x-m2m-client-id"),
     HeaderName::from_static("x-m2m-sub"),
     HeaderName::from_static("x-m2m-scope"),
@@ -222,7 +221,6 @@ impl hyper::service::Service<HttpRequest<Incoming>> for Gateway {
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn call(&self, request: HttpRequest<Incoming>) -> Self::Future {
-        let request = request.map(Body::new);
         if self
             .0
             .metadata_paths
@@ -248,7 +246,7 @@ struct Gate {
 /// Verifies the request (unless its path is public) and puts the [`Caller`] in its extensions
 /// for the hook, then forwards it; a refusal is answered here with the RFC 6750 challenge,
 /// nothing sent upstream.
-async fn check(gw: &GatewayInner, mut request: Request) -> Response {
+async fn check(gw: &GatewayInner, mut request: HttpRequest<Incoming>) -> Response {
     let gate = &gw.gate;
     let path = request.uri().path();
     if has_dot_segment(path) {
@@ -345,7 +343,7 @@ fn set_identity(
         return Ok(());
     };
     let scope = caller.scopes().join(" ");
-    let [client_id, sub, scope_name] = IDENTITY_HEADERS;
+    let [client_id, sub, scope_name] = &IDENTITY_HEADERS;
     for (name, value) in [
         (client_id, caller.client_id()),
         (sub, caller.sub()),
@@ -353,7 +351,7 @@ fn set_identity(
     ] {
         let value = HeaderValue::from_str(value)
             .map_err(|_| format!("{name}: the claim is not a valid header value"))?;
-        headers.insert(name, value);
+        headers.insert(name.clone(), value);
     }
     Ok(())
 }

@@ -5,9 +5,9 @@
 //! latest `DPoP-Nonce` in the next proofs, and one retry on `401 use_dpop_nonce`. The
 //! forwarding itself is the `forward` engine.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::http::{Extensions, HeaderMap, Method, StatusCode};
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use m2m_client::authorization::DpopNonces;
 use m2m_client::source::{FetchToken, Token, TokenSource};
@@ -64,6 +64,7 @@ async fn serve(
         source,
         nonces: DpopNonces::new(),
         upstream: upstream.clone(),
+        bearer: Mutex::new(None),
     };
     let forwarder =
         Forwarder::new(upstream.clone(), hook, Arc::clone(&metrics)).map_err(CliError::local)?;
@@ -94,6 +95,20 @@ struct TokenHook {
     nonces: DpopNonces,
     /// Where every request goes (the origin its nonces belong to).
     upstream: Url,
+    /// The `Authorization` value of the latest Bearer token, made once per token rather than on
+    /// every request (formatting and checking a header value of a kilobyte costs more than the
+    /// rest of the hook). A DPoP-bound token needs a fresh proof per request, so is never kept.
+    bearer: Mutex<Option<(Token, HeaderValue)>>,
+}
+
+impl TokenHook {
+    /// The kept `Authorization` value when it is `token`'s.
+    fn kept_bearer(&self, token: &Token) -> Option<HeaderValue> {
+        let kept = self.bearer.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.as_ref()
+            .filter(|(t, _)| t.secret() == token.secret())
+            .map(|(_, value)| value.clone())
+    }
 }
 
 impl Hook for TokenHook {
@@ -114,6 +129,12 @@ impl Hook for TokenHook {
                 "m2m proxy: no access token (see the proxy's log)\n",
             )
         })?;
+        if !token.is_dpop()
+            && let Some(value) = self.kept_bearer(&token)
+        {
+            headers.insert(header::AUTHORIZATION, value);
+            return Ok(token);
+        }
         let nonce = token.dpop_key().and_then(|_| self.nonces.get(url.as_str()));
         let auth = authorize::headers_for(
             token.secret(),
@@ -130,6 +151,10 @@ impl Hook for TokenHook {
             )
         })?;
         for (name, value) in auth {
+            if !token.is_dpop() && name == header::AUTHORIZATION {
+                *self.bearer.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((token.clone(), value.clone()));
+            }
             headers.insert(name, value);
         }
         Ok(token)

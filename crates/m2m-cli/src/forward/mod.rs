@@ -36,7 +36,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
 use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use url::Url;
@@ -154,7 +153,10 @@ enum OutBody {
 
 impl OutBody {
     /// Keeps bodies that are absent or declare at most [`RETRY_BODY_LIMIT`] bytes.
-    async fn from_request(headers: &HeaderMap, body: Body) -> Result<OutBody, Response> {
+    async fn from_request<B: IncomingBody>(
+        headers: &HeaderMap,
+        body: B,
+    ) -> Result<OutBody, Response> {
         let chunked = headers.contains_key(header::TRANSFER_ENCODING);
         let length = headers
             .get(header::CONTENT_LENGTH)
@@ -163,12 +165,12 @@ impl OutBody {
         match (chunked, length) {
             (false, None) => Ok(OutBody::Kept(Bytes::new())),
             (false, Some(n)) if n <= RETRY_BODY_LIMIT => {
-                match axum::body::to_bytes(body, RETRY_BODY_LIMIT).await {
-                    Ok(bytes) => Ok(OutBody::Kept(bytes)),
-                    Err(_) => Err(plain(StatusCode::BAD_REQUEST, "bad request body\n")),
+                match body::collect_small(body, RETRY_BODY_LIMIT).await {
+                    Some(bytes) => Ok(OutBody::Kept(bytes)),
+                    None => Err(plain(StatusCode::BAD_REQUEST, "bad request body\n")),
                 }
             }
-            _ => Ok(OutBody::Streamed(Some(body))),
+            _ => Ok(OutBody::Streamed(Some(Body::new(body)))),
         }
     }
 
@@ -203,20 +205,50 @@ impl<H: Hook> hyper::service::Service<axum::http::Request<hyper::body::Incoming>
 
     fn call(&self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
         let fwd = Arc::clone(&self.0);
-        Box::pin(async move { Ok(fwd.forward(request.map(Body::new)).await) })
+        Box::pin(async move { Ok(fwd.forward(request).await) })
     }
+}
+
+/// A request body as the forwarder takes it: hyper's own, or any other that yields [`Bytes`].
+/// Generic rather than boxed into [`Body`] at once, so that a small body is read into memory
+/// without an allocation of its own first.
+pub(crate) trait IncomingBody:
+    http_body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Send + Unpin + 'static
+{
+}
+
+impl<B> IncomingBody for B where
+    B: http_body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Send + Unpin + 'static
+{
 }
 
 impl<H: Hook> Forwarder<H> {
     /// Forwards one request (any method, any path) and answers the upstream's response, or the
     /// forwarder's own short error.
-    pub(crate) async fn forward(&self, request: Request) -> Response {
+    pub(crate) async fn forward<B: IncomingBody>(
+        &self,
+        request: axum::http::Request<B>,
+    ) -> Response {
         forward(self, request).await
     }
 }
 
+/// A copy of `headers` for one attempt, with room for the headers the hook and the transport
+/// add (`Authorization`, `DPoP`, `Host`, `User-Agent`, `Accept`), so that adding them does not
+/// grow the map again.
+fn copy_with_room(headers: &HeaderMap) -> HeaderMap {
+    let mut copy = HeaderMap::with_capacity(headers.len() + 5);
+    for (name, value) in headers {
+        copy.append(name.clone(), value.clone());
+    }
+    copy
+}
+
 /// One request forwarded.
-async fn forward<H: Hook>(fwd: &Forwarder<H>, request: Request) -> Response {
+async fn forward<H: Hook, B: IncomingBody>(
+    fwd: &Forwarder<H>,
+    request: axum::http::Request<B>,
+) -> Response {
     fwd.metrics.request();
     let (parts, body) = request.into_parts();
     let Some(url) = fwd.target(&parts.uri) else {
@@ -236,7 +268,7 @@ async fn forward<H: Hook>(fwd: &Forwarder<H>, request: Request) -> Response {
         attempt += 1;
         // Only a kept body can be sent again, so only then are the headers needed twice.
         let mut outgoing = if kept && H::MAY_RETRY {
-            headers.clone()
+            copy_with_room(&headers)
         } else {
             std::mem::take(&mut headers)
         };
