@@ -132,7 +132,10 @@ pub use registry_edit::{
     remove_client, retire_secret_verifiers, set_client_algs,
 };
 pub use secrets_file::{add_jwt_secret, remove_jwt_secrets, retire_jwt_secrets};
-pub use serve::{ConnectionLimits, Listener, serve_service_with_limits, serve_with_limits};
+pub use serve::{
+    ConnService, ConnectionLimits, Listener, ResponseBody, serve_service_with_limits,
+    serve_with_limits,
+};
 pub use trust::edit::{NewTrust, add_trust, list_trusts, remove_trust};
 pub use trust::keys::TRUST_KEYS_WAIT;
 pub use trust::{

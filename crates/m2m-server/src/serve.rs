@@ -139,28 +139,67 @@ pub async fn serve_with_limits(
     .await
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What [`serve_service_with_limits`] serves on each connection: a hyper service answering
+/// HTTP/1.1 requests, cloned per connection.
+pub trait ConnService:
+    Service<
+        http::Request<Incoming>,
+        Response = http::Response<Self::Body>,
+        Error: Into<BoxError>,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The body of its responses.
+    type Body: ResponseBody;
+}
+
+impl<S, B> ConnService for S
+where
+    S: Service<
+            http::Request<Incoming>,
+            Response = http::Response<B>,
+            Error: Into<BoxError>,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static,
+    B: ResponseBody,
+{
+    type Body = B;
+}
+
+/// The body of a [`ConnService`]'s responses.
+pub trait ResponseBody:
+    http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static
+{
+}
+
 /// [`serve_with_limits`] for a hyper service rather than a router: for a listener that answers
 /// every request the same way (`m2m proxy` forwards them all), where routing would only cost
 /// time per request.
-pub async fn serve_service_with_limits<S, B>(
+pub async fn serve_service_with_limits<S>(
     listener: impl Into<Listener>,
     service: S,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()>
 where
-    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnService,
 {
     serve(listener.into(), service, limits, shutdown).await
 }
 
 /// The loop behind [`serve_with_limits`] and [`serve_service_with_limits`].
-pub(crate) async fn serve<F, S, B>(
+pub(crate) async fn serve<F, S>(
     listener: Listener,
     app: S,
     limits: ConnectionLimits,
@@ -168,12 +207,7 @@ pub(crate) async fn serve<F, S, B>(
 ) -> io::Result<()>
 where
     F: Future,
-    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnService,
 {
     // HTTP/1.1 only (see the module comment), on hyper's own HTTP/1 connection: the version
     // sniffing wrapper of hyper-util's `auto` builder only cost time per request here.
@@ -249,14 +283,9 @@ struct Conn<'a, A> {
     closing: watch::Receiver<bool>,
 }
 
-impl<A, B> Conn<'_, A>
+impl<A> Conn<'_, A>
 where
-    A: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
-    A::Future: Send + 'static,
-    A::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    A: ConnService,
 {
     /// Serves `stream` in a task of `connections`, holding `slot` (its place under the
     /// per-address cap) until the connection ends.

@@ -5,37 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use std::convert::Infallible;
-
-use axum::response::Response;
-use hyper::body::Incoming;
-use m2m_server::{ConnectionLimits, Listener};
-
-/// What a forwarding listener serves: a hyper service answering every request itself (the
-/// proxy's forwarder; the gateway's check in front of it), with no router on the request path.
-pub(crate) trait App:
-    hyper::service::Service<
-        axum::http::Request<Incoming>,
-        Response = Response,
-        Error = Infallible,
-        Future: Send + 'static,
-    > + Clone
-    + Send
-    + 'static
-{
-}
-
-impl<T> App for T where
-    T: hyper::service::Service<
-            axum::http::Request<Incoming>,
-            Response = Response,
-            Error = Infallible,
-            Future: Send + 'static,
-        > + Clone
-        + Send
-        + 'static
-{
-}
+use m2m_server::{ConnService, ConnectionLimits, Listener};
 use tokio::sync::watch;
 
 /// A parsed `--listen` value.
@@ -169,7 +139,7 @@ fn bind_unix(path: &Path) -> Result<Bound, String> {
 /// Serves `app` on `bound` until `shutdown`, then removes the socket file, if any.
 async fn serve(
     bound: Bound,
-    app: impl App,
+    app: impl ConnService,
     limits: ConnectionLimits,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
@@ -188,7 +158,7 @@ pub(crate) async fn serve_until_signal(
     what: &str,
     listen: &ListenAddr,
     admin: Option<&ListenAddr>,
-    app: impl App,
+    app: impl ConnService,
     metrics: &std::sync::Arc<super::Metrics>,
     limits: ConnectionLimits,
     upstream: &url::Url,

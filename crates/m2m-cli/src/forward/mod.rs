@@ -16,7 +16,7 @@
 //! - `metrics`: the counters and their Prometheus text; `admin`: the `/healthz` and `/metrics`
 //!   listener.
 //! - `listen`: `--listen` addresses (loopback, `unix:PATH` with mode 0600) and serving a hyper
-//!   service (a `listen::App`: [`ForwardService`], or the gateway's check in front of
+//!   service (an `m2m_server::ConnService`: [`ForwardService`], or the gateway's check in front of
 //!   [`Forwarder::forward`]) on them with `m2m serve`'s accept loop and time limits until
 //!   shutdown. No router on the request path: every request is forwarded, so one would only
 //!   add its own work per request (docs/benchmarks.md).
