@@ -23,10 +23,8 @@ use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusC
 use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::service::TowerToHyperService;
-use m2m_resource::dpop::used_scheme;
 use m2m_resource::{
-    Caller, Challenge, DpopMode, DpopSettings, RedisProofStore, RequireBearerLayer,
-    ResourceMetadata, Verifier,
+    Caller, DpopMode, DpopSettings, RedisProofStore, RequireBearerLayer, ResourceMetadata, Verifier,
 };
 use m2m_server::ConnectionLimits;
 use url::Url;
@@ -195,15 +193,12 @@ impl Gateway {
                 RequireBearerLayer::new(setup.verifier.clone())
                     .require_scopes(scopes.iter().cloned())
                     .dpop(setup.dpop.clone())
+                    .challenge(setup.metadata.challenge())
             })
             .collect();
         let gate = Gate {
             policy: setup.policy,
             layers,
-            challenge: setup
-                .metadata
-                .challenge()
-                .dpop(setup.dpop.mode(), setup.dpop.algorithms()),
             metrics,
         };
         Ok(Gateway(Arc::new(GatewayInner {
@@ -234,12 +229,12 @@ impl hyper::service::Service<HttpRequest<Incoming>> for Gateway {
     }
 }
 
-/// The per-request decision: the policy, one layer per scope requirement, the challenge.
+/// The per-request decision: the policy, and one layer per scope requirement (each answering
+/// its refusals with the challenge naming the RFC 9728 document).
 struct Gate {
     policy: Policy,
     /// `layers[i]` requires `policy.requirements[i]`.
     layers: Vec<RequireBearerLayer>,
-    challenge: Challenge,
     metrics: Arc<Metrics>,
 }
 
@@ -279,20 +274,7 @@ async fn check(gw: &GatewayInner, mut request: HttpRequest<Incoming>) -> Respons
                 reason = refusal.reason_name(),
                 "request refused"
             );
-            let scopes: Vec<&str> = gate
-                .policy
-                .requirements
-                .get(index)
-                .map(|s| s.iter().map(String::as_str).collect())
-                .unwrap_or_default();
-            let authorization: Vec<&[u8]> = request
-                .headers()
-                .get_all(header::AUTHORIZATION)
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect();
-            gate.challenge
-                .response_to(&refusal, &scopes, used_scheme(&authorization))
+            layer.refusal_response(&request, &refusal)
         }
     }
 }
