@@ -222,17 +222,6 @@ impl<B> IncomingBody for B where
 {
 }
 
-impl<H: Hook> Forwarder<H> {
-    /// Forwards one request (any method, any path) and answers the upstream's response, or the
-    /// forwarder's own short error.
-    pub(crate) async fn forward<B: IncomingBody>(
-        &self,
-        request: axum::http::Request<B>,
-    ) -> Response {
-        forward(self, request).await
-    }
-}
-
 /// A copy of `headers` for one attempt, with room for the headers the hook and the transport
 /// add (`Authorization`, `DPoP`, `Host`, `User-Agent`, `Accept`), so that adding them does not
 /// grow the map again.
@@ -244,69 +233,75 @@ fn copy_with_room(headers: &HeaderMap) -> HeaderMap {
     copy
 }
 
-/// One request forwarded.
-async fn forward<H: Hook, B: IncomingBody>(
-    fwd: &Forwarder<H>,
-    request: axum::http::Request<B>,
-) -> Response {
-    fwd.metrics.request();
-    let (parts, body) = request.into_parts();
-    let Some(url) = fwd.target(&parts.uri) else {
-        return plain(StatusCode::BAD_REQUEST, "bad request target\n");
-    };
-    let mut headers = parts.headers;
-    let mut out = match OutBody::from_request(&headers, body).await {
-        Ok(out) => out,
-        Err(response) => return response,
-    };
-    strip_hop_by_hop(&mut headers);
-    // The transport writes the upstream's own Host from the URL.
-    headers.remove(header::HOST);
-    let kept = out.is_kept();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        // Only a kept body can be sent again, so only then are the headers needed twice.
-        let mut outgoing = if kept && H::MAY_RETRY {
-            copy_with_room(&headers)
-        } else {
-            std::mem::take(&mut headers)
+impl<H: Hook> Forwarder<H> {
+    /// Forwards one request (any method, any path) and answers the upstream's response, or the
+    /// forwarder's own short error.
+    pub(crate) async fn forward<B: IncomingBody>(
+        &self,
+        request: axum::http::Request<B>,
+    ) -> Response {
+        self.metrics.request();
+        let (parts, body) = request.into_parts();
+        let Some(url) = self.target(&parts.uri) else {
+            return plain(StatusCode::BAD_REQUEST, "bad request target\n");
         };
-        let ticket = match fwd
-            .hook
-            .prepare(&parts.method, &url, &parts.extensions, &mut outgoing)
-            .await
-        {
-            Ok(ticket) => ticket,
+        let mut headers = parts.headers;
+        let mut out = match OutBody::from_request(&headers, body).await {
+            Ok(out) => out,
             Err(response) => return response,
         };
-        let answer = match fwd
-            .transport
-            .send(
-                parts.method.clone(),
-                &url,
-                &parts.uri,
-                outgoing,
-                out.take(),
-                kept,
-            )
-            .await
-        {
-            Ok(answer) => answer,
-            Err(e) => {
-                fwd.metrics.upstream_error();
-                tracing::warn!(error = %e, "upstream did not answer");
-                return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
+        strip_hop_by_hop(&mut headers);
+        // The transport writes the upstream's own Host from the URL.
+        headers.remove(header::HOST);
+        let kept = out.is_kept();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // Only a kept body can be sent again, so only then are the headers needed twice.
+            let mut outgoing = if kept && H::MAY_RETRY {
+                copy_with_room(&headers)
+            } else {
+                std::mem::take(&mut headers)
+            };
+            let ticket = match self
+                .hook
+                .prepare(&parts.method, &url, &parts.extensions, &mut outgoing)
+                .await
+            {
+                Ok(ticket) => ticket,
+                Err(response) => return response,
+            };
+            let answer = match self
+                .transport
+                .send(
+                    parts.method.clone(),
+                    &url,
+                    &parts.uri,
+                    outgoing,
+                    out.take(),
+                    kept,
+                )
+                .await
+            {
+                Ok(answer) => answer,
+                Err(e) => {
+                    self.metrics.upstream_error();
+                    tracing::warn!(error = %e, "upstream did not answer");
+                    return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
+                }
+            };
+            let status = answer.status();
+            self.metrics.upstream_status(status.as_u16());
+            if attempt == 1
+                && H::MAY_RETRY
+                && self.hook.retry(&ticket, status, answer.headers())
+                && kept
+            {
+                self.metrics.retry();
+                continue;
             }
-        };
-        let status = answer.status();
-        fwd.metrics.upstream_status(status.as_u16());
-        if attempt == 1 && H::MAY_RETRY && fwd.hook.retry(&ticket, status, answer.headers()) && kept
-        {
-            fwd.metrics.retry();
-            continue;
+            return answer.into_response();
         }
-        return answer.into_response();
     }
 }
 
