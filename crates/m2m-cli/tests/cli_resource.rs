@@ -388,3 +388,243 @@ fn serve_binds_resource_to_aud_and_refuses_unregistered_ones() {
     assert_eq!(status, 400);
     assert!(page.contains("unsupported_response_type"), "{page}");
 }
+
+/// The access-token check order (SPEC §8) against a token the real `m2m serve` issued (ES256,
+/// `typ` `at+jwt`, keys found by discovery), one row per check that such a token can be made to
+/// fail: changed headers, a changed signature or payload, another issuer, audience or scope,
+/// and the verifier's clock past `exp` or before `iat`. The independent-signer table for RS256,
+/// ES256 and EdDSA is m2m-resource's `tests/verify_table.rs`.
+#[test]
+fn a_token_from_m2m_serve_meets_the_checks_in_order() {
+    use m2m_core::clock::{ManualClock, UnixTime};
+    use m2m_core::jws::{base64url_decode, base64url_encode};
+    use m2m_core::validate::AccessTokenReason as R;
+
+    let sb = Sandbox::new();
+    let (pem, jwks) = sb.keygen("k1", &["--alg", "ES256"]);
+    let o = sb.run(&[
+        "clients",
+        "add",
+        "--clients",
+        "clients.toml",
+        "--id",
+        "svc",
+        "--jwks",
+        jwks.to_str().unwrap(),
+        "--scope",
+        "read",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_server, port) = serve(&sb);
+    let issuer = format!("http://127.0.0.1:{port}");
+    let o = sb.run(&[
+        "token",
+        "--issuer",
+        &issuer,
+        "--client-id",
+        "svc",
+        "--key",
+        pem.to_str().unwrap(),
+        "--kid",
+        "k1",
+        "--scope",
+        "read",
+        "--no-cache",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let token = stdout(&o).trim().to_owned();
+    let claims = claims_of(&sb, &token);
+    let audience = claims["aud"].as_str().unwrap().to_owned();
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
+
+    let parts: Vec<&str> = token.split('.').collect();
+    let header: serde_json::Value =
+        serde_json::from_slice(&base64url_decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "ES256");
+    let with_header = |change: &dyn Fn(&mut serde_json::Value)| {
+        let mut h = header.clone();
+        change(&mut h);
+        format!(
+            "{}.{}.{}",
+            base64url_encode(h.to_string()),
+            parts[1],
+            parts[2]
+        )
+    };
+    let mut other_claims = claims.clone();
+    other_claims["scope"] = "read admin".into();
+    let tampered_payload = format!(
+        "{}.{}.{}",
+        parts[0],
+        base64url_encode(other_claims.to_string()),
+        parts[2]
+    );
+    let mut signature = base64url_decode(parts[2]).unwrap();
+    signature[10] ^= 1;
+    let tampered_signature = format!("{}.{}.{}", parts[0], parts[1], base64url_encode(signature));
+
+    // name, token, trusted issuer, audience, clock, scopes, expected refusal
+    type Row<'a> = (
+        &'a str,
+        String,
+        &'a str,
+        &'a str,
+        u64,
+        &'a [&'a str],
+        Option<R>,
+    );
+    let other_issuer = "https://other-issuer.example";
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "too_large",
+            "a".repeat(9000),
+            &issuer,
+            &audience,
+            iat,
+            &[],
+            Some(R::TooLarge),
+        ),
+        (
+            "malformed",
+            "a.b".to_owned(),
+            &issuer,
+            &audience,
+            iat,
+            &[],
+            Some(R::Malformed),
+        ),
+        (
+            "alg_none",
+            with_header(&|h| h["alg"] = "none".into()),
+            &issuer,
+            &audience,
+            iat,
+            &[],
+            Some(R::AlgRefused),
+        ),
+        (
+            "alg_hs256",
+            with_header(&|h| h["alg"] = "HS256".into()),
+            &issuer,
+            &audience,
+            iat,
+            &[],
+            Some(R::AlgRefused),
+        ),
+        (
+            "typ_jwt",
+            with_header(&|h| h["typ"] = "JWT".into()),
+            &issuer,
+            &audience,
+            iat,
+            &[],
+            Some(R::TypInvalid),
+        ),
+        (
+            "issuer_untrusted",
+            token.clone(),
+            other_issuer,
+            &audience,
+            iat,
+            &[],
+            Some(R::IssuerUntrusted),
+        ),
+        (
+            "unknown_kid",
+            with_header(&|h| h["kid"] = "not-a-kid-of-the-server".into()),
+            &issuer,
+            &audience,
+            iat,
+            &[],
+            Some(R::UnknownKid),
+        ),
+        (
+            "bad_signature",
+            tampered_signature,
+            &issuer,
+            &audience,
+            iat,
+            &[],
+            Some(R::BadSignature),
+        ),
+        (
+            "changed_payload",
+            tampered_payload,
+            &issuer,
+            &audience,
+            iat,
+            &[],
+            Some(R::BadSignature),
+        ),
+        (
+            "expired",
+            token.clone(),
+            &issuer,
+            &audience,
+            exp + 3_600,
+            &[],
+            Some(R::Expired),
+        ),
+        (
+            "iat_future",
+            token.clone(),
+            &issuer,
+            &audience,
+            iat - 3_600,
+            &[],
+            Some(R::IatFuture),
+        ),
+        (
+            "audience_mismatch",
+            token.clone(),
+            &issuer,
+            "https://another-api.example",
+            iat,
+            &[],
+            Some(R::AudienceMismatch),
+        ),
+        (
+            "insufficient_scope",
+            token.clone(),
+            &issuer,
+            &audience,
+            iat,
+            &["admin"],
+            Some(R::InsufficientScope),
+        ),
+        (
+            "accepted",
+            token.clone(),
+            &issuer,
+            &audience,
+            iat,
+            &["read"],
+            None,
+        ),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (name, presented, trusted, aud, now, scopes, expect) in rows {
+        // A verifier per row: no row is answered from another's cache.
+        let verifier = Verifier::builder(aud)
+            .issuer(TrustedIssuer::discover(trusted))
+            .clock(Arc::new(ManualClock::new(UnixTime::from_secs(now))))
+            .build()
+            .unwrap();
+        let got = rt.block_on(verifier.verify(&presented, scopes));
+        match (expect, got) {
+            (None, Ok(caller)) => assert_eq!(caller.client_id(), "svc", "{name}"),
+            (Some(want), Err(Refusal::Token(r))) => {
+                assert_eq!(r.reason, want, "{name}: {r}");
+                assert!(
+                    !r.description.contains(&presented),
+                    "{name}: the token is never echoed"
+                );
+            }
+            (want, got) => panic!("{name}: wanted {want:?}, got {got:?}"),
+        }
+    }
+}
