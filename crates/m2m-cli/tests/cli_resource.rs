@@ -467,147 +467,96 @@ fn a_token_from_m2m_serve_meets_the_checks_in_order() {
     signature[10] ^= 1;
     let tampered_signature = format!("{}.{}.{}", parts[0], parts[1], base64url_encode(signature));
 
-    // name, token, trusted issuer, audience, clock, scopes, expected refusal
-    type Row<'a> = (
-        &'a str,
-        String,
-        &'a str,
-        &'a str,
-        u64,
-        &'a [&'a str],
-        Option<R>,
-    );
-    let other_issuer = "https://other-issuer.example";
-    let rows: Vec<Row<'_>> = vec![
-        (
-            "too_large",
-            "a".repeat(9000),
-            &issuer,
-            &audience,
-            iat,
-            &[],
-            Some(R::TooLarge),
-        ),
-        (
-            "malformed",
-            "a.b".to_owned(),
-            &issuer,
-            &audience,
-            iat,
-            &[],
-            Some(R::Malformed),
-        ),
-        (
+    /// One check: `token` verified by a verifier trusting `issuer` for `audience`, its clock at
+    /// `now`, with `scopes` required; `expect` is the refusal (`None`: accepted).
+    struct Row<'a> {
+        name: &'a str,
+        token: String,
+        issuer: &'a str,
+        audience: &'a str,
+        now: u64,
+        scopes: &'a [&'a str],
+        expect: Option<R>,
+    }
+    // The usual row: the server's issuer and the token's audience, at the token's `iat`.
+    let row = |name, token, expect| Row {
+        name,
+        token,
+        issuer: &issuer,
+        audience: &audience,
+        now: iat,
+        scopes: &[],
+        expect,
+    };
+    let rows = vec![
+        row("too_large", "a".repeat(9000), Some(R::TooLarge)),
+        row("malformed", "a.b".to_owned(), Some(R::Malformed)),
+        row(
             "alg_none",
             with_header(&|h| h["alg"] = "none".into()),
-            &issuer,
-            &audience,
-            iat,
-            &[],
             Some(R::AlgRefused),
         ),
-        (
+        row(
             "alg_hs256",
             with_header(&|h| h["alg"] = "HS256".into()),
-            &issuer,
-            &audience,
-            iat,
-            &[],
             Some(R::AlgRefused),
         ),
-        (
+        row(
             "typ_jwt",
             with_header(&|h| h["typ"] = "JWT".into()),
-            &issuer,
-            &audience,
-            iat,
-            &[],
             Some(R::TypInvalid),
         ),
-        (
-            "issuer_untrusted",
-            token.clone(),
-            other_issuer,
-            &audience,
-            iat,
-            &[],
-            Some(R::IssuerUntrusted),
-        ),
-        (
+        Row {
+            issuer: "https://other-issuer.example",
+            ..row("issuer_untrusted", token.clone(), Some(R::IssuerUntrusted))
+        },
+        row(
             "unknown_kid",
             with_header(&|h| h["kid"] = "not-a-kid-of-the-server".into()),
-            &issuer,
-            &audience,
-            iat,
-            &[],
             Some(R::UnknownKid),
         ),
-        (
-            "bad_signature",
-            tampered_signature,
-            &issuer,
-            &audience,
-            iat,
-            &[],
-            Some(R::BadSignature),
-        ),
-        (
-            "changed_payload",
-            tampered_payload,
-            &issuer,
-            &audience,
-            iat,
-            &[],
-            Some(R::BadSignature),
-        ),
-        (
-            "expired",
-            token.clone(),
-            &issuer,
-            &audience,
-            exp + 3_600,
-            &[],
-            Some(R::Expired),
-        ),
-        (
-            "iat_future",
-            token.clone(),
-            &issuer,
-            &audience,
-            iat - 3_600,
-            &[],
-            Some(R::IatFuture),
-        ),
-        (
-            "audience_mismatch",
-            token.clone(),
-            &issuer,
-            "https://another-api.example",
-            iat,
-            &[],
-            Some(R::AudienceMismatch),
-        ),
-        (
-            "insufficient_scope",
-            token.clone(),
-            &issuer,
-            &audience,
-            iat,
-            &["admin"],
-            Some(R::InsufficientScope),
-        ),
-        (
-            "accepted",
-            token.clone(),
-            &issuer,
-            &audience,
-            iat,
-            &["read"],
-            None,
-        ),
+        row("bad_signature", tampered_signature, Some(R::BadSignature)),
+        row("changed_payload", tampered_payload, Some(R::BadSignature)),
+        Row {
+            now: exp + 3_600,
+            ..row("expired", token.clone(), Some(R::Expired))
+        },
+        Row {
+            now: iat - 3_600,
+            ..row("iat_future", token.clone(), Some(R::IatFuture))
+        },
+        Row {
+            audience: "https://another-api.example",
+            ..row(
+                "audience_mismatch",
+                token.clone(),
+                Some(R::AudienceMismatch),
+            )
+        },
+        Row {
+            scopes: &["admin"],
+            ..row(
+                "insufficient_scope",
+                token.clone(),
+                Some(R::InsufficientScope),
+            )
+        },
+        Row {
+            scopes: &["read"],
+            ..row("accepted", token.clone(), None)
+        },
     ];
     let rt = tokio::runtime::Runtime::new().unwrap();
-    for (name, presented, trusted, aud, now, scopes, expect) in rows {
+    for Row {
+        name,
+        token: presented,
+        issuer: trusted,
+        audience: aud,
+        now,
+        scopes,
+        expect,
+    } in rows
+    {
         // A verifier per row: no row is answered from another's cache.
         let verifier = Verifier::builder(aud)
             .issuer(TrustedIssuer::discover(trusted))
