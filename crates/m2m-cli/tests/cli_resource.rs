@@ -11,7 +11,6 @@ mod support;
 use std::io::{Read, Write};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
 
 use m2m_client::{ClientAuth, ReqwestTransport, TransportConfig};
 use m2m_core::alg::Algorithm;
@@ -21,17 +20,7 @@ use m2m_core::signer::KeySigner;
 use m2m_resource::{
     Caller, Introspection, Refusal, RequireBearerLayer, ResourceMetadata, TrustedIssuer, Verifier,
 };
-use support::{Sandbox, ServerProcess, closed_port, http, stderr, stdout};
-
-fn wait_until_listening(port: u16) {
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listening on {port}");
-}
+use support::{Sandbox, ServerProcess, closed_port, http, stderr, stdout, wait_until_listening};
 
 fn serve(sb: &Sandbox) -> (ServerProcess, u16) {
     let port = closed_port();
