@@ -1,8 +1,10 @@
 # Shared by bench/proxy.sh and bench/gateway.sh (sourced from the repository root, after
 # `set -euo pipefail`): the settings, the tools, a work dir cleaned up on exit, free ports, and
-# nginx as both the trivial upstream (`return 200 "ok"`) and the proxy_pass yardstick, one worker
-# pinned to core 0. Sets: DURATION CONNECTIONS SOAK1 SOAK2 NGINX M2M_BIN work pids up_port
-# nginx_port as_port m2m_port; functions free_port, wait_port, cpu_us, nginx_worker, cpu_report.
+# nginx as the trivial upstream (`return 200 "ok"`) and as the proxy_pass yardstick, two
+# processes of one worker each pinned to core 0 (one shared worker under SHARED_WORKER=1). Sets:
+# DURATION CONNECTIONS SOAK1 SOAK2 NGINX M2M_BIN SHARED_WORKER work pids up_port nginx_port
+# as_port m2m_port; functions free_port, wait_port, cpu_us, nginx_worker, upstream_worker,
+# nginx_cpu_us, cpu_report.
 # NGINX_EXTRA: lines added to the yardstick's `location /` (the proxy bench adds the Authorization
 # header m2m proxy adds).
 
