@@ -7,15 +7,16 @@
 # nginx proxy_pass (keepalive to the upstream, no checking: the yardstick for the forwarding),
 # through m2m gateway (the token from a local m2m serve, verified on every request: signature
 # once, then the verified-token cache). Prints req/s, p50 and p99 for each, the gateway's rate as
-# a share of nginx's, the CPU per request of each on core 0 (see cpu_report in bench/lib), the
-# added p50 over direct for both, and the gateway's RSS after SOAK1 and
-# SOAK2 seconds of load with their ratio.
+# a share of nginx's, the CPU per request of each on core 0 (see cpu_report in bench/lib), how
+# often each was preempted per request (switch_report), the added p50 over direct for both, and
+# the gateway's RSS after SOAK1 and SOAK2 seconds of load with their ratio.
 #
 # Usage: bench/gateway.sh
 #   DURATION=10     seconds of load per run (use 1-2 for a smoke run)
 #   CONNECTIONS=32  wrk connections
 #   SOAK1=60 SOAK2=600   RSS sample points in seconds of continuous load through the gateway
 #                        (use 2 and 4 for a smoke run)
+#   SCRIPT_SESSION=1  m2m in this script's session instead of its own (see on_core0 in bench/lib)
 #   M2M_BIN=PATH    the m2m binary (default: cargo build --profile release-lto, target/release-lto/m2m)
 #   NGINX=/usr/sbin/nginx
 # Needs: wrk, nginx, taskset, curl, python3 (free ports). Linux only (/proc).
@@ -27,22 +28,23 @@ repo="$PWD"
 source bench/lib/forwarding.sh
 gw_port=$m2m_port
 
-# m2m serve (the issuer) and m2m gateway, both on core 0.
+# m2m serve (the issuer) and m2m gateway, both on core 0, each in a session of its own.
 gw="http://127.0.0.1:$gw_port"
 ( cd "$work"
   "$M2M_BIN" keygen --kid bench --alg ES256 --out keys >/dev/null 2>&1
   "$M2M_BIN" clients add --clients clients.toml --id bench --jwks keys/bench.jwks.json \
     --scope read --resource "$gw" >/dev/null 2>&1 )
-( cd "$work" && exec taskset -c 0 "$M2M_BIN" serve --clients clients.toml --listen "127.0.0.1:$as_port" \
+( cd "$work" && on_core0 "$M2M_BIN" serve --clients clients.toml --listen "127.0.0.1:$as_port" \
     --replay-store memory --data-dir data --rate-limit 0 >/dev/null 2>&1 ) &
 pids+=($!)
 for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$as_port/healthz" && break; sleep 0.05; done
-( cd "$work" && exec taskset -c 0 "$M2M_BIN" gateway --listen "127.0.0.1:$gw_port" \
+( cd "$work" && on_core0 "$M2M_BIN" gateway --listen "127.0.0.1:$gw_port" \
     --upstream "http://127.0.0.1:$up_port" --issuer "http://127.0.0.1:$as_port" --audience "$gw" \
     --require-scope read >/dev/null 2>&1 ) &
 pids+=($!)
 wait_port "$gw_port"   # answered 401: no token yet
-gw_pid="${pids[1]}"  # the subshell execs taskset, which execs m2m: the same pid
+gw_pid="${pids[1]}"  # the subshell execs setsid, then taskset, then m2m: the same pid
+is_m2m "$gw_pid"
 # The token, found the MCP way (discovery through the gateway); then one request warms the
 # issuer's keys and the verified-token cache.
 token=$(cd "$work" && "$M2M_BIN" token --for "$gw" --client-id bench --key keys/bench.pem --kid bench \
@@ -73,11 +75,11 @@ to_us() { python3 -c "import sys,re; v=sys.argv[1]; n,u=re.match(r'([0-9.]+)(us|
 uw=$(upstream_worker)
 c0=$(cpu_us "$uw")
 read -r d_rps d_p50 d_p99 d_bad <<<"$(run direct "$up_port" "$DURATION")"
-c1=$(cpu_us "$uw"); n1=$(nginx_cpu_us)
+c1=$(cpu_us "$uw"); n1=$(nginx_cpu_us); ns1=$(switches "$(nginx_worker)")
 read -r n_rps n_p50 n_p99 n_bad <<<"$(run nginx "$nginx_port" "$DURATION")"
-n2=$(nginx_cpu_us); m0=$(cpu_us "$gw_pid")
+n2=$(nginx_cpu_us); ns2=$(switches "$(nginx_worker)"); m0=$(cpu_us "$gw_pid"); ms0=$(switches "$gw_pid")
 read -r m_rps m_p50 m_p99 m_bad <<<"$(run m2m "$gw_port" "$DURATION")"
-m1=$(cpu_us "$gw_pid")
+m1=$(cpu_us "$gw_pid"); ms1=$(switches "$gw_pid")
 
 printf '%-14s %10s %9s %9s %8s\n' run req/s p50_us p99_us non2xx
 printf '%-14s %10s %9s %9s %8s\n' direct "$d_rps" "$d_p50" "$d_p99" "$d_bad"
@@ -89,6 +91,7 @@ m, n, mp, np_, dp = map(float, sys.argv[1:])
 print(f"m2m/nginx rate: {m / n * 100:.1f} %   added p50: m2m {mp - dp:.0f} us, nginx {np_ - dp:.0f} us")
 PY
 cpu_report m2m-gateway $((c1 - c0)) "$d_rps" $((n2 - n1)) "$n_rps" $((m1 - m0)) "$m_rps"
+switch_report m2m-gateway $((ns2 - ns1)) "$n_rps" $((ms1 - ms0)) "$m_rps"
 
 # Soak: continuous load through the gateway; RSS sampled at SOAK1 and SOAK2 seconds.
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$gw_pid/status"; }

@@ -1,10 +1,11 @@
 # Shared by bench/proxy.sh and bench/gateway.sh (sourced from the repository root, after
 # `set -euo pipefail`): the settings, the tools, a work dir cleaned up on exit, free ports, and
 # nginx as the trivial upstream (`return 200 "ok"`) and as the proxy_pass yardstick, two
-# processes of one worker each pinned to core 0 (one shared worker under SHARED_WORKER=1). Sets:
-# DURATION CONNECTIONS SOAK1 SOAK2 NGINX M2M_BIN SHARED_WORKER work pids up_port nginx_port
-# as_port m2m_port; functions free_port, wait_port, cpu_us, nginx_worker, upstream_worker,
-# nginx_cpu_us, cpu_report.
+# processes of one worker each pinned to core 0 (one shared worker under SHARED_WORKER=1); m2m's
+# processes are started on core 0 in sessions of their own (`on_core0`). Sets:
+# DURATION CONNECTIONS SOAK1 SOAK2 NGINX M2M_BIN SHARED_WORKER SCRIPT_SESSION work pids up_port
+# nginx_port as_port m2m_port; functions free_port, wait_port, on_core0, is_m2m, cpu_us, switches,
+# nginx_worker, upstream_worker, nginx_cpu_us, cpu_report, switch_report.
 # NGINX_EXTRA: lines added to the yardstick's `location /` (the proxy bench adds the Authorization
 # header m2m proxy adds).
 
@@ -88,6 +89,26 @@ fi
 "$NGINX" -c "$work/nginx.conf" -p "$work/nginx" 2>/dev/null
 wait_port "$up_port"; wait_port "$nginx_port"
 
+# on_core0 CMD...: replaces the calling subshell with CMD pinned to core 0, in a session of its own
+# (the pid stays the subshell's: setsid does not fork there). nginx is in sessions of its own
+# because it daemonizes, and so is a deployed proxy (a service manager starts it). It matters on a
+# kernel with autogroup scheduling (CONFIG_SCHED_AUTOGROUP, /proc/sys/kernel/sched_autogroup_enabled):
+# each session is a scheduling group whose weight is split over the cores its tasks use, so an m2m
+# proxy left in this script's session shares its group with wrk on core 1 and gets about half
+# nginx's weight on core 0, against the upstream it hands every request to (docs/benchmarks.md).
+# SCRIPT_SESSION=1 leaves m2m in the script's session (the figures before 2026-12-08 00:45 UTC).
+SCRIPT_SESSION="${SCRIPT_SESSION:-0}"
+on_core0() {
+  if [[ "$SCRIPT_SESSION" == 1 ]]; then exec taskset -c 0 "$@"; fi
+  exec setsid taskset -c 0 "$@"
+}
+# is_m2m PID: fails unless PID runs M2M_BIN (the CPU and switch figures are read from its /proc).
+is_m2m() {
+  [[ "$(readlink -f "/proc/$1/exe")" == "$(readlink -f "$M2M_BIN")" ]] ||
+    { echo "pid $1 is not $M2M_BIN" >&2; exit 1; }
+}
+echo "autogroup scheduling: $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo absent); m2m in $([[ "$SCRIPT_SESSION" == 1 ]] && echo "the script's session" || echo "sessions of its own")" >&2
+
 # CPU time (µs, user + system) process $1 has used so far.
 cpu_us() { awk -v t="$(getconf CLK_TCK)" '{printf "%d\n", ($14 + $15) * 1e6 / t}' "/proc/$1/stat"; }
 # The pids of the one worker of the proxy_pass yardstick and of the upstream (the same process
@@ -96,6 +117,9 @@ nginx_worker() { pgrep -P "$(cat "$work/nginx.pid")" | head -1; }
 upstream_worker() {
   if [[ "$SHARED_WORKER" == 1 ]]; then nginx_worker; else pgrep -P "$(cat "$work/upstream.pid")" | head -1; fi
 }
+# Involuntary context switches of process $1 so far: each is the process preempted on its core
+# (here mostly by the upstream it has just woken).
+switches() { awk '/^nonvoluntary_ctxt_switches/ {print $2}' "/proc/$1/status"; }
 # CPU time (µs) the yardstick and the upstream have used so far, together (each process once).
 nginx_cpu_us() {
   local nw uw; nw=$(nginx_worker); uw=$(upstream_worker)
@@ -115,5 +139,16 @@ up_us, ng_us, m_us = up / (dr * d), ng / (nr * d), m / (mr * d)
 print(f"CPU per request on core 0: upstream {up_us:.1f} us, nginx proxy_pass {ng_us - up_us:.1f} us "
       f"(+ upstream), {name} {m_us:.1f} us (+ upstream); core-bound {name}/nginx rate "
       f"{ng_us / (m_us + up_us) * 100:.1f} %")
+PY
+}
+
+# switch_report NAME N_SWITCHES N_RPS M_SWITCHES M_RPS: involuntary context switches per request
+# of the nginx yardstick's worker and of m2m during their runs.
+switch_report() {
+  python3 - "$DURATION" "$@" <<'PY'
+import sys
+d = float(sys.argv[1]); name = sys.argv[2]
+ns, nr, ms, mr = map(float, sys.argv[3:])
+print(f"preempted per request: nginx proxy_pass {ns / (nr * d):.2f}, {name} {ms / (mr * d):.2f}")
 PY
 }
