@@ -46,7 +46,10 @@ use std::process::ExitCode;
 
 /// mimalloc instead of glibc malloc: allocation was 6.5% of the token endpoint's CPU under load
 /// (many small, short-lived buffers per request) and glibc's per-thread arenas kept memory after
-/// load spikes; see docs/benchmarks.md.
+/// load spikes; see docs/benchmarks.md. Built without transparent huge pages (the `no_thp`
+/// feature in Cargo.toml): with them a heap of a few MB is rounded up to 2 MB pages, so `m2m
+/// proxy` sat at 18.5 MB instead of 13.7 MB and grew by 2 MB at once when its first token
+/// refresh touched a new region, at no measurable gain in throughput (docs/benchmarks.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
