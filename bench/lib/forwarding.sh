@@ -96,7 +96,7 @@ wait_port "$up_port"; wait_port "$nginx_port"
 # each session is a scheduling group whose weight is split over the cores its tasks use, so an m2m
 # proxy left in this script's session shares its group with wrk on core 1 and gets about half
 # nginx's weight on core 0, against the upstream it hands every request to (docs/benchmarks.md).
-# SCRIPT_SESSION=1 leaves m2m in the script's session (the figures before 2026-12-08 00:45 UTC).
+# SCRIPT_SESSION=1 leaves m2m in the script's session (the figures before 2026-12-08 00:30 UTC).
 SCRIPT_SESSION="${SCRIPT_SESSION:-0}"
 on_core0() {
   if [[ "$SCRIPT_SESSION" == 1 ]]; then exec taskset -c 0 "$@"; fi
