@@ -105,21 +105,7 @@ fn token_for_a_protected_api_then_verify_and_introspect() {
     let (pem, jwks) = sb.keygen("k1", &["--alg", "ES256"]);
     let api_port = closed_port();
     let api = format!("http://127.0.0.1:{api_port}/api");
-    let o = sb.run(&[
-        "clients",
-        "add",
-        "--clients",
-        "clients.toml",
-        "--id",
-        "svc",
-        "--jwks",
-        jwks.to_str().unwrap(),
-        "--scope",
-        "read",
-        "--resource",
-        &api,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    sb.register_with("svc", &jwks, &["--scope", "read", "--resource", &api]);
     // The resource server, registered under its resource URI, for introspection.
     let (rs_pem, rs_jwks) = sb.keygen("rs", &["--alg", "ES256"]);
     sb.register(&api, &rs_jwks);
@@ -287,21 +273,16 @@ fn token_for_a_protected_api_then_verify_and_introspect() {
 fn serve_binds_resource_to_aud_and_refuses_unregistered_ones() {
     let sb = Sandbox::new();
     let (pem, jwks) = sb.keygen("k1", &["--alg", "ES256"]);
-    let o = sb.run(&[
-        "clients",
-        "add",
-        "--clients",
-        "clients.toml",
-        "--id",
+    sb.register_with(
         "svc",
-        "--jwks",
-        jwks.to_str().unwrap(),
-        "--resource",
-        "https://api.example/a",
-        "--resource",
-        "https://api.example/b",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+        &jwks,
+        &[
+            "--resource",
+            "https://api.example/a",
+            "--resource",
+            "https://api.example/b",
+        ],
+    );
     let (_server, port) = serve(&sb);
     let issuer = format!("http://127.0.0.1:{port}");
     let assertion = || {
@@ -391,19 +372,7 @@ fn a_token_from_m2m_serve_meets_the_checks_in_order() {
 
     let sb = Sandbox::new();
     let (pem, jwks) = sb.keygen("k1", &["--alg", "ES256"]);
-    let o = sb.run(&[
-        "clients",
-        "add",
-        "--clients",
-        "clients.toml",
-        "--id",
-        "svc",
-        "--jwks",
-        jwks.to_str().unwrap(),
-        "--scope",
-        "read",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    sb.register_with("svc", &jwks, &["--scope", "read"]);
     let (_server, port) = serve(&sb);
     let issuer = format!("http://127.0.0.1:{port}");
     let o = sb.run(&[

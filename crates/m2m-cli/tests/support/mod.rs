@@ -87,16 +87,16 @@ impl Sandbox {
 
     /// `m2m clients add --clients clients.toml --id ID --jwks JWKS`, which must succeed.
     pub fn register(&self, id: &str, jwks: &Path) {
-        let o = self.run(&[
-            "clients",
-            "add",
-            "--clients",
-            "clients.toml",
-            "--id",
-            id,
-            "--jwks",
-            jwks.to_str().unwrap(),
-        ]);
+        self.register_with(id, jwks, &[]);
+    }
+
+    /// `register` with more `clients add` flags (`--scope`, `--resource`, `--dpop`, …).
+    pub fn register_with(&self, id: &str, jwks: &Path, extra: &[&str]) {
+        let jwks = jwks.to_str().unwrap();
+        let mut args = vec!["clients", "add", "--clients", "clients.toml", "--id", id];
+        args.extend(["--jwks", jwks]);
+        args.extend(extra);
+        let o = self.run(&args);
         assert!(o.status.success(), "clients add failed: {}", stderr(&o));
     }
 
